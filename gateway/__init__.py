@@ -1,0 +1,40 @@
+"""survey-gateway: post-contact satisfaction surveys over IVR and SMS."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from gateway.config import load_settings
+from gateway.db import Database
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
+    from gateway import api, health, logs, tasking
+    from gateway.voice import views as voice_views
+    from ivr_flows import default_flows
+    from sms import views as sms_views
+
+    settings = load_settings(overrides=test_config)
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    logs.configure_logging(settings.log_level)
+
+    default_flows()  # an invalid flow stops start-up here, never a caller mid-call
+    Database().init_app(app)
+    tasking.celery_init_app(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(voice_views.bp)
+    app.register_blueprint(sms_views.bp)
+    api.init_app(app)
+
+    if settings.insecure_skip_twilio_signature:
+        app.logger.warning(
+            "INSECURE_SKIP_TWILIO_SIGNATURE is on: webhooks are accepted unsigned. "
+            "Development only."
+        )
+    return app

@@ -1,0 +1,42 @@
+"""The integration API: JSON, bearer keys, problem+json errors, OpenAPI at /api/openapi.json."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from gateway.api import errors
+
+
+def init_app(app: Flask) -> None:
+    from gateway.api import interactions
+
+    app.config.update(
+        API_TITLE="survey-gateway",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Report contacts, read their survey scores and operator ratings."
+            },
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    # One Api per app: flask-smorest keeps the spec on it, and tests build several apps.
+    api = Api(app)
+    api.register_blueprint(interactions.bp)
+    for blueprint in extra_blueprints():
+        api.register_blueprint(blueprint)
+    app.extensions["api"] = api
+    # After flask-smorest's own handlers, so every error leaves as problem+json.
+    errors.init_app(app)
+
+
+def extra_blueprints() -> list:  # type: ignore[type-arg]
+    """API blueprints of other domains (reports, customers), registered with the spec."""
+    return []

@@ -1,0 +1,182 @@
+"""POST and GET of interactions: how a CRM, PBX or office queue reports contacts, reads scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.api.schemas import (
+    InteractionInSchema,
+    InteractionOutSchema,
+    InteractionPageSchema,
+    InteractionQuerySchema,
+)
+from gateway.db import utcnow
+from gateway.interactions import (
+    CustomerInput,
+    InteractionInput,
+    OperatorInput,
+    record_interaction,
+)
+from gateway.models import ApiRole, Interaction, InteractionChannel, Operator, SurveySession
+from gateway.surveys import scores_of
+
+bp = Blueprint(
+    "interactions", __name__, url_prefix="/api/v1/interactions",
+    description="Contacts reported by other systems, their surveys and scores",
+)
+bp.before_request(authenticate_request)
+
+
+def _session() -> Session:
+    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
+
+
+def to_resource(interaction: Interaction) -> dict[str, Any]:
+    """The API's view of an interaction, its survey and its scores."""
+    operator, customer, survey = interaction.operator, interaction.customer, interaction.survey
+    return {
+        "id": interaction.id,
+        "external_id": interaction.external_id,
+        "channel": interaction.channel.value,
+        "ended_at": interaction.ended_at,
+        "office": interaction.office,
+        "disposition": interaction.disposition,
+        "operator": operator and {
+            "external_id": operator.external_id,
+            "name": operator.name,
+            "team": operator.team.name if operator.team else None,
+        },
+        "customer": customer and {
+            "external_id": customer.external_id,
+            "phone": customer.phone,
+            "name": customer.name,
+            "language": customer.language,
+        },
+        "survey": survey and {
+            "id": survey.id,
+            "status": survey.status.value,
+            "channel": survey.channel.value,
+            "kind": survey.kind.value,
+            "flow": survey.flow,
+            "language": survey.language,
+            "due_at": survey.due_at,
+            "started_at": survey.started_at,
+            "finished_at": survey.finished_at,
+            "attempts": survey.attempts,
+            "delivery_status": survey.delivery_status,
+            "not_sent_reason": survey.not_sent_reason,
+            "excluded": survey.excluded_at is not None,
+            "exclusion_reason": survey.exclusion_reason,
+        },
+        "scores": scores_of(survey),
+        "created_at": interaction.created_at,
+    }
+
+
+def _input_from(data: dict[str, Any]) -> InteractionInput:
+    operator, customer = data["operator"], data["customer"]
+    return InteractionInput(
+        external_id=data["external_id"],
+        channel=InteractionChannel(data["channel"]),
+        ended_at=data["ended_at"],
+        operator=OperatorInput(operator["external_id"], operator.get("name"), operator.get("team")),
+        customer=CustomerInput(
+            customer.get("phone"), customer.get("external_id"), customer.get("name"),
+            customer.get("language"),
+        ),
+        office=data.get("office"),
+        survey=data.get("survey"),
+        flow=data.get("flow"),
+        disposition=data.get("disposition"),
+    )
+
+
+def _visible(query: Any) -> Any:
+    """A supervisor sees only the interactions of its own team's operators."""
+    key = current_key()
+    if key.role is ApiRole.SUPERVISOR:
+        query = query.join(Interaction.operator).where(Operator.team_id == key.team_id)
+    return query
+
+
+def _with_details(query: Any) -> Any:
+    return query.options(
+        selectinload(Interaction.operator).selectinload(Operator.team),
+        selectinload(Interaction.customer),
+        selectinload(Interaction.survey).selectinload(SurveySession.answers),
+    )
+
+
+@bp.route("")
+class Interactions(MethodView):
+    @allow(ApiRole.INTEGRATION)
+    @bp.arguments(InteractionInSchema)
+    @bp.response(201, InteractionOutSchema, description="recorded, survey scheduled")
+    @bp.alt_response(200, schema=InteractionOutSchema, description="already recorded: the same one")
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Record an interaction; the same channel and external_id again returns it unchanged."""
+        session = _session()
+        interaction, created = record_interaction(
+            session, _input_from(data), current_app.config["SETTINGS"], utcnow()
+        )
+        session.commit()
+        if created:
+            current_app.logger.info(
+                "interaction %s recorded (%s %s)", interaction.id, interaction.channel.value,
+                interaction.external_id,
+            )
+        return to_resource(interaction), 201 if created else 200
+
+    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR)
+    @bp.arguments(InteractionQuerySchema, location="query")
+    @bp.response(200, InteractionPageSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Look interactions up by channel and external_id, or page through them by period."""
+        conditions = []
+        if "channel" in query:
+            conditions.append(Interaction.channel == InteractionChannel(query["channel"]))
+        if "external_id" in query:
+            conditions.append(Interaction.external_id == query["external_id"])
+        if "from_" in query:
+            conditions.append(Interaction.ended_at >= query["from_"])
+        if "to" in query:
+            conditions.append(Interaction.ended_at < query["to"])
+        if "operator" in query:
+            conditions.append(
+                Interaction.operator.has(Operator.external_id == query["operator"])
+            )
+        base = _visible(select(Interaction).where(*conditions))
+        session = _session()
+        total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+        page, size = query["page"], query["page_size"]
+        rows = session.scalars(
+            _with_details(base)
+            .order_by(Interaction.ended_at.desc(), Interaction.id.desc())
+            .limit(size)
+            .offset((page - 1) * size)
+        ).all()
+        return {
+            "items": [to_resource(r) for r in rows], "page": page, "page_size": size,
+            "total": total,
+        }
+
+
+@bp.route("/<int:interaction_id>")
+class InteractionById(MethodView):
+    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR)
+    @bp.response(200, InteractionOutSchema)
+    def get(self, interaction_id: int) -> dict[str, Any]:
+        """One interaction with its survey and scores."""
+        found = _session().scalar(
+            _with_details(_visible(select(Interaction).where(Interaction.id == interaction_id)))
+        )
+        if found is None:
+            abort(404, message=f"no interaction {interaction_id}")
+        return to_resource(found)

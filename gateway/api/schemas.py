@@ -1,0 +1,162 @@
+"""Request and response schemas of the integration API.
+
+The same schemas validate requests and generate /api/openapi.json (flask-smorest).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from gateway.models import InteractionChannel
+from gateway.phones import InvalidPhoneNumber, normalize_phone
+from ivr_flows import default_flows
+
+
+class PhoneNumber(fields.String):
+    """A phone number in any common writing, loaded as E.164 (region DEFAULT_REGION)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        region = current_app.config["SETTINGS"].default_region
+        try:
+            return normalize_phone(text, region)
+        except InvalidPhoneNumber as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class DateOrDateTime(fields.Field):
+    """A date (midnight UTC) or an ISO 8601 date-time with offset."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                return datetime.combine(date.fromisoformat(text), time(0), UTC)
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationError("use a date (2026-11-01) or a date-time with offset") from exc
+        if moment.tzinfo is None:
+            raise ValidationError("a date-time needs a UTC offset, e.g. 2026-11-01T09:00:00+03:00")
+        return moment
+
+
+class OperatorSchema(Schema):
+    external_id = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(allow_none=True, validate=validate.Length(max=200))
+    team = fields.String(allow_none=True, validate=validate.Length(max=200))
+
+
+class CustomerSchema(Schema):
+    phone = PhoneNumber(
+        allow_none=True,
+        metadata={"description": "any common writing; stored and returned as E.164"},
+    )
+    external_id = fields.String(allow_none=True, validate=validate.Length(1, 200))
+    name = fields.String(allow_none=True, validate=validate.Length(max=200))
+    language = fields.String(allow_none=True, validate=validate.OneOf(["ru", "en"]))
+
+    @validates_schema
+    def _identified(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("phone") and not data.get("external_id"):
+            raise ValidationError("give the customer's phone, external_id or both", "phone")
+
+
+def _known_flow(name: str) -> None:
+    if name not in default_flows():
+        raise ValidationError(f"unknown flow; known: {', '.join(sorted(default_flows()))}")
+
+
+class InteractionInSchema(Schema):
+    external_id = fields.String(
+        required=True, validate=validate.Length(1, 200),
+        metadata={"description": "the id the reporting system gives this contact"},
+    )
+    channel = fields.String(
+        required=True, validate=validate.OneOf([c.value for c in InteractionChannel])
+    )
+    ended_at = fields.AwareDateTime(
+        required=True, metadata={"description": "ISO 8601 with a UTC offset"}
+    )
+    operator = fields.Nested(OperatorSchema, required=True)
+    customer = fields.Nested(CustomerSchema, required=True)
+    office = fields.String(allow_none=True, validate=validate.Length(max=100))
+    survey = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(["sms", "ivr_callback", "none"]),
+        metadata={"description": "how to survey; an office visit defaults to sms, else none"},
+    )
+    flow = fields.String(allow_none=True, validate=_known_flow)
+    disposition = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=50),
+        metadata={"description": "how the contact ended, as the PBX reports it "
+                  "(e.g. completed, transferred, operator_hangup)"},
+    )
+
+
+class OperatorOutSchema(Schema):
+    external_id = fields.String()
+    name = fields.String(allow_none=True)
+    team = fields.String(allow_none=True)
+
+
+class CustomerOutSchema(Schema):
+    external_id = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
+
+
+class SurveyOutSchema(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    channel = fields.String()
+    kind = fields.String()
+    flow = fields.String()
+    language = fields.String()
+    due_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    attempts = fields.Integer()
+    delivery_status = fields.String(allow_none=True)
+    not_sent_reason = fields.String(allow_none=True)
+    excluded = fields.Boolean()
+    exclusion_reason = fields.String(allow_none=True)
+
+
+class InteractionOutSchema(Schema):
+    id = fields.Integer()
+    external_id = fields.String()
+    channel = fields.String()
+    ended_at = fields.DateTime()
+    office = fields.String(allow_none=True)
+    disposition = fields.String(allow_none=True)
+    operator = fields.Nested(OperatorOutSchema, allow_none=True)
+    customer = fields.Nested(CustomerOutSchema, allow_none=True)
+    survey = fields.Nested(SurveyOutSchema, allow_none=True)
+    scores = fields.Dict(
+        keys=fields.String(), values=fields.Integer(),
+        metadata={"description": "answered value by question key; unanswered keys are absent"},
+    )
+    created_at = fields.DateTime()
+
+
+class InteractionQuerySchema(Schema):
+    channel = fields.String(validate=validate.OneOf([c.value for c in InteractionChannel]))
+    external_id = fields.String()
+    operator = fields.String(metadata={"description": "operator's external id"})
+    from_ = DateOrDateTime(data_key="from", metadata={"description": "ended at or after"})
+    to = DateOrDateTime(metadata={"description": "ended before"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class InteractionPageSchema(Schema):
+    items = fields.List(fields.Nested(InteractionOutSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()

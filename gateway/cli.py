@@ -1,0 +1,122 @@
+"""The `survey-gateway` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from gateway.config import ConfigError, load_settings
+from gateway.models import ApiRole
+
+
+def _app() -> Flask:
+    from gateway import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def app_session() -> Iterator[tuple[Flask, Session]]:
+    """An app context and a session committed at the end of the command."""
+    app = _app()
+    with app.app_context(), app.extensions["database"].session_scope() as session:
+        yield app, session
+
+
+@click.group()
+def main() -> None:
+    """survey-gateway: post-contact satisfaction surveys over IVR and SMS."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from gateway.migrate import upgrade
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for integrations, supervisors and admins."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="who or what uses the key, e.g. 'crm'")
+@click.option(
+    "--role", type=click.Choice([r.value for r in ApiRole]), required=True,
+    help="integration: writes interactions, reads scores; supervisor: reads its team's "
+    "reports; admin: everything",
+)
+@click.option("--team", default=None, help="the team a supervisor key is limited to")
+def apikey_create(name: str, role: str, team: str | None) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from gateway.apikeys import create_api_key
+    from gateway.db import utcnow
+
+    with app_session() as (_, session):
+        try:
+            row, key = create_api_key(session, name, ApiRole(role), team, utcnow())
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(key)
+    click.echo(
+        f"key {row.prefix}… for {name!r} ({role}{', team ' + team if team else ''}) created; "
+        "it is shown only now",
+        err=True,
+    )
+
+
+@main.group()
+def surveys() -> None:
+    """Survey scheduling."""
+
+
+@main.command("run")
+@click.option("--port", type=int, default=None, help="web port (default: $PORT or 8000)")
+def run(port: int | None) -> None:
+    """Migrate, then run web app, Celery worker and beat together; Ctrl-C stops all."""
+    from gateway.devserver import run_all
+
+    sys.exit(run_all(port))
+
+
+@main.group()
+def simulate() -> None:
+    """Try a survey without a phone: drive a running gateway through signed webhooks."""
+
+
+@main.group()
+def audio() -> None:
+    """Voice prompts: build placeholders, check that every prompt exists."""
+
+
+def _register_domain_commands() -> None:
+    """Commands that live with their domain, added to the groups above."""
+    from audio import cli as audio_cli
+    from gateway.voice import cli as voice_cli
+    from sms import cli as sms_cli
+
+    for module in (voice_cli, sms_cli, audio_cli):
+        module.register(main)
+
+
+_register_domain_commands()

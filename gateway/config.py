@@ -1,0 +1,246 @@
+"""Configuration, read in one place and one order: defaults, environment, test mapping.
+
+Nothing here runs at import time; `load_settings()` is called by the app factory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window of local time in which no survey starts; may wrap midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours | None:
+        text = text.strip()
+        if not text:
+            return None
+        try:
+            start_text, end_text = (part.strip() for part in text.split("-"))
+            start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+        except ValueError as exc:
+            raise ConfigError(f"QUIET_HOURS must look like 21:00-09:00, got {text!r}") from exc
+        if start == end:
+            raise ConfigError("QUIET_HOURS start and end are equal; leave it empty to disable")
+        return cls(start, end)
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("SURVEY_GATEWAY_VAR_DIR", Path.cwd() / "var"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = ""
+    redis_url: str | None = None
+    port: int = 8000
+    public_base_url: str = ""
+    var_dir: Path = field(default_factory=_var_dir)
+    log_level: str = "INFO"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = 10.0
+    # Development only: webhooks are accepted unsigned. The app warns at start-up.
+    insecure_skip_twilio_signature: bool = False
+
+    default_region: str = "RU"
+    default_language: str = "ru"
+
+    sms_survey_delay_minutes: int = 60
+    sms_survey_max_lateness_hours: int = 24
+    sms_survey_expiry_hours: int = 24
+    sms_rate_per_second: float = 1.0
+    quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(9, 0))
+    survey_cooldown_days: int = 7
+    office_timezones: Mapping[str, str] = field(default_factory=dict)
+
+    ivr_callback_delay_minutes: int = 5
+    ivr_callback_max_attempts: int = 3
+    ivr_callback_retry_minutes: int = 30
+    ivr_max_concurrent_calls: int = 10
+    audio_base_url: str | None = None
+
+    dispatch_interval_seconds: float = 5.0
+    dispatch_lease_seconds: int = 300
+    dispatch_batch_size: int = 100
+
+    low_score_threshold: int = 2
+    report_min_responses: int = 30
+
+    @property
+    def provider(self) -> str:
+        """`twilio` when credentials are set, else the `console` development provider."""
+        return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "console"
+
+    @property
+    def broker_url(self) -> str:
+        """Redis in production; with no Redis, kombu's filesystem transport under var/."""
+        return self.redis_url or "filesystem://"
+
+    def webhook_auth_token(self) -> str:
+        """The token webhooks are signed with: Twilio's, or a local one in development."""
+        if self.twilio_auth_token:
+            return self.twilio_auth_token
+        return development_auth_token(self.var_dir)
+
+
+def development_auth_token(var_dir: Path) -> str:
+    """A random token kept under var/ so the simulator and every local worker share it."""
+    path = var_dir / "dev-twilio-auth-token"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(16)
+        try:
+            with path.open("x") as handle:
+                handle.write(token)
+        except FileExistsError:
+            return path.read_text().strip()
+        return token
+
+
+def _as_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _parse_office_timezones(text: str) -> dict[str, str]:
+    """`OFFICE_TIMEZONES=central=Europe/Moscow,port=Asia/Vladivostok`."""
+    zones: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        code, _, zone = item.partition("=")
+        if not code or not zone:
+            raise ConfigError(f"OFFICE_TIMEZONES item {item!r} must be office=Area/City")
+        try:
+            ZoneInfo(zone.strip())
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"OFFICE_TIMEZONES: unknown time zone {zone!r}") from exc
+        zones[code.strip()] = zone.strip()
+    return zones
+
+
+_CONVERTERS: dict[str, Any] = {
+    "port": int,
+    "twilio_timeout_seconds": float,
+    "insecure_skip_twilio_signature": _as_bool,
+    "sms_survey_delay_minutes": int,
+    "sms_survey_max_lateness_hours": int,
+    "sms_survey_expiry_hours": int,
+    "sms_rate_per_second": float,
+    "quiet_hours": QuietHours.parse,
+    "survey_cooldown_days": int,
+    "office_timezones": _parse_office_timezones,
+    "ivr_callback_delay_minutes": int,
+    "ivr_callback_max_attempts": int,
+    "ivr_callback_retry_minutes": int,
+    "ivr_max_concurrent_calls": int,
+    "dispatch_interval_seconds": float,
+    "dispatch_lease_seconds": int,
+    "dispatch_batch_size": int,
+    "low_score_threshold": int,
+    "report_min_responses": int,
+    "var_dir": Path,
+}
+
+_ENV_NAMES = {
+    "env": "GATEWAY_ENV",
+    "var_dir": "SURVEY_GATEWAY_VAR_DIR",
+}
+
+
+def _env_name(field_name: str) -> str:
+    return _ENV_NAMES.get(field_name, field_name.upper())
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from the environment, then `overrides` (a test's mapping)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(Settings):
+        raw = environ.get(_env_name(spec.name))
+        if raw is None or (raw == "" and spec.name != "quiet_hours"):
+            continue
+        convert = _CONVERTERS.get(spec.name, str)
+        try:
+            values[spec.name] = convert(raw)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"{_env_name(spec.name)}: {exc}") from exc
+    values.update(overrides or {})
+
+    settings = Settings(**values)
+    var_dir = settings.var_dir
+    defaults: dict[str, Any] = {}
+    if not settings.database_url:
+        defaults["database_url"] = f"sqlite:///{var_dir / 'survey-gateway.sqlite3'}"
+    if not settings.public_base_url:
+        defaults["public_base_url"] = f"http://127.0.0.1:{settings.port}"
+    settings = dataclasses.replace(settings, **defaults)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.default_language not in {"ru", "en"}:
+        raise ConfigError("DEFAULT_LANGUAGE must be ru or en")
+    if not 1 <= settings.low_score_threshold <= 5:
+        raise ConfigError("LOW_SCORE_THRESHOLD must be between 1 and 5")
+    if settings.sms_rate_per_second <= 0:
+        raise ConfigError("SMS_RATE_PER_SECOND must be positive")
+    if settings.env == "production":
+        missing = [
+            name
+            for name, value in (
+                ("DATABASE_URL", settings.database_url.startswith("postgresql")),
+                ("REDIS_URL", settings.redis_url),
+                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                (
+                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
+                    settings.twilio_from_number or settings.twilio_messaging_service_sid,
+                ),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                "GATEWAY_ENV=production needs " + ", ".join(missing)
+                + " (DATABASE_URL must be PostgreSQL)"
+            )
+        if settings.insecure_skip_twilio_signature:
+            raise ConfigError("INSECURE_SKIP_TWILIO_SIGNATURE is refused in production")

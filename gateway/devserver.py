@@ -1,0 +1,96 @@
+"""`make run`: one foreground process that runs web app, Celery worker and beat.
+
+Each child runs in its own process group; Ctrl-C (SIGINT) or SIGTERM stops every group,
+waits for a clean exit, and kills what is left after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from gateway.config import load_settings
+from gateway.migrate import upgrade
+
+GRACE_SECONDS = 15
+
+
+def _commands(port: int, concurrency: int) -> list[tuple[str, list[str]]]:
+    python = sys.executable
+    return [
+        (
+            "web",
+            [python, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+             "--workers", "2", "--access-logfile", "-", "--graceful-timeout", "10"],
+        ),
+        (
+            "worker",
+            [python, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO",
+             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip"],
+        ),
+        ("beat", [python, "-m", "celery", "-A", "celery_app", "beat", "--loglevel", "INFO"]),
+    ]
+
+
+def run_all(port: int | None = None) -> int:
+    """Run until interrupted; the exit code is non-zero if a child died on its own."""
+    settings = load_settings()
+    port = port or settings.port
+    env = dict(os.environ, PORT=str(port))
+    if "PUBLIC_BASE_URL" not in env:
+        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    upgrade(settings.database_url)
+    print(
+        f"survey-gateway on http://127.0.0.1:{port} "
+        f"(database: {settings.database_url.split('://')[0]}, "
+        f"broker: {'redis' if settings.redis_url else 'embedded'}, "
+        f"SMS/calls: {settings.provider}); Ctrl-C stops it",
+        flush=True,
+    )
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, command in _commands(port, 2):
+        children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with {child.returncode}; stopping the rest", flush=True)
+                stopping, exit_code = True, 1
+                break
+        else:
+            time.sleep(0.2)
+    _stop_children(children)
+    return exit_code
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()  # the main process stops its own workers cleanly
+    deadline = time.monotonic() + GRACE_SECONDS
+    for child in children.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+    # Whatever is left, including pool processes of an exited parent, goes now.
+    for child in children.values():
+        _signal_group(child, signal.SIGKILL)
+        child.wait()

@@ -1,0 +1,224 @@
+"""Recording interactions reported by other systems, idempotently, and scheduling their surveys.
+
+Pure domain code: takes a Session and plain values, imports neither Flask nor Celery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.models import (
+    Customer,
+    Interaction,
+    InteractionChannel,
+    Operator,
+    SurveyChannel,
+    SurveyKind,
+    SurveySession,
+    SurveyStatus,
+    Team,
+)
+from gateway.phones import normalize_phone
+
+T = TypeVar("T")
+
+DEFAULT_FLOW = "post_call"
+
+
+@dataclass(frozen=True)
+class OperatorInput:
+    external_id: str
+    name: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    phone: str | None = None
+    external_id: str | None = None
+    name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class InteractionInput:
+    external_id: str
+    channel: InteractionChannel
+    ended_at: datetime
+    operator: OperatorInput | None = None
+    customer: CustomerInput | None = None
+    office: str | None = None
+    survey: str | None = None  # "sms", "ivr_callback", "none"; None: the channel's default
+    disposition: str | None = None
+    flow: str | None = None
+
+
+def get_or_create(session: Session, find: Callable[[], T | None], make: Callable[[], T]) -> T:
+    """Find a row or insert it; a concurrent insert of the same unique key is found instead."""
+    found = find()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            row = make()
+            session.add(row)
+        return row
+    except IntegrityError:
+        found = find()
+        if found is None:
+            raise
+        return found
+
+
+def upsert_operator(session: Session, given: OperatorInput) -> Operator:
+    """The operator with this external id, created or with name and team brought up to date."""
+    team = None
+    if given.team:
+        team = get_or_create(
+            session,
+            lambda: session.scalar(select(Team).where(Team.name == given.team)),
+            lambda: Team(name=given.team),
+        )
+    operator = get_or_create(
+        session,
+        lambda: session.scalar(select(Operator).where(Operator.external_id == given.external_id)),
+        lambda: Operator(external_id=given.external_id, name=given.name, team=team),
+    )
+    if given.name and operator.name != given.name:
+        operator.name = given.name
+    if team is not None and operator.team_id != team.id:
+        operator.team = team
+    return operator
+
+
+def upsert_customer(session: Session, given: CustomerInput, settings: Settings) -> Customer:
+    """The customer by external id, else by phone; new details fill in, never erase."""
+    phone = normalize_phone(given.phone, settings.default_region) if given.phone else None
+
+    def find() -> Customer | None:
+        if given.external_id:
+            return session.scalar(select(Customer).where(Customer.external_id == given.external_id))
+        if phone:
+            return session.scalar(
+                select(Customer).where(Customer.phone == phone).order_by(Customer.id).limit(1)
+            )
+        return None
+
+    customer = get_or_create(
+        session,
+        find,
+        lambda: Customer(
+            external_id=given.external_id, phone=phone, name=given.name, language=given.language
+        ),
+    )
+    if phone and customer.phone != phone:
+        customer.phone = phone
+    if given.name:
+        customer.name = given.name
+    if given.language:
+        customer.language = given.language
+    return customer
+
+
+def find_interaction(
+    session: Session, channel: InteractionChannel, external_id: str
+) -> Interaction | None:
+    return session.scalar(
+        select(Interaction).where(
+            Interaction.channel == channel, Interaction.external_id == external_id
+        )
+    )
+
+
+def record_interaction(
+    session: Session, given: InteractionInput, settings: Settings, now: datetime
+) -> tuple[Interaction, bool]:
+    """Store an interaction and schedule its survey; the same channel + external id again
+    returns the stored one and `created` False, and schedules nothing.
+
+    Raises InvalidPhoneNumber before anything is written.
+    """
+    if given.customer and given.customer.phone:
+        normalize_phone(given.customer.phone, settings.default_region)  # fail before writing
+
+    existing = find_interaction(session, given.channel, given.external_id)
+    if existing is not None:
+        return existing, False
+    try:
+        # Claim the unique (channel, external_id) first: a concurrent identical request
+        # waits here and then finds this row, before it creates anything of its own.
+        with session.begin_nested():
+            interaction = Interaction(
+                channel=given.channel,
+                external_id=given.external_id,
+                ended_at=given.ended_at,
+                office=given.office,
+                disposition=given.disposition,
+            )
+            session.add(interaction)
+            session.flush()
+    except IntegrityError:
+        existing = find_interaction(session, given.channel, given.external_id)
+        if existing is None:
+            raise
+        return existing, False
+
+    if given.operator:
+        interaction.operator = upsert_operator(session, given.operator)
+    if given.customer:
+        interaction.customer = upsert_customer(session, given.customer, settings)
+    survey = plan_survey(interaction, given, settings, now)
+    if survey is not None:
+        session.add(survey)
+    session.flush()
+    return interaction, True
+
+
+def survey_kind_for(given: InteractionInput) -> SurveyKind | None:
+    choice = given.survey
+    if choice is None:
+        choice = "sms" if given.channel is InteractionChannel.OFFICE_VISIT else "none"
+    return {"sms": SurveyKind.SMS, "ivr_callback": SurveyKind.IVR_CALLBACK}.get(choice)
+
+
+def plan_survey(
+    interaction: Interaction, given: InteractionInput, settings: Settings, now: datetime
+) -> SurveySession | None:
+    """The survey session an interaction asks for, scheduled at its due time.
+
+    Whether it may really be sent (opt-out, quiet hours, cooldown...) is decided when it
+    falls due, on what is true then.
+    """
+    kind = survey_kind_for(given)
+    if kind is None:
+        return None
+    customer = interaction.customer
+    if kind is SurveyKind.SMS:
+        channel, delay = SurveyChannel.SMS, settings.sms_survey_delay_minutes
+    else:
+        channel, delay = SurveyChannel.IVR, settings.ivr_callback_delay_minutes
+    survey = SurveySession(
+        interaction=interaction,
+        customer=customer,
+        channel=channel,
+        kind=kind,
+        flow=given.flow or DEFAULT_FLOW,
+        language=(customer.language if customer else None) or settings.default_language,
+        status=SurveyStatus.SCHEDULED,
+        due_at=interaction.ended_at + timedelta(minutes=delay),
+        attempts=0,
+    )
+    if customer is None or not customer.phone:
+        survey.status = SurveyStatus.NOT_SENT
+        survey.not_sent_reason = "no phone number for the customer"
+        survey.due_at = None
+        survey.finished_at = now
+    return survey

@@ -1,0 +1,343 @@
+"""The gateway's tables. Raw answers are the source of truth; every figure derives from them.
+
+Schema changes go through Alembic (`gateway/migrations`); a test keeps models and
+migrations in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.db import Base, utcnow
+
+
+class StrEnum(enum.StrEnum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class InteractionChannel(StrEnum):
+    CALL = "call"
+    OFFICE_VISIT = "office_visit"
+    REQUEST = "request"
+
+
+class SurveyChannel(StrEnum):
+    IVR = "ivr"
+    SMS = "sms"
+
+
+class SurveyKind(StrEnum):
+    """How the survey reaches the customer."""
+
+    POST_CALL = "post_call"  # caller handed to the IVR on the same call
+    IVR_CALLBACK = "ivr_callback"  # outbound call placed later
+    SMS = "sms"
+
+
+class SurveyStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for due_at
+    SENDING = "sending"  # claimed by a dispatcher; lease in claimed_until
+    ACTIVE = "active"  # first question delivered, answers may arrive
+    COMPLETED = "completed"  # every question passed (answered or skipped)
+    PARTIAL = "partial"  # ended early with at least one answer
+    EXPIRED = "expired"  # ended with no answer at all
+    NOT_SENT = "not_sent"  # a rule stopped it; see not_sent_reason
+    NOT_REACHED = "not_reached"  # call attempts exhausted: no answer, busy, machine
+    FAILED = "failed"  # the provider refused it permanently; see not_sent_reason
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        SurveyStatus.COMPLETED,
+        SurveyStatus.PARTIAL,
+        SurveyStatus.EXPIRED,
+        SurveyStatus.NOT_SENT,
+        SurveyStatus.NOT_REACHED,
+        SurveyStatus.FAILED,
+    }
+)
+
+
+class ApiRole(StrEnum):
+    INTEGRATION = "integration"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+def _enum_column(enum_type: type[enum.Enum], name: str) -> Any:
+    from sqlalchemy import Enum
+
+    return Enum(
+        enum_type,
+        name=name,
+        native_enum=False,
+        validate_strings=True,
+        length=20,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    operators: Mapped[list[Operator]] = relationship(back_populates="team")
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    team: Mapped[Team | None] = relationship(back_populates="operators")
+
+
+class Customer(Base):
+    """A person surveyed. Opt-out belongs to the phone number it came from."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(5))
+    opted_out_at: Mapped[datetime | None]
+    opt_out_source: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Interaction(Base):
+    """One contact with a customer: a call, an office visit, a request."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_interactions_operator_ended", "operator_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[InteractionChannel] = mapped_column(
+        _enum_column(InteractionChannel, "interaction_channel")
+    )
+    external_id: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[datetime] = mapped_column(index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    office: Mapped[str | None] = mapped_column(String(100), index=True)
+    # How the contact ended as the PBX reports it (e.g. transferred, operator_hangup),
+    # so the survey funnel can show calls that never reached the survey.
+    disposition: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    operator: Mapped[Operator | None] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+    survey: Mapped[SurveySession | None] = relationship(back_populates="interaction")
+
+
+class SurveySession(Base):
+    """The survey of one interaction: its schedule, delivery and conversation state.
+
+    `state` holds the flow position only (see ivr_flows.engine.FlowState); it is keyed
+    by the session, found by CallSid or by the customer's phone, never kept in memory.
+    """
+
+    __tablename__ = "survey_sessions"
+    __table_args__ = (
+        Index("ix_survey_sessions_due", "status", "due_at"),
+        Index("ix_survey_sessions_customer_started", "customer_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[SurveyChannel] = mapped_column(_enum_column(SurveyChannel, "survey_channel"))
+    kind: Mapped[SurveyKind] = mapped_column(_enum_column(SurveyKind, "survey_kind"))
+    flow: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(5))
+    status: Mapped[SurveyStatus] = mapped_column(
+        _enum_column(SurveyStatus, "survey_status"), default=SurveyStatus.SCHEDULED
+    )
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    due_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)  # CallSid
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    started_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    not_sent_reason: Mapped[str | None] = mapped_column(String(200))
+    # A supervisor may exclude a rating (an appeal upheld): kept, shown, never counted.
+    excluded_at: Mapped[datetime | None]
+    excluded_by: Mapped[str | None] = mapped_column(String(200))
+    exclusion_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    interaction: Mapped[Interaction] = relationship(back_populates="survey")
+    customer: Mapped[Customer | None] = relationship()
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="session", order_by="Answer.id", cascade="all, delete-orphan"
+    )
+    attempt_log: Mapped[list[SurveyAttempt]] = relationship(
+        back_populates="session", order_by="SurveyAttempt.number", cascade="all, delete-orphan"
+    )
+
+
+class SurveyAttempt(Base):
+    """One try at reaching the customer: an outbound call or a survey's first SMS."""
+
+    __tablename__ = "survey_attempts"
+    __table_args__ = (UniqueConstraint("session_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(30))  # completed, busy, machine, ...
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+
+    session: Mapped[SurveySession] = relationship(back_populates="attempt_log")
+
+
+class Answer(Base):
+    """One question's answer in one session; `value` is None where it was skipped."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("session_id", "question_key"),
+        CheckConstraint("value IS NULL OR (value >= 0 AND value <= 10)", name="value_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"))
+    question_key: Mapped[str] = mapped_column(String(50))
+    value: Mapped[int | None] = mapped_column(Integer)
+    raw_input: Mapped[str | None] = mapped_column(String(500))
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_duration: Mapped[int | None] = mapped_column(Integer)
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    session: Mapped[SurveySession] = relationship(back_populates="answers")
+
+
+class Message(Base):
+    """An SMS in or out; inbound webhooks are deduplicated on the provider's MessageSid."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("survey_sessions.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    direction: Mapped[str] = mapped_column(String(10))  # inbound, outbound
+    phone: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookReceipt(Base):
+    """A webhook already handled, with the answer it got, so a retry gets the same one."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("provider_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(64))  # CallSid or MessageSid
+    step: Mapped[str] = mapped_column(String(100))
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Incident(Base):
+    """A low score, to be handled and closed by a responsible person."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    session: Mapped[SurveySession] = relationship()
+    operator: Mapped[Operator | None] = relationship()
+
+
+class ApiKey(Base):
+    """An API key; only its SHA-256 is stored, the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[ApiRole] = mapped_column(_enum_column(ApiRole, "api_role"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    team: Mapped[Team | None] = relationship()
+
+
+class AuditEvent(Base):
+    """Who did what to which record: exclusions, incident closures, opt-outs, keys."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject_type: Mapped[str] = mapped_column(String(50))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RateLimitSlot(Base):
+    """The next free send time of one sender, shared by every worker through the database."""
+
+    __tablename__ = "rate_limit_slots"
+
+    sender: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_free_at: Mapped[datetime]

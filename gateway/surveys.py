@@ -1,0 +1,126 @@
+"""Survey sessions and their answers: shared by the IVR, the SMS conversation and the API.
+
+Pure domain code: takes a Session and plain values, imports neither Flask nor Celery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.models import Answer, Incident, SurveySession, SurveyStatus
+from ivr_flows import Flow, FlowState, default_flows
+from ivr_flows.engine import RecordedAnswer
+
+OVERALL = "overall"
+
+
+class UnknownFlow(LookupError):
+    pass
+
+
+def flow_of(survey: SurveySession) -> Flow:
+    try:
+        return default_flows()[survey.flow]
+    except KeyError:
+        raise UnknownFlow(
+            f"survey {survey.id} names flow {survey.flow!r}, which is not loaded"
+        ) from None
+
+
+def flow_state(survey: SurveySession) -> FlowState:
+    return FlowState.from_json(survey.state)
+
+
+def save_flow_state(survey: SurveySession, state: FlowState) -> None:
+    survey.state = state.to_json()
+
+
+def record_answer(
+    session: Session,
+    survey: SurveySession,
+    answer: RecordedAnswer,
+    settings: Settings,
+    now: datetime,
+) -> Answer:
+    """Store one answer; a second answer to the same question keeps the first.
+
+    An overall score at or below LOW_SCORE_THRESHOLD opens an incident.
+    """
+    existing = _answer_for(session, survey.id, answer.question_key)
+    if existing is not None:
+        return existing
+    row = Answer(
+        session_id=survey.id,
+        question_key=answer.question_key,
+        value=answer.value,
+        raw_input=(answer.raw_input or None) and answer.raw_input[:500],
+        recording_url=answer.recording_url,
+        recording_duration=answer.recording_duration,
+        answered_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = _answer_for(session, survey.id, answer.question_key)
+        if existing is None:
+            raise
+        return existing
+    if (
+        answer.question_key == OVERALL
+        and answer.value is not None
+        and answer.value <= settings.low_score_threshold
+    ):
+        open_incident(session, survey, answer.value, now)
+    return row
+
+
+def _answer_for(session: Session, survey_id: int, key: str) -> Answer | None:
+    return session.scalar(
+        select(Answer).where(Answer.session_id == survey_id, Answer.question_key == key)
+    )
+
+
+def open_incident(session: Session, survey: SurveySession, score: int, now: datetime) -> Incident:
+    """An open incident for a low score, one per survey."""
+    found = session.scalar(select(Incident).where(Incident.session_id == survey.id))
+    if found is not None:
+        return found
+    incident = Incident(
+        session_id=survey.id,
+        operator_id=survey.interaction.operator_id,
+        score=score,
+        status="open",
+        opened_at=now,
+    )
+    session.add(incident)
+    return incident
+
+
+def finish_survey(survey: SurveySession, now: datetime, *, completed: bool) -> None:
+    """Close a session: completed, else partial when it has any answer, else expired.
+
+    A final status never changes again.
+    """
+    if survey.status.is_final:
+        return
+    if completed:
+        survey.status = SurveyStatus.COMPLETED
+    elif any(a.value is not None or a.recording_url for a in survey.answers):
+        survey.status = SurveyStatus.PARTIAL
+    else:
+        survey.status = SurveyStatus.EXPIRED
+    survey.finished_at = now
+    survey.claimed_until = None
+
+
+def scores_of(survey: SurveySession | None) -> dict[str, int]:
+    """Answered values keyed by question; unanswered questions are absent."""
+    if survey is None:
+        return {}
+    return {a.question_key: a.value for a in survey.answers if a.value is not None}

@@ -1,0 +1,91 @@
+"""Celery bound to the Flask app: every task runs inside an app context.
+
+Tasks are sent only after the commit that made their rows (`send_after_commit`), so a
+worker never looks for a row that is not there yet, or that was rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+BEAT_DISPATCH = "gateway.tasks.dispatch_due_surveys"
+
+
+def celery_init_app(app: Flask) -> Celery:
+    settings = app.config["SETTINGS"]
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    broker_dir = settings.var_dir / "broker"
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "dispatch-due-surveys": {
+                "task": BEAT_DISPATCH,
+                "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
+                # A sweep older than its interval is pointless: the next one is coming.
+                "options": {"expires": settings.dispatch_interval_seconds},
+            },
+        },
+        "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
+        "imports": ("gateway.tasks", "sms.tasks", "gateway.voice.tasks"),
+    }
+    if not settings.redis_url:
+        # Embedded mode: kombu's filesystem transport needs no server; one machine only.
+        for sub in ("queue", "processed", "control"):
+            (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_transport_options"] = {
+            "data_folder_in": str(broker_dir / "queue"),
+            "data_folder_out": str(broker_dir / "queue"),
+            "processed_folder": str(broker_dir / "processed"),
+            "control_folder": str(broker_dir / "control"),
+            "store_processed": False,
+        }
+    else:
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    celery.config_from_object(config)
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def send_after_commit(session: Session, task_name: str, *args: Any, **options: Any) -> None:
+    """Queue a task by name once `session` commits; nothing is sent if it rolls back."""
+    from flask import current_app
+
+    celery: Celery = current_app.extensions["celery"]
+
+    @event.listens_for(session, "after_commit", once=True)
+    def _send(_session: Session) -> None:
+        if event.contains(session, "after_rollback", _forget):
+            event.remove(session, "after_rollback", _forget)
+        try:
+            celery.send_task(task_name, args=list(args), **options)
+        except Exception:
+            # The rows are committed; the next sweep of due surveys picks them up.
+            logger.exception("could not queue %s; the next sweep will retry", task_name)
+
+    @event.listens_for(session, "after_rollback", once=True)
+    def _forget(_session: Session) -> None:
+        if event.contains(session, "after_commit", _send):
+            event.remove(session, "after_commit", _send)

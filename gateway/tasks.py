@@ -1,0 +1,1 @@
+"""Celery tasks of the gateway core: the sweep of due surveys."""

@@ -1,0 +1,1 @@
+"""The IVR survey over Twilio Voice: webhooks, call-back calls."""

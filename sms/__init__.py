@@ -1,0 +1,1 @@
+"""SMS surveys: sending, the reply conversation, keywords and delivery status."""

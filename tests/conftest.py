@@ -1,0 +1,242 @@
+"""Test fixtures: real PostgreSQL and Redis, schema built by the migrations, a transaction
+per test. Twilio is faked only at its HTTP boundary (tests/fake_twilio.py) or by signing
+webhook requests exactly as Twilio does (`twilio_post`).
+
+Tests marked `both_databases` run once on PostgreSQL and once on SQLite, the embedded
+default. Under CI=true an unreachable PostgreSQL or Redis fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+from gateway import create_app
+from gateway.apikeys import create_api_key
+from gateway.db import Base, utcnow
+from gateway.migrate import upgrade
+from gateway.models import ApiRole
+
+IN_CI = os.environ.get("CI") == "true"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "0" * 32
+PUBLIC_BASE_URL = "https://surveys.example.com"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is unreachable: {error}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing service is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+def _psycopg_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_databases: run on PostgreSQL and on SQLite (the embedded default)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        params = ["postgresql", "sqlite"] if both else ["postgresql"]
+        metafunc.parametrize("backend", params, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(worker_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test process, migrated to head."""
+    server_url = _psycopg_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
+    name = f"sg_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        _unavailable("PostgreSQL", exc)
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    name = "pg_database_url" if backend == "postgresql" else "sqlite_database_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis for the tests that need it; reachable or the test fails under CI."""
+    url = os.environ.get("REDIS_URL") or REDIS_DEFAULT
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for its `app`."""
+    return {}
+
+
+def make_test_app(database_url: str, var_dir: Path, **overrides: Any) -> Flask:
+    config: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "var_dir": var_dir,
+        "public_base_url": PUBLIC_BASE_URL,
+        "twilio_auth_token": AUTH_TOKEN,
+        "log_level": "WARNING",
+        **overrides,
+    }
+    return create_app(test_config=config)
+
+
+@pytest.fixture
+def app(
+    database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    """An app whose every session joins one outer transaction, rolled back after the test.
+
+    Code under test commits as usual; its commits release savepoints only.
+    """
+    flask_app = make_test_app(database_url, tmp_path / "var", **settings_overrides)
+    database = flask_app.extensions["database"]
+    connection = database.engine.connect()
+    outer = connection.begin()
+    database.session_factory = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    database.session = scoped_session(database.session_factory)
+    try:
+        yield flask_app
+    finally:
+        database.session.remove()
+        outer.rollback()
+        connection.close()
+        database.dispose()
+
+
+@pytest.fixture
+def live_app(
+    database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    """An app that really commits, for concurrency and multi-instance tests; emptied after."""
+    flask_app = make_test_app(database_url, tmp_path / "var", **settings_overrides)
+    try:
+        yield flask_app
+    finally:
+        database = flask_app.extensions["database"]
+        database.session.remove()
+        empty_database(database.engine)
+        database.dispose()
+
+
+def empty_database(engine: Any) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """The app's session, inside an app context, for arranging rows and asserting on them."""
+    with app.app_context():
+        yield app.extensions["database"].session()
+
+
+@pytest.fixture
+def make_api_key(app: Flask) -> Callable[..., str]:
+    """Create an API key with a role (and team) and return the key."""
+
+    def make(role: str = "integration", team: str | None = None, name: str = "test") -> str:
+        with app.app_context():
+            database = app.extensions["database"]
+            session = database.session()
+            _row, key = create_api_key(session, name, ApiRole(role), team, utcnow())
+            session.commit()
+            return key
+
+    return make
+
+
+@pytest.fixture
+def auth(make_api_key: Callable[..., str]) -> dict[str, str]:
+    """Headers of an integration key."""
+    return {"Authorization": f"Bearer {make_api_key('integration')}"}
+
+
+def twilio_signature(url: str, params: dict[str, Any], token: str = AUTH_TOKEN) -> str:
+    return str(RequestValidator(token).compute_signature(url, params))
+
+
+@pytest.fixture
+def twilio_post(client: FlaskClient) -> Callable[..., TestResponse]:
+    """POST form parameters to a webhook path, signed as Twilio signs them."""
+
+    def post(
+        path: str, params: dict[str, Any], *, signature: str | None = None, signed: bool = True
+    ) -> TestResponse:
+        headers = {}
+        if signed:
+            url = PUBLIC_BASE_URL + path
+            headers["X-Twilio-Signature"] = signature or twilio_signature(url, params)
+        return client.post(path, data=params, headers=headers)
+
+    return post
