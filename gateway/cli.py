@@ -27,8 +27,12 @@ def _app() -> Flask:
 def app_session() -> Iterator[tuple[Flask, Session]]:
     """An app context and a session committed at the end of the command."""
     app = _app()
-    with app.app_context(), app.extensions["database"].session_scope() as session:
-        yield app, session
+    database = app.extensions["database"]
+    try:
+        with app.app_context(), database.session_scope() as session:
+            yield app, session
+    finally:
+        database.dispose()
 
 
 @click.group()

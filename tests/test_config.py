@@ -1,0 +1,79 @@
+"""Configuration: defaults, environment, and a fast failure on what production must have."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+
+from gateway.config import ConfigError, QuietHours, load_settings
+
+
+def test_defaults_run_embedded_with_the_console_provider(tmp_path):
+    settings = load_settings({"SURVEY_GATEWAY_VAR_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'survey-gateway.sqlite3'}"
+    assert settings.redis_url is None
+    assert settings.broker_url == "filesystem://"
+    assert settings.provider == "console"
+    assert settings.public_base_url == "http://127.0.0.1:8000"
+    assert (settings.default_region, settings.default_language) == ("RU", "ru")
+    assert settings.quiet_hours == QuietHours(time(21), time(9))
+
+
+def test_environment_overrides_defaults_and_test_mapping_overrides_both():
+    settings = load_settings(
+        {"PORT": "9000", "QUIET_HOURS": "", "SURVEY_COOLDOWN_DAYS": "0",
+         "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+        {"survey_cooldown_days": 3},
+    )
+    assert settings.public_base_url == "http://127.0.0.1:9000"
+    assert settings.quiet_hours is None
+    assert settings.survey_cooldown_days == 3
+    assert settings.provider == "twilio"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"QUIET_HOURS": "9pm-9am"}, "QUIET_HOURS"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"DEFAULT_LANGUAGE": "de"}, "DEFAULT_LANGUAGE"),
+        ({"OFFICE_TIMEZONES": "central=Mars/Olympus"}, "OFFICE_TIMEZONES"),
+        ({"GATEWAY_ENV": "production"}, "TWILIO_AUTH_TOKEN"),
+    ],
+)
+def test_bad_or_missing_settings_fail_with_the_setting_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_production_refuses_unsigned_webhooks():
+    env = {
+        "GATEWAY_ENV": "production", "DATABASE_URL": "postgresql://db/sg",
+        "REDIS_URL": "redis://r:6379/0", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+        "TWILIO_FROM_NUMBER": "+15005550006", "INSECURE_SKIP_TWILIO_SIGNATURE": "true",
+    }
+    with pytest.raises(ConfigError, match="INSECURE_SKIP_TWILIO_SIGNATURE"):
+        load_settings(env)
+    del env["INSECURE_SKIP_TWILIO_SIGNATURE"]
+    assert load_settings(env).env == "production"
+
+
+@pytest.mark.parametrize(
+    ("window", "inside", "outside"),
+    [
+        ("21:00-09:00", [time(21), time(23, 59), time(3), time(8, 59)], [time(9), time(20, 59)]),
+        ("13:00-14:00", [time(13), time(13, 30)], [time(14), time(12, 59)]),
+    ],
+)
+def test_quiet_hours_window_wraps_midnight(window, inside, outside):
+    quiet = QuietHours.parse(window)
+    assert quiet is not None
+    assert all(quiet.contains(t) for t in inside)
+    assert not any(quiet.contains(t) for t in outside)
+
+
+def test_development_token_is_shared_through_var_dir(tmp_path):
+    first = load_settings({"SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}).webhook_auth_token()
+    second = load_settings({"SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}).webhook_auth_token()
+    assert first == second and len(first) == 32

@@ -1,0 +1,55 @@
+"""Phone numbers parse to E.164 against the default region; logs never show them whole."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.logs import PersonalDataFilter, mask_personal_data
+from gateway.phones import InvalidPhoneNumber, is_mobile, mask_phone, normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("written", "region", "e164"),
+    [
+        ("8 (916) 123-45-67", "RU", "+79161234567"),
+        ("+7 916 123 45 67", "RU", "+79161234567"),
+        ("79161234567", "RU", "+79161234567"),
+        ("(201) 555-0123", "US", "+12015550123"),
+        ("+44 20 7946 0958", "RU", "+442079460958"),
+    ],
+)
+def test_numbers_are_stored_in_e164(written, region, e164):
+    assert normalize_phone(written, region) == e164
+
+
+@pytest.mark.parametrize("text", ["", "123", "hello", "+7 916 123", "+999 123 456 789"])
+def test_invalid_numbers_say_why(text):
+    with pytest.raises(InvalidPhoneNumber) as raised:
+        normalize_phone(text, "RU")
+    assert str(raised.value)
+
+
+def test_mobile_and_landline_are_told_apart():
+    assert is_mobile("+79161234567")
+    assert not is_mobile("+74959876543")
+
+
+def test_masking_keeps_country_code_and_last_two_digits():
+    assert mask_phone("+79161234567") == "+7********67"
+    masked = mask_personal_data(
+        "sent to +79161234567, recording https://api.twilio.com/2010-04-01/Accounts/AC1/"
+        "Recordings/RE0123 at 2026-11-23 10:00:00 for interaction 4521"
+    )
+    assert "9161234567" not in masked and "RE0123" not in masked
+    assert "2026-11-23 10:00:00" in masked and "4521" in masked
+
+
+def test_log_records_are_masked_by_the_filter(caplog):
+    logger = logging.getLogger("tests.masking")
+    caplog.handler.addFilter(PersonalDataFilter())
+    with caplog.at_level(logging.INFO, logger="tests.masking"):
+        logger.info("SMS to %s queued", "+79161234567")
+    assert "+7********67" in caplog.text
+    assert "9161234567" not in caplog.text
