@@ -1,0 +1,121 @@
+"""The gateway as `make run` starts it: one process tree, up on embedded defaults, down on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.factories import interaction_payload
+
+COMMAND = Path(sys.executable).parent / "survey-gateway"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def request(url: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the gateway exited during start-up"
+        try:
+            if request(f"{base}/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"no answer from {base}/healthz within {seconds} s")
+
+
+def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
+    port = free_port()
+    env = {
+        key: value for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}
+    }
+    env.update(SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"), PORT=str(port))
+    process = subprocess.Popen(
+        [str(COMMAND), "run"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, process, 30)
+        key = subprocess.run(
+            [str(COMMAND), "apikey", "create", "--name", "it", "--role", "integration"],
+            cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()
+
+        status, created = request(f"{base}/api/v1/interactions", interaction_payload(), key)
+        assert status == 201, created
+        status, read = request(f"{base}/api/v1/interactions/{created['id']}", key=key)
+        assert (status, read["external_id"]) == (200, created["external_id"])
+        assert request(f"{base}/readyz")[0] == 200
+
+        tree = descendants(process.pid)
+        assert len(tree) >= 3  # web, worker, beat (and their own workers)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=40) == 0
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in tree if alive(pid)], "children outlived the gateway"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
