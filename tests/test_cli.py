@@ -10,7 +10,9 @@ from gateway.models import ApiKey
 from tests.factories import interaction_payload
 
 
-def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(live_app, database_url, tmp_path):
+def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(
+    live_app, database_url, tmp_path
+):
     runner = CliRunner()
     env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
     result = runner.invoke(main, ["apikey", "create", "--name", "crm", "--role", "integration"],

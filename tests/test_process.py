@@ -1,4 +1,4 @@
-"""The gateway as `make run` starts it: one process tree, up on embedded defaults, down on Ctrl-C."""
+"""The gateway as `make run` starts it: up on embedded defaults, all of it down on Ctrl-C."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from gateway.api import errors
 
 
 def init_app(app: Flask) -> None:
-    from gateway.api import interactions
+    from gateway.api import incidents, interactions
 
     app.config.update(
         API_TITLE="survey-gateway",
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     # One Api per app: flask-smorest keeps the spec on it, and tests build several apps.
     api = Api(app)
     api.register_blueprint(interactions.bp)
+    api.register_blueprint(incidents.bp)
     for blueprint in extra_blueprints():
         api.register_blueprint(blueprint)
     app.extensions["api"] = api

@@ -1,0 +1,145 @@
+"""Incidents opened by low scores: listed for supervisors, assigned and closed with a resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
+
+from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.db import utcnow
+from gateway.incidents import IncidentError, assign_incident, close_incident, list_incidents
+from gateway.models import ApiRole, Incident
+
+bp = Blueprint(
+    "incidents", __name__, url_prefix="/api/v1/incidents",
+    description="Low scores that a responsible person must handle and close",
+)
+bp.before_request(authenticate_request)
+
+
+class IncidentSchema(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    score = fields.Integer()
+    opened_at = fields.DateTime()
+    assignee = fields.String(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    closed_by = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True)
+    interaction_id = fields.Integer()
+    operator = fields.Dict(allow_none=True)
+    customer_phone = fields.String(allow_none=True)
+
+
+class IncidentQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(["open", "closed"]))
+    operator = fields.String(metadata={"description": "operator's external id"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class CloseSchema(Schema):
+    resolution = fields.String(required=True, validate=validate.Length(1, 5000))
+
+
+class AssignSchema(Schema):
+    assignee = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+def _session() -> Session:
+    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
+
+
+def _actor() -> str:
+    key = current_key()
+    return f"{key.role.value}:{key.name}"
+
+
+def to_resource(incident: Incident) -> dict[str, Any]:
+    operator = incident.operator
+    customer = incident.session.interaction.customer
+    return {
+        "id": incident.id,
+        "status": incident.status,
+        "score": incident.score,
+        "opened_at": incident.opened_at,
+        "assignee": incident.assignee,
+        "closed_at": incident.closed_at,
+        "closed_by": incident.closed_by,
+        "resolution": incident.resolution,
+        "interaction_id": incident.session.interaction_id,
+        "operator": operator and {
+            "external_id": operator.external_id, "name": operator.name,
+            "team": operator.team.name if operator.team else None,
+        },
+        "customer_phone": customer.phone if customer else None,
+    }
+
+
+def _team_scope() -> int | None:
+    key = current_key()
+    return key.team_id if key.role is ApiRole.SUPERVISOR else None
+
+
+def _incident(incident_id: int) -> Incident:
+    incident = _session().get(Incident, incident_id)
+    team = _team_scope()
+    if incident is None or (
+        team is not None and (incident.operator is None or incident.operator.team_id != team)
+    ):
+        abort(404, message=f"no incident {incident_id}")
+    return incident
+
+
+@bp.route("")
+class Incidents(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(IncidentQuerySchema, location="query")
+    @bp.response(200, IncidentSchema(many=True))
+    def get(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """Incidents newest first; a supervisor sees its own team's."""
+        rows = list_incidents(
+            _session(), status=query.get("status"), team_id=_team_scope(),
+            operator_external_id=query.get("operator"), limit=query["limit"],
+            offset=query["offset"],
+        )
+        return [to_resource(r) for r in rows]
+
+
+@bp.route("/<int:incident_id>/close")
+class CloseIncident(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(CloseSchema)
+    @bp.response(200, IncidentSchema)
+    def post(self, data: dict[str, Any], incident_id: int) -> dict[str, Any]:
+        """Close an open incident with its resolution."""
+        session = _session()
+        incident = _incident(incident_id)
+        try:
+            close_incident(session, incident, _actor(), data["resolution"], utcnow())
+        except IncidentError as exc:
+            abort(409, message=str(exc))
+        session.commit()
+        return to_resource(incident)
+
+
+@bp.route("/<int:incident_id>/assign")
+class AssignIncident(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(AssignSchema)
+    @bp.response(200, IncidentSchema)
+    def post(self, data: dict[str, Any], incident_id: int) -> dict[str, Any]:
+        """Name who is responsible for an open incident."""
+        session = _session()
+        incident = _incident(incident_id)
+        try:
+            assign_incident(session, incident, _actor(), data["assignee"], utcnow())
+        except IncidentError as exc:
+            abort(409, message=str(exc))
+        session.commit()
+        return to_resource(incident)
