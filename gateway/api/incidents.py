@@ -93,6 +93,7 @@ def _incident(incident_id: int) -> Incident:
         team is not None and (incident.operator is None or incident.operator.team_id != team)
     ):
         abort(404, message=f"no incident {incident_id}")
+    assert incident is not None
     return incident
 
 
