@@ -14,6 +14,7 @@ from gateway.db import Database
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
     from gateway import api, health, logs, tasking
+    from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
     from ivr_flows import default_flows
     from sms import views as sms_views
@@ -25,6 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)
+    reports_rollup.install()  # the reports' rollup follows every write of answers and surveys
     tasking.celery_init_app(app)
 
     app.register_blueprint(health.bp)

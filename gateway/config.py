@@ -93,6 +93,9 @@ class Settings:
 
     low_score_threshold: int = 2
     report_min_responses: int = 30
+    # By default an operator's CSI and ranking leave out what the operator does not control
+    # (the tariff); true counts every parameter, as the company's CSI does.
+    report_operator_csi_all_parameters: bool = False
 
     @property
     def provider(self) -> str:
@@ -171,6 +174,7 @@ _CONVERTERS: dict[str, Any] = {
     "dispatch_batch_size": int,
     "low_score_threshold": int,
     "report_min_responses": int,
+    "report_operator_csi_all_parameters": _as_bool,
     "var_dir": Path,
 }
 

@@ -341,3 +341,7 @@ class RateLimitSlot(Base):
 
     sender: Mapped[str] = mapped_column(String(100), primary_key=True)
     next_free_at: Mapped[datetime]
+
+
+# The reports' rollup lives with its domain; imported here so the metadata (and Alembic) has it.
+from gateway.reports.models import OperatorDayScore  # noqa: E402, F401

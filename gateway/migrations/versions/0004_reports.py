@@ -1,23 +1,62 @@
-"""reports schema
+"""reports schema: the per-operator daily rollup of survey figures
 
 Revision ID: 0004
 Revises: 0003
+
+The table is derived data. After upgrading an existing database, fill it from the raw
+answers with `survey-gateway surveys rebuild-scores --from ... --to ...`.
 """
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_COUNTS = (
+    "contacts", "offered", "not_sent", "sent", "started", "completed", "excluded",
+    "calls_without_survey", "responses", "overall_1", "overall_2", "overall_3", "overall_4",
+    "overall_5",
+)
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "operator_day_scores",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("office", sa.String(length=100), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in _COUNTS[:8]),
+        sa.Column("dispositions", sa.JSON(), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in _COUNTS[8:]),
+        sa.Column("csi_sum", sa.Float(), nullable=False),
+        sa.Column("csi_n", sa.Integer(), nullable=False),
+        sa.Column("csi_operator_sum", sa.Float(), nullable=False),
+        sa.Column("csi_operator_n", sa.Integer(), nullable=False),
+        sa.Column("nps_n", sa.Integer(), nullable=False),
+        sa.Column("promoters", sa.Integer(), nullable=False),
+        sa.Column("detractors", sa.Integer(), nullable=False),
+        sa.Column("parameters", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operators.id"],
+            name=op.f("fk_operator_day_scores_operator_id_operators"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_day_scores")),
+        sa.UniqueConstraint(
+            "operator_id", "day", "channel", "office",
+            name=op.f("uq_operator_day_scores_operator_id_day_channel_office"),
+        ),
+    )
+    op.create_index("ix_operator_day_scores_day", "operator_day_scores", ["day"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_operator_day_scores_day", table_name="operator_day_scores")
+    op.drop_table("operator_day_scores")

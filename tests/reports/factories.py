@@ -1,0 +1,167 @@
+"""Rows for report tests: operators, teams, customers, interactions and surveys with answers.
+
+Written through the ORM as the gateway writes them, so the reports' rollup follows them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import (
+    Answer,
+    Customer,
+    Interaction,
+    InteractionChannel,
+    Operator,
+    SurveyChannel,
+    SurveyKind,
+    SurveySession,
+    SurveyStatus,
+    Team,
+)
+from ivr_flows import parse_flow
+
+_numbers = itertools.count(1)
+
+# A flow with an NPS question and the importance set, for the figures that need them.
+NPS_FLOW = parse_flow(
+    {
+        "key": "test_nps",
+        "languages": ["en"],
+        "prompts": {
+            "greeting": {"en": "Hello"}, "thanks": {"en": "Thanks"},
+            "reprompt_rating": {"en": "1 to 5"}, "reprompt_importance": {"en": "1 to 5"},
+            "reprompt_nps": {"en": "0 to 10"},
+        },
+        "settings": {"ask_importance": True},
+        "questions": [
+            {"key": "overall", "type": "rating", "text": {"en": "Overall?"}},
+            {"key": "cost", "parameter": True, "operator_controlled": False, "weight": 2.0,
+             "text": {"en": "Cost?"}},
+            {"key": "speed", "parameter": True, "weight": 1.0, "text": {"en": "Speed?"}},
+            {"key": "politeness", "parameter": True, "weight": 3.0, "text": {"en": "Polite?"}},
+            {"key": "importance_cost", "type": "importance", "importance_of": "cost",
+             "text": {"en": "Cost matters?"}},
+            {"key": "importance_speed", "type": "importance", "importance_of": "speed",
+             "text": {"en": "Speed matters?"}},
+            {"key": "importance_politeness", "type": "importance",
+             "importance_of": "politeness", "text": {"en": "Politeness matters?"}},
+            {"key": "nps", "type": "nps", "text": {"en": "Recommend us, 0 to 10?"}},
+        ],
+    }
+)
+
+
+def at(day: str, hour: int = 12, minute: int = 0) -> datetime:
+    """A UTC moment on an ISO date."""
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)
+
+
+class Seeder:
+    """Creates related rows with sensible defaults; every method flushes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def team(self, name: str) -> Team:
+        found = self.session.scalar(select(Team).where(Team.name == name))
+        if found is None:
+            found = Team(name=name)
+            self.session.add(found)
+            self.session.flush()
+        return found
+
+    def operator(self, external_id: str, team: str | None = None, name: str | None = None) -> Operator:
+        operator = Operator(
+            external_id=external_id, name=name or f"Operator {external_id}",
+            team=self.team(team) if team else None,
+        )
+        self.session.add(operator)
+        self.session.flush()
+        return operator
+
+    def customer(self, external_id: str | None = None, phone: str | None = None) -> Customer:
+        n = next(_numbers)
+        customer = Customer(
+            external_id=external_id or f"crm-{n}", phone=phone or f"+7916{n:07d}", language="ru"
+        )
+        self.session.add(customer)
+        self.session.flush()
+        return customer
+
+    def contact(
+        self,
+        operator: Operator | None,
+        ended_at: datetime,
+        *,
+        channel: str = "call",
+        office: str | None = None,
+        customer: Customer | None = None,
+        disposition: str | None = None,
+    ) -> Interaction:
+        """An interaction with no survey."""
+        interaction = Interaction(
+            channel=InteractionChannel(channel), external_id=f"contact-{next(_numbers)}",
+            ended_at=ended_at, operator=operator, customer=customer, office=office,
+            disposition=disposition,
+        )
+        self.session.add(interaction)
+        self.session.flush()
+        return interaction
+
+    def survey(
+        self,
+        operator: Operator | None,
+        answers: Mapping[str, int | None],
+        ended_at: datetime,
+        *,
+        status: str = "completed",
+        channel: str = "call",
+        office: str | None = None,
+        customer: Customer | None = None,
+        flow: str = "post_call",
+        disposition: str | None = None,
+        excluded: str | None = None,
+    ) -> SurveySession:
+        """An interaction and its survey with these answers (None: asked and skipped)."""
+        customer = customer or self.customer()
+        interaction = self.contact(
+            operator, ended_at, channel=channel, office=office, customer=customer,
+            disposition=disposition,
+        )
+        survey = SurveySession(
+            interaction=interaction, customer=customer,
+            channel=SurveyChannel.SMS if channel == "office_visit" else SurveyChannel.IVR,
+            kind=SurveyKind.SMS if channel == "office_visit" else SurveyKind.POST_CALL,
+            flow=flow, language="ru", status=SurveyStatus(status), attempts=1,
+            started_at=ended_at if answers else None,
+            finished_at=ended_at if SurveyStatus(status).is_final else None,
+        )
+        if excluded:
+            survey.excluded_at, survey.excluded_by, survey.exclusion_reason = (
+                ended_at, "admin:test", excluded,
+            )
+        self.session.add(survey)
+        self.session.flush()
+        for key, value in answers.items():
+            self.session.add(
+                Answer(session_id=survey.id, question_key=key, value=value, answered_at=ended_at)
+            )
+        self.session.flush()
+        return survey
+
+
+def nps_flows(monkeypatch: Any) -> None:
+    """Load the test NPS flow beside the shipped ones, for the reports' scoring."""
+    from gateway.reports import rollup, service
+    from ivr_flows import default_flows
+
+    flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
+    monkeypatch.setattr(rollup, "default_flows", lambda: flows)
+    monkeypatch.setattr(service, "default_flows", lambda: flows)
