@@ -40,4 +40,6 @@ def init_app(app: Flask) -> None:
 
 def extra_blueprints() -> list:  # type: ignore[type-arg]
     """API blueprints of other domains (reports, customers), registered with the spec."""
-    return []
+    from gateway.reports import views as reports_views
+
+    return [reports_views.bp, reports_views.surveys_bp, reports_views.customers_bp]

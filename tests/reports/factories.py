@@ -77,7 +77,9 @@ class Seeder:
             self.session.flush()
         return found
 
-    def operator(self, external_id: str, team: str | None = None, name: str | None = None) -> Operator:
+    def operator(
+        self, external_id: str, team: str | None = None, name: str | None = None
+    ) -> Operator:
         operator = Operator(
             external_id=external_id, name=name or f"Operator {external_id}",
             team=self.team(team) if team else None,
@@ -86,13 +88,16 @@ class Seeder:
         self.session.flush()
         return operator
 
-    def customer(self, external_id: str | None = None, phone: str | None = None) -> Customer:
+    def customer(
+        self, external_id: str | None = None, phone: str | None = None, *, flush: bool = True
+    ) -> Customer:
         n = next(_numbers)
         customer = Customer(
             external_id=external_id or f"crm-{n}", phone=phone or f"+7916{n:07d}", language="ru"
         )
         self.session.add(customer)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return customer
 
     def contact(
@@ -104,6 +109,7 @@ class Seeder:
         office: str | None = None,
         customer: Customer | None = None,
         disposition: str | None = None,
+        flush: bool = True,
     ) -> Interaction:
         """An interaction with no survey."""
         interaction = Interaction(
@@ -112,7 +118,8 @@ class Seeder:
             disposition=disposition,
         )
         self.session.add(interaction)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return interaction
 
     def survey(
@@ -130,10 +137,10 @@ class Seeder:
         excluded: str | None = None,
     ) -> SurveySession:
         """An interaction and its survey with these answers (None: asked and skipped)."""
-        customer = customer or self.customer()
+        customer = customer or self.customer(flush=False)
         interaction = self.contact(
             operator, ended_at, channel=channel, office=office, customer=customer,
-            disposition=disposition,
+            disposition=disposition, flush=False,
         )
         survey = SurveySession(
             interaction=interaction, customer=customer,
@@ -142,17 +149,16 @@ class Seeder:
             flow=flow, language="ru", status=SurveyStatus(status), attempts=1,
             started_at=ended_at if answers else None,
             finished_at=ended_at if SurveyStatus(status).is_final else None,
+            answers=[
+                Answer(question_key=key, value=value, answered_at=ended_at)
+                for key, value in answers.items()
+            ],
         )
         if excluded:
             survey.excluded_at, survey.excluded_by, survey.exclusion_reason = (
                 ended_at, "admin:test", excluded,
             )
         self.session.add(survey)
-        self.session.flush()
-        for key, value in answers.items():
-            self.session.add(
-                Answer(session_id=survey.id, question_key=key, value=value, answered_at=ended_at)
-            )
         self.session.flush()
         return survey
 
@@ -165,3 +171,9 @@ def nps_flows(monkeypatch: Any) -> None:
     flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
     monkeypatch.setattr(rollup, "default_flows", lambda: flows)
     monkeypatch.setattr(service, "default_flows", lambda: flows)
+
+
+def report(client: Any, headers: dict[str, str], path: str = "/api/v1/reports/operators",
+           **params: Any) -> Any:
+    query = {"from": "2026-09-01", "to": "2026-09-30", **params}
+    return client.get(path, query_string=query, headers=headers)

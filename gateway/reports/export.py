@@ -1,0 +1,111 @@
+"""CSV and XLSX exports, streamed: rows are written as they come, never held all at once."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import xlsxwriter
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_CHUNK_ROWS = 500
+_FILE_CHUNK = 64 * 1024
+
+
+def operator_columns(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] = ()) -> list[str]:
+    """Flat column names of operator-report rows: nested figures become their own columns."""
+    keys = sorted({k for row in rows for k in row.get("parameters", {})})
+    return [
+        *leading,
+        "operator_external_id", "operator_name", "team", "surveys_sent", "responses",
+        "response_rate", "overall_mean", "csat", "csat_ci95_low", "csat_ci95_high", "csi",
+        "csi_all_parameters", *(f"parameter_{k}" for k in keys),
+        *(f"distribution_{v}" for v in range(1, 6)),
+        "nps", "nps_se", "nps_responses", "excluded", "ranked", "rank", "rank_reason",
+    ]
+
+
+def flatten_operator_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One operator-report row with nested figures spread into flat columns."""
+    interval = row.get("csat_ci95") or (None, None)
+    nps = row.get("nps") or {}
+    flat = {
+        **{k: v for k, v in row.items() if not isinstance(v, dict | list)},
+        "operator_external_id": row["operator"]["external_id"],
+        "operator_name": row["operator"]["name"],
+        "team": row["operator"]["team"],
+        "csat_ci95_low": interval[0],
+        "csat_ci95_high": interval[1],
+        "nps": nps.get("score"),
+        "nps_se": nps.get("se"),
+        "nps_responses": nps.get("responses"),
+    }
+    flat.update({f"parameter_{k}": v for k, v in row.get("parameters", {}).items()})
+    flat.update({f"distribution_{k}": v for k, v in row.get("distribution", {}).items()})
+    return flat
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """CSV text in chunks of a few hundred rows: a header line, then one line per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([_cell(row.get(c)) for c in columns])
+        if count % _CHUNK_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_xlsx(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], sheet: str = "report"
+) -> str:
+    """Write rows to a temporary XLSX file in constant memory; the caller removes the file."""
+    handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="survey-report-")
+    os.close(handle)
+    try:
+        workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False})
+        worksheet = workbook.add_worksheet(sheet[:31])
+        bold = workbook.add_format({"bold": True})
+        worksheet.write_row(0, 0, list(columns), bold)
+        for number, row in enumerate(rows, start=1):
+            for col, name in enumerate(columns):
+                value = row.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, bool):
+                    worksheet.write_boolean(number, col, value)
+                elif isinstance(value, int | float):
+                    worksheet.write_number(number, col, value)
+                else:
+                    worksheet.write_string(number, col, str(value))
+        workbook.close()
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def file_chunks(path: str) -> Iterator[bytes]:
+    """The file's bytes in chunks; the file is removed once read (or abandoned)."""
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_FILE_CHUNK):
+                yield chunk
+    finally:
+        os.unlink(path)

@@ -1,0 +1,555 @@
+"""Reports: operator ratings, trend, teams, funnel, exclusions and a customer's satisfaction.
+
+Pure domain code over a Session: the API, the CLI and the benchmark call the same functions.
+Report figures add up the rollup (gateway.reports.rollup), itself computed from raw answers;
+per-interaction figures are scored straight from the raw answers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.config import Settings
+from gateway.models import (
+    AuditEvent,
+    Customer,
+    Interaction,
+    InteractionChannel,
+    Operator,
+    SurveySession,
+    Team,
+)
+from gateway.reports.metrics import (
+    SessionScore,
+    Tally,
+    figures,
+    nps_class,
+    score_session,
+)
+from gateway.reports.models import OperatorDayScore
+from gateway.reports.rollup import SENT_STATUSES, day_start, scoring_spec
+from ivr_flows import default_flows
+
+scores = cast(Table, OperatorDayScore.__table__)
+_COUNTS = (
+    "contacts", "offered", "not_sent", "sent", "started", "completed", "excluded",
+    "calls_without_survey", "responses", "overall_1", "overall_2", "overall_3", "overall_4",
+    "overall_5", "csi_sum", "csi_n", "csi_operator_sum", "csi_operator_n", "nps_n",
+    "promoters", "detractors",
+)
+# Dispositions a PBX reports for a call that never reached the survey hand-over.
+LOST_DISPOSITIONS = ("transferred", "operator_hangup")
+
+
+class ReportError(ValueError):
+    """A report request that cannot be answered as asked (the message says why)."""
+
+
+class NotVisible(LookupError):
+    """The record does not exist or the caller may not see it (the two are not told apart)."""
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """A report's period (UTC dates, both inclusive) and optional filters."""
+
+    start: date
+    end: date
+    channel: InteractionChannel | None = None
+    team: str | None = None
+    office: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ReportError("'to' is before 'from'")
+        if (self.end - self.start).days > 366 * 2:
+            raise ReportError("a report covers at most two years")
+
+    @property
+    def starts_at(self) -> datetime:
+        return day_start(self.start)
+
+    @property
+    def ends_before(self) -> datetime:
+        return day_start(self.end + timedelta(days=1))
+
+
+def _conditions(flt: ReportFilter) -> list[Any]:
+    conditions: list[Any] = [scores.c.day >= flt.start, scores.c.day <= flt.end]
+    if flt.channel is not None:
+        conditions.append(scores.c.channel == flt.channel.value)
+    if flt.office is not None:
+        conditions.append(scores.c.office == flt.office)
+    if flt.team is not None:
+        conditions.append(scores.c.operator_id.in_(_team_operators(flt.team)))
+    return conditions
+
+
+def _team_operators(team: str) -> Any:
+    return select(Operator.id).join(Team, Operator.team_id == Team.id).where(Team.name == team)
+
+
+@dataclass
+class Totals:
+    """The summed rollup counts of one group (an operator, a team, a day)."""
+
+    counts: dict[str, float]
+    tally: Tally
+    dispositions: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> Totals:
+        return cls(dict.fromkeys(_COUNTS, 0), Tally(), {})
+
+    def count(self, name: str) -> int:
+        return int(self.counts.get(name, 0))
+
+    def add(self, other: Totals) -> None:
+        for name in _COUNTS:
+            self.counts[name] = self.counts.get(name, 0) + other.counts.get(name, 0)
+        self.tally.merge(other.tally)
+        for key, n in other.dispositions.items():
+            self.dispositions[key] = self.dispositions.get(key, 0) + n
+
+
+def _tally_of(counts: dict[str, float]) -> Tally:
+    tally = Tally()
+    tally.responses = int(counts["responses"])
+    tally.distribution = {v: int(counts[f"overall_{v}"]) for v in range(1, 6)}
+    tally.csi_sum, tally.csi_n = float(counts["csi_sum"]), int(counts["csi_n"])
+    tally.csi_operator_sum = float(counts["csi_operator_sum"])
+    tally.csi_operator_n = int(counts["csi_operator_n"])
+    tally.nps_n, tally.promoters = int(counts["nps_n"]), int(counts["promoters"])
+    tally.detractors = int(counts["detractors"])
+    return tally
+
+
+def _totals(session: Session, conditions: Sequence[Any], group: Any) -> dict[Any, Totals]:
+    """Rollup sums per value of `group` (a column expression) over the matching rows."""
+    summed = session.execute(
+        select(group.label("g"), *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
+        .where(*conditions)
+        .group_by(group)
+    ).all()
+    result = {}
+    for row in summed:
+        counts = {name: getattr(row, name) or 0 for name in _COUNTS}
+        result[row.g] = Totals(counts, _tally_of(counts), {})
+    # Per-parameter sums and dispositions are JSON, added up here rather than in SQL so the
+    # same code runs on PostgreSQL and SQLite; there is one row per operator and day.
+    for g, parameters, dispositions in session.execute(
+        select(group, scores.c.parameters, scores.c.dispositions).where(*conditions)
+    ):
+        totals = result[g]
+        sums = totals.tally.parameter_sums
+        for key, (total, n) in (parameters or {}).items():
+            pair = sums.setdefault(key, [0.0, 0])
+            pair[0] += total
+            pair[1] += n
+        for key, n in (dispositions or {}).items():
+            totals.dispositions[key] = totals.dispositions.get(key, 0) + n
+    return result
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def published(totals: Totals, settings: Settings, *, operator_view: bool) -> dict[str, Any]:
+    """The contract's figures of a group, rounded for publication."""
+    raw = figures(
+        totals.tally,
+        operator_view=operator_view and not settings.report_operator_csi_all_parameters,
+    )
+    sent = totals.count("sent")
+    nps = raw["nps"]
+    interval = raw["csat_ci95"]
+    return {
+        "surveys_sent": sent,
+        "responses": raw["responses"],
+        "response_rate": _round(raw["responses"] / sent, 4) if sent else None,
+        "overall_mean": _round(raw["overall_mean"], 3),
+        "csat": _round(raw["csat"], 4),
+        "csat_ci95": [round(x, 4) for x in interval] if interval else None,
+        "csi": _round(raw["csi"], 2),
+        "csi_all_parameters": _round(raw["csi_all_parameters"], 2),
+        "parameters": {k: round(v, 3) for k, v in raw["parameters"].items()},
+        "distribution": raw["distribution"],
+        "nps": nps and {**nps, "score": round(nps["score"], 2), "se": round(nps["se"], 2)},
+        "excluded": totals.count("excluded"),
+        "_rank_by": interval[0] if interval else None,
+        "_csat": raw["csat"],
+    }
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def _operators(session: Session, ids: Sequence[int]) -> dict[int, Operator]:
+    rows = session.scalars(
+        select(Operator).where(Operator.id.in_(ids)).options(selectinload(Operator.team))
+    ).all()
+    return {op.id: op for op in rows}
+
+
+def operator_ref(op: Operator) -> dict[str, Any]:
+    return {"external_id": op.external_id, "name": op.name, "team": op.team and op.team.name}
+
+
+def operators_report(
+    session: Session, flt: ReportFilter, settings: Settings
+) -> list[dict[str, Any]]:
+    """Per-operator figures: ranked operators first, by the lower bound of the CSAT interval.
+
+    Operators with fewer than REPORT_MIN_RESPONSES responses follow, listed but never ranked.
+    """
+    totals = _totals(session, _conditions(flt), scores.c.operator_id)
+    operators = _operators(session, list(totals))
+    minimum = settings.report_min_responses
+    rows = []
+    for operator_id, group in totals.items():
+        row = {
+            "operator": operator_ref(operators[operator_id]),
+            **published(group, settings, operator_view=True),
+        }
+        responses = row["responses"]
+        row["ranked"] = responses >= minimum and row["_rank_by"] is not None
+        row["rank"] = None
+        row["rank_reason"] = None if row["ranked"] else (
+            f"{responses} responses, fewer than the {minimum} needed to be ranked"
+        )
+        rows.append(row)
+    ranked = sorted(
+        (r for r in rows if r["ranked"]),
+        key=lambda r: (-r["_rank_by"], -r["_csat"], -r["responses"], r["operator"]["external_id"]),
+    )
+    for position, row in enumerate(ranked, start=1):
+        row["rank"] = position
+    unranked = sorted(
+        (r for r in rows if not r["ranked"]),
+        key=lambda r: (-r["responses"], r["operator"]["external_id"]),
+    )
+    return [_public(r) for r in (*ranked, *unranked)]
+
+
+def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dict[str, Any]:
+    """Per-team figures and the total of the filter; every parameter counts in their CSI."""
+    per_operator = _totals(session, _conditions(flt), scores.c.operator_id)
+    operators = _operators(session, list(per_operator))
+    per_team: dict[str | None, Totals] = defaultdict(Totals.empty)
+    members: dict[str | None, int] = defaultdict(int)
+    total = Totals.empty()
+    for operator_id, group in per_operator.items():
+        team = operators[operator_id].team
+        name = team.name if team else None
+        per_team[name].add(group)
+        members[name] += 1
+        total.add(group)
+    teams = [
+        {"team": name, "operators": members[name],
+         **_public(published(group, settings, operator_view=False))}
+        for name, group in sorted(per_team.items(), key=lambda item: item[0] or "")
+    ]
+    return {
+        "teams": teams,
+        "total": {"operators": len(per_operator),
+                  **_public(published(total, settings, operator_view=False))},
+    }
+
+
+def find_operator(session: Session, external_id: str, team: str | None) -> Operator:
+    """The operator, if visible to a caller restricted to `team` (None: any team)."""
+    operator = session.scalar(
+        select(Operator).where(Operator.external_id == external_id)
+        .options(selectinload(Operator.team))
+    )
+    if operator is None or (
+        team is not None and (operator.team is None or operator.team.name != team)
+    ):
+        raise NotVisible(f"no operator {external_id!r}")
+    return operator
+
+
+def period_start(day: date, granularity: str) -> date:
+    """The first day of the day or ISO week (Monday) holding `day`."""
+    return day if granularity == "day" else day - timedelta(days=day.weekday())
+
+
+def operator_trend(
+    session: Session, operator: Operator, flt: ReportFilter, granularity: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """One operator's figures per day or ISO week of the period; periods without data absent."""
+    if granularity not in {"day", "week"}:
+        raise ReportError("granularity is day or week")
+    conditions = [*_conditions(flt), scores.c.operator_id == operator.id]
+    periods: dict[date, Totals] = defaultdict(Totals.empty)
+    for day, totals in _totals(session, conditions, scores.c.day).items():
+        periods[period_start(day, granularity)].add(totals)
+    return [
+        {"period_start": start.isoformat(), **_public(published(t, settings, operator_view=True))}
+        for start, t in sorted(periods.items())
+    ]
+
+
+def funnel_report(session: Session, flt: ReportFilter) -> list[dict[str, Any]]:
+    """Per operator: contacts, surveys offered, sent, started, completed, lost calls, re-surveys."""
+    totals = _totals(session, _conditions(flt), scores.c.operator_id)
+    operators = _operators(session, list(totals))
+    resurveys = _resurveys(session, flt)
+    rows: list[dict[str, Any]] = []
+    for operator_id, t in totals.items():
+        rows.append({
+            "operator": operator_ref(operators[operator_id]),
+            "contacts": t.count("contacts"),
+            "surveys_offered": t.count("offered"),
+            "surveys_not_sent": t.count("not_sent"),
+            "surveys_sent": t.count("sent"),
+            "surveys_started": t.count("started"),
+            "surveys_completed": t.count("completed"),
+            "responses": t.count("responses"),
+            "excluded": t.count("excluded"),
+            "calls_without_survey": t.count("calls_without_survey"),
+            "dispositions": dict(sorted(t.dispositions.items())),
+            "resurveys": resurveys.get(operator_id, 0),
+        })
+    rows.sort(key=lambda r: r["operator"]["external_id"])
+    return rows
+
+
+def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
+    """Surveys sent in the period to a customer already surveyed earlier in the period,
+    counted against the operator of the later contact."""
+    numbered = (
+        select(
+            Interaction.operator_id, Interaction.channel, Interaction.office,
+            func.row_number().over(
+                partition_by=SurveySession.customer_id,
+                order_by=(Interaction.ended_at, Interaction.id),
+            ).label("n"),
+        )
+        .join(SurveySession, SurveySession.interaction_id == Interaction.id)
+        .where(
+            Interaction.ended_at >= flt.starts_at, Interaction.ended_at < flt.ends_before,
+            SurveySession.customer_id.is_not(None),
+            SurveySession.status.in_(SENT_STATUSES),
+        )
+        .subquery()
+    )
+    conditions = [numbered.c.n > 1, numbered.c.operator_id.is_not(None)]
+    if flt.channel is not None:
+        conditions.append(numbered.c.channel == flt.channel)
+    if flt.office is not None:
+        conditions.append(numbered.c.office == flt.office)
+    if flt.team is not None:
+        conditions.append(numbered.c.operator_id.in_(_team_operators(flt.team)))
+    return dict(
+        session.execute(
+            select(numbered.c.operator_id, func.count()).where(*conditions)
+            .group_by(numbered.c.operator_id)
+        ).all()
+    )
+
+
+# --- scored interactions: one row per survey, straight from the raw answers --------------
+
+
+def answer_keys() -> list[str]:
+    """Every scored question key of the loaded flows, overall first, in flow order."""
+    keys: list[str] = ["overall"]
+    for flow in default_flows().values():
+        for q in flow.questions:
+            if q.value_range is not None and q.key not in keys:
+                keys.append(q.key)
+    return keys
+
+
+def score_of(survey: SurveySession) -> SessionScore:
+    answered = {a.question_key: a.value for a in survey.answers}
+    return score_session(answered, scoring_spec(survey.flow))
+
+
+def _scored_query(flt: ReportFilter) -> Select[Any]:
+    query = (
+        select(SurveySession)
+        .join(SurveySession.interaction)
+        .where(Interaction.ended_at >= flt.starts_at, Interaction.ended_at < flt.ends_before)
+    )
+    if flt.channel is not None:
+        query = query.where(Interaction.channel == flt.channel)
+    if flt.office is not None:
+        query = query.where(Interaction.office == flt.office)
+    if flt.team is not None:
+        query = query.where(Interaction.operator_id.in_(_team_operators(flt.team)))
+    return query
+
+
+def scored_interactions(
+    session: Session, flt: ReportFilter, batch: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """The period's surveyed interactions, scored from their raw answers, streamed in batches
+    (a server-side cursor on PostgreSQL) so a year of them never sits in memory."""
+    keys = answer_keys()
+    query = (
+        _scored_query(flt)
+        .order_by(Interaction.ended_at, Interaction.id)
+        .options(
+            selectinload(SurveySession.answers),
+            selectinload(SurveySession.interaction).selectinload(Interaction.operator)
+            .selectinload(Operator.team),
+            selectinload(SurveySession.interaction).selectinload(Interaction.customer),
+        )
+        .execution_options(yield_per=batch)
+    )
+    for survey in session.scalars(query):
+        interaction = survey.interaction
+        operator, customer = interaction.operator, interaction.customer
+        answered = {a.question_key: a.value for a in survey.answers}
+        score = score_session(answered, scoring_spec(survey.flow))
+        yield {
+            "interaction_id": interaction.id,
+            "external_id": interaction.external_id,
+            "channel": interaction.channel.value,
+            "ended_at": interaction.ended_at.isoformat(),
+            "office": interaction.office,
+            "disposition": interaction.disposition,
+            "operator_external_id": operator and operator.external_id,
+            "operator_name": operator and operator.name,
+            "team": operator and operator.team and operator.team.name,
+            "customer_external_id": customer and customer.external_id,
+            "survey_id": survey.id,
+            "survey_status": survey.status.value,
+            "flow": survey.flow,
+            "excluded": survey.excluded_at is not None,
+            "exclusion_reason": survey.exclusion_reason,
+            **{key: answered.get(key) for key in keys},
+            "csi": _round(score.csi, 2),
+            "csi_operator": _round(score.csi_operator, 2),
+            "nps_class": nps_class(score.nps),
+        }
+
+
+def scored_columns() -> list[str]:
+    return [
+        "interaction_id", "external_id", "channel", "ended_at", "office", "disposition",
+        "operator_external_id", "operator_name", "team", "customer_external_id", "survey_id",
+        "survey_status", "flow", "excluded", "exclusion_reason", *answer_keys(), "csi",
+        "csi_operator", "nps_class",
+    ]
+
+
+# --- exclusions ---------------------------------------------------------------------------
+
+
+def find_survey(session: Session, survey_id: int, team: str | None) -> SurveySession:
+    """The survey session, if visible to a caller restricted to `team` (None: any team)."""
+    query = select(SurveySession).where(SurveySession.id == survey_id)
+    if team is not None:
+        query = query.join(SurveySession.interaction).where(
+            Interaction.operator_id.in_(_team_operators(team))
+        )
+    survey = session.scalar(query)
+    if survey is None:
+        raise NotVisible(f"no survey {survey_id}")
+    return survey
+
+
+def exclude_rating(
+    session: Session, survey: SurveySession, reason: str, actor: str, now: datetime
+) -> bool:
+    """Exclude a survey's rating from every figure (an appeal upheld), audited; the rows stay.
+
+    Returns False, changing nothing, when it is already excluded.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ReportError("give the reason for the exclusion")
+    if survey.excluded_at is not None:
+        return False
+    survey.excluded_at, survey.excluded_by, survey.exclusion_reason = now, actor, reason
+    _audit(session, survey, "survey.exclude", actor, now, reason)
+    session.flush()
+    return True
+
+
+def reinstate_rating(
+    session: Session, survey: SurveySession, actor: str, now: datetime, reason: str | None
+) -> bool:
+    """Count an excluded rating again, audited; False when it was not excluded."""
+    if survey.excluded_at is None:
+        return False
+    previous = survey.exclusion_reason
+    survey.excluded_at = survey.excluded_by = survey.exclusion_reason = None
+    _audit(session, survey, "survey.reinstate", actor, now, reason, excluded_for=previous)
+    session.flush()
+    return True
+
+
+def _audit(
+    session: Session, survey: SurveySession, action: str, actor: str, now: datetime,
+    reason: str | None, **extra: Any,
+) -> None:
+    interaction = survey.interaction
+    session.add(AuditEvent(
+        at=now, actor=actor, action=action, subject_type="survey_session",
+        subject_id=str(survey.id),
+        detail={
+            "reason": reason, "interaction_id": interaction.id,
+            "operator": interaction.operator and interaction.operator.external_id, **extra,
+        },
+    ))
+
+
+# --- a customer's satisfaction, for the CRM -----------------------------------------------
+
+
+def customer_satisfaction(session: Session, customers: Sequence[Customer]) -> dict[str, Any]:
+    """The customer's latest scores with their mean and NPS class, and the history's figures.
+
+    Excluded ratings count in nothing here either.
+    """
+    ids = [c.id for c in customers]
+    surveys = session.scalars(
+        select(SurveySession)
+        .join(SurveySession.interaction)
+        .where(SurveySession.customer_id.in_(ids), SurveySession.excluded_at.is_(None))
+        .order_by(Interaction.ended_at.desc(), SurveySession.id.desc())
+        .options(selectinload(SurveySession.answers), selectinload(SurveySession.interaction))
+    ).all()
+    scored = [(s, score_of(s)) for s in surveys]
+    answered = [(s, sc) for s, sc in scored if any(a.value is not None for a in s.answers)]
+    overall = [sc.overall for _, sc in answered if sc.overall is not None]
+    latest_nps = next((sc.nps for _, sc in answered if sc.nps is not None), None)
+    latest = None
+    if answered:
+        survey, score = answered[0]
+        ratings = [v for v in (score.overall, *score.parameters.values()) if v is not None]
+        interaction = survey.interaction
+        latest = {
+            "survey_id": survey.id,
+            "interaction": {
+                "id": interaction.id, "external_id": interaction.external_id,
+                "channel": interaction.channel.value, "ended_at": interaction.ended_at,
+            },
+            "scores": {a.question_key: a.value for a in survey.answers if a.value is not None},
+            "mean": _round(sum(ratings) / len(ratings), 3) if ratings else None,
+            "csi": _round(score.csi, 2),
+            "nps": score.nps,
+            "nps_class": nps_class(score.nps),
+        }
+    first = customers[0]
+    return {
+        "customer": {"external_id": first.external_id, "phone": first.phone, "name": first.name},
+        "surveys_answered": len(answered),
+        "overall_mean": _round(sum(overall) / len(overall), 3) if overall else None,
+        "latest": latest,
+        "nps": latest_nps,
+        "nps_class": nps_class(latest_nps),
+    }

@@ -1,0 +1,294 @@
+"""Reports, exclusions and a customer's satisfaction over the API: thin views over services.
+
+Roles: supervisors read their own team's reports only (the team filter is forced to theirs;
+naming another team is 403); admins read all; integrations read a customer's satisfaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from flask import Response, current_app, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.config import Settings
+from gateway.db import utcnow
+from gateway.models import ApiRole, Customer, InteractionChannel
+from gateway.reports import export, service
+from gateway.reports.schemas import (
+    ExclusionInSchema,
+    ExclusionOutSchema,
+    FunnelSchema,
+    OperatorsReportSchema,
+    ReinstateInSchema,
+    ReportQuerySchema,
+    SatisfactionQuerySchema,
+    SatisfactionSchema,
+    TeamsReportSchema,
+    TrendQuerySchema,
+    TrendSchema,
+)
+
+bp = Blueprint(
+    "reports", __name__, url_prefix="/api/v1/reports",
+    description="Operator ratings, trends, teams, the survey funnel and scored interactions; "
+    "JSON, CSV (Accept: text/csv) or XLSX",
+)
+surveys_bp = Blueprint(
+    "survey_exclusions", __name__, url_prefix="/api/v1/surveys",
+    description="Excluding a rating from every figure (an appeal upheld), and reinstating it",
+)
+customers_bp = Blueprint(
+    "customers", __name__, url_prefix="/api/v1/customers",
+    description="A customer's satisfaction, for the CRM",
+)
+for _blueprint in (bp, surveys_bp, customers_bp):
+    _blueprint.before_request(authenticate_request)
+
+_EXPORT_DOC = {
+    "responses": {
+        "200": {
+            "content": {
+                export.CSV: {"schema": {"type": "string"}},
+                export.XLSX: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    }
+}
+
+
+def _session() -> Session:
+    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
+
+
+def _visible_team(asked: str | None) -> str | None:
+    """The team a report is limited to: a supervisor's own, whatever it asks for."""
+    key = current_key()
+    if key.role is not ApiRole.SUPERVISOR:
+        return asked
+    own = key.team.name if key.team else None
+    if own is None:
+        abort(403, message="this supervisor key has no team")
+    if asked is not None and asked != own:
+        abort(403, message="a supervisor key reads its own team's reports only")
+    return own
+
+
+def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
+    try:
+        return service.ReportFilter(
+            start=query["from_"],
+            end=query["to"],
+            channel=InteractionChannel(query["channel"]) if "channel" in query else None,
+            team=_visible_team(query.get("team")),
+            office=query.get("office"),
+        )
+    except service.ReportError as exc:
+        abort(422, message=str(exc))
+        raise  # unreachable: abort raises
+
+
+def _wanted(query: Mapping[str, Any]) -> str:
+    """json, csv or xlsx: the format parameter, else the Accept header, else json."""
+    if "format" in query:
+        return str(query["format"])
+    best = request.accept_mimetypes.best_match(
+        ["application/json", export.CSV, export.XLSX], default="application/json"
+    )
+    return {export.CSV: "csv", export.XLSX: "xlsx"}.get(best or "", "json")
+
+
+def _filename(stem: str, query: Mapping[str, Any]) -> str:
+    start: date = query["from_"]
+    end: date = query["to"]
+    return f"{stem}-{start.isoformat()}-{end.isoformat()}"
+
+
+def _table_response(
+    wanted: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], filename: str
+) -> Response:
+    """A CSV or XLSX download, streamed."""
+    if wanted == "csv":
+        body = stream_with_context(export.csv_chunks(columns, rows))
+        response = Response(body, mimetype=export.CSV)
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+        response.mimetype_params["charset"] = "utf-8"
+        return response
+    path = export.write_xlsx(columns, rows, sheet=filename[:31])
+    response = Response(export.file_chunks(path), mimetype=export.XLSX)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
+    return response
+
+
+@bp.route("/operators")
+class OperatorsReport(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(ReportQuerySchema, location="query")
+    @bp.response(200, OperatorsReportSchema)
+    @bp.doc(**_EXPORT_DOC)
+    def get(self, query: dict[str, Any]) -> Any:
+        """Per-operator ratings for a period; ranked operators first, then the unranked."""
+        rows = service.operators_report(_session(), _filter(query), _settings())
+        wanted = _wanted(query)
+        if wanted == "json":
+            return {"operators": rows}
+        columns = export.operator_columns(rows)
+        flat = (export.flatten_operator_row(r) for r in rows)
+        return _table_response(wanted, columns, flat, _filename("operators", query))
+
+
+@bp.route("/teams")
+class TeamsReport(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(ReportQuerySchema, location="query")
+    @bp.response(200, TeamsReportSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """Per-team figures for a period (every parameter counts in a team's CSI), and the total."""
+        return service.teams_report(_session(), _filter(query), _settings())
+
+
+@bp.route("/funnel")
+class FunnelReport(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(ReportQuerySchema, location="query")
+    @bp.response(200, FunnelSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """The survey funnel per operator: contacts, surveys offered, sent, started, completed,
+        calls that never reached the survey, and re-surveys of the same customer."""
+        return {"operators": service.funnel_report(_session(), _filter(query))}
+
+
+@bp.route("/operators/<string:external_id>/trend")
+class OperatorTrend(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(TrendQuerySchema, location="query")
+    @bp.response(200, TrendSchema)
+    def get(self, query: dict[str, Any], external_id: str) -> Any:
+        """One operator's figures per day or ISO week of the period."""
+        session = _session()
+        flt = _filter({k: v for k, v in query.items() if k != "team"})
+        try:
+            operator = service.find_operator(session, external_id, flt.team)
+        except service.NotVisible as exc:
+            abort(404, message=str(exc))
+        one = service.ReportFilter(flt.start, flt.end, flt.channel, None, flt.office)
+        granularity = query["granularity"]
+        return {
+            "operator": service.operator_ref(operator),
+            "granularity": granularity,
+            "points": service.operator_trend(session, operator, one, granularity, _settings()),
+        }
+
+
+@bp.route("/interactions")
+class ScoredInteractions(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.arguments(ReportQuerySchema, location="query")
+    @bp.response(200, description="CSV (the default) or XLSX, one row per surveyed interaction")
+    @bp.doc(**_EXPORT_DOC)
+    def get(self, query: dict[str, Any]) -> Any:
+        """The period's surveyed interactions scored from their raw answers, streamed."""
+        wanted = _wanted(query)
+        if wanted == "json":
+            wanted = "csv"  # a year of rows is a file, not a JSON document
+        rows = service.scored_interactions(_session(), _filter(query))
+        return _table_response(
+            wanted, service.scored_columns(), rows, _filename("interactions", query)
+        )
+
+
+def _exclusion(survey: Any) -> dict[str, Any]:
+    return {
+        "survey_id": survey.id,
+        "interaction_id": survey.interaction_id,
+        "excluded": survey.excluded_at is not None,
+        "excluded_at": survey.excluded_at,
+        "excluded_by": survey.excluded_by,
+        "exclusion_reason": survey.exclusion_reason,
+    }
+
+
+def _actor() -> str:
+    key = current_key()
+    return f"{key.role.value}:{key.name}"
+
+
+def _find_survey(session: Session, survey_id: int) -> Any:
+    key = current_key()
+    team = None
+    if key.role is ApiRole.SUPERVISOR:
+        team = key.team.name if key.team else ""
+    try:
+        return service.find_survey(session, survey_id, team)
+    except service.NotVisible as exc:
+        abort(404, message=str(exc))
+
+
+@surveys_bp.route("/<int:survey_id>/exclusion")
+class Exclusion(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @surveys_bp.arguments(ExclusionInSchema)
+    @surveys_bp.response(201, ExclusionOutSchema, description="excluded from every figure")
+    @surveys_bp.alt_response(200, schema=ExclusionOutSchema, description="already excluded")
+    def post(self, data: dict[str, Any], survey_id: int) -> Any:
+        """Exclude this survey's rating from the operator's figures, with a written reason."""
+        session = _session()
+        survey = _find_survey(session, survey_id)
+        try:
+            changed = service.exclude_rating(session, survey, data["reason"], _actor(), utcnow())
+        except service.ReportError as exc:
+            abort(422, message=str(exc))
+        session.commit()
+        return _exclusion(survey), 201 if changed else 200
+
+    @allow(ApiRole.SUPERVISOR)
+    @surveys_bp.arguments(ReinstateInSchema, required=False)
+    @surveys_bp.response(200, ExclusionOutSchema, description="counted again")
+    def delete(self, data: dict[str, Any] | None, survey_id: int) -> Any:
+        """Reinstate an excluded rating: it counts in every figure again."""
+        session = _session()
+        survey = _find_survey(session, survey_id)
+        reason = (data or {}).get("reason")
+        service.reinstate_rating(session, survey, _actor(), utcnow(), reason)
+        session.commit()
+        return _exclusion(survey)
+
+
+@customers_bp.route("/<string:external_id>/satisfaction")
+class CustomerSatisfaction(MethodView):
+    @allow(ApiRole.INTEGRATION)
+    @customers_bp.response(200, SatisfactionSchema)
+    def get(self, external_id: str) -> Any:
+        """A customer's latest scores, their mean and NPS class, by the CRM's customer id."""
+        session = _session()
+        customer = session.scalar(select(Customer).where(Customer.external_id == external_id))
+        if customer is None:
+            abort(404, message=f"no customer {external_id!r}")
+            raise AssertionError  # unreachable: abort raises
+        return service.customer_satisfaction(session, [customer])
+
+
+@customers_bp.route("/satisfaction")
+class CustomerSatisfactionByPhone(MethodView):
+    @allow(ApiRole.INTEGRATION)
+    @customers_bp.arguments(SatisfactionQuerySchema, location="query")
+    @customers_bp.response(200, SatisfactionSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """The same, by phone number (any common writing); every customer with that number."""
+        session = _session()
+        customers = session.scalars(
+            select(Customer).where(Customer.phone == query["phone"]).order_by(Customer.id)
+        ).all()
+        if not customers:
+            abort(404, message="no customer with this phone number")
+        return service.customer_satisfaction(session, customers)

@@ -1,0 +1,103 @@
+"""A seeded month of surveys for the report tests, and API keys of each role."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.reports.factories import Seeder, at, nps_flows
+
+RATED = ("cost", "speed", "politeness", "quality")
+
+
+@dataclass
+class Month:
+    start: str
+    end: str
+    excluded_survey_id: int
+
+
+@pytest.fixture
+def seeder(session: Session) -> Seeder:
+    return Seeder(session)
+
+
+@pytest.fixture
+def with_nps_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    nps_flows(monkeypatch)
+
+
+def _answers(rng: random.Random, flow: str) -> dict[str, int | None]:
+    """A customer's answers: some skipped, some surveys abandoned part-way."""
+    answers: dict[str, int | None] = {}
+    keys = ["overall", *(RATED if flow == "post_call" else ("cost", "speed", "politeness"))]
+    if flow == "test_nps":
+        keys += ["importance_cost", "importance_speed", "importance_politeness", "nps"]
+    stop = len(keys) if rng.random() < 0.8 else rng.randrange(1, len(keys))
+    for key in keys[:stop]:
+        if key != "overall" and rng.random() < 0.12:
+            answers[key] = None
+        elif key == "nps":
+            answers[key] = rng.randrange(0, 11)
+        else:
+            answers[key] = rng.choice((1, 2, 3, 4, 4, 5, 5, 5))
+    return answers
+
+
+@pytest.fixture
+def month(seeder: Seeder, session: Session, with_nps_flow: None) -> Month:
+    """September 2026: four operators in two teams, surveys of every status, one excluded
+    rating, and rows just outside the month that must not count."""
+    rng = random.Random(20260901)
+    operators = {
+        "op-a": (seeder.operator("op-a", "North", "Anna"), 42),
+        "op-b": (seeder.operator("op-b", "North", "Boris"), 36),
+        "op-c": (seeder.operator("op-c", "South", "Clara"), 3),
+        "op-d": (seeder.operator("op-d", "South", "Dmitri"), 33),
+    }
+    for external_id, (operator, count) in operators.items():
+        office = "central" if external_id in {"op-a", "op-c"} else "port"
+        for n in range(count):
+            flow = "test_nps" if n % 3 == 0 else "post_call"
+            answers = _answers(rng, flow)
+            if external_id == "op-c":
+                answers = {"overall": 5}  # three perfect scores: listed, never ranked
+            complete = len(answers) >= 5 and None not in answers.values()
+            ended = at("2026-09-01", 8) + timedelta(hours=rng.randrange(0, 29 * 24 + 15))
+            seeder.survey(
+                operator, answers, ended, flow=flow, office=office,
+                channel="office_visit" if n % 4 == 0 else "call",
+                status="completed" if complete else "partial",
+            )
+        for status in ("expired", "not_sent", "scheduled", "not_reached"):
+            seeder.survey(operator, {}, at("2026-09-10"), status=status, office=office)
+        seeder.survey(operator, {"overall": 4}, at("2026-09-11"), status="active", office=office)
+        seeder.contact(operator, at("2026-09-12"), disposition="transferred", office=office)
+        # Just outside the month: must count nowhere.
+        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-08-31", 23, 59), office=office)
+        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-10-01", 0, 0), office=office)
+    excluded = seeder.survey(
+        operators["op-d"][0], {"overall": 1, "cost": 1, "speed": 1}, at("2026-09-15"),
+        office="port", excluded="the customer rated the tariff, not the call (appeal 17)",
+    )
+    session.commit()
+    return Month("2026-09-01", "2026-09-30", excluded.id)
+
+
+@pytest.fixture
+def keys(make_api_key: Callable[..., str]) -> dict[str, dict[str, str]]:
+    def bearer(role: str, team: str | None = None, name: str = "test") -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_api_key(role, team, name)}"}
+
+    return {
+        "admin": bearer("admin", name="head of quality"),
+        "north": bearer("supervisor", "North", "north supervisor"),
+        "south": bearer("supervisor", "South", "south supervisor"),
+        "integration": bearer("integration", name="crm"),
+    }
+
