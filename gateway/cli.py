@@ -116,10 +116,11 @@ def audio() -> None:
 def _register_domain_commands() -> None:
     """Commands that live with their domain, added to the groups above."""
     from audio import cli as audio_cli
+    from gateway.reports import cli as reports_cli
     from gateway.voice import cli as voice_cli
     from sms import cli as sms_cli
 
-    for module in (voice_cli, sms_cli, audio_cli):
+    for module in (voice_cli, sms_cli, audio_cli, reports_cli):
         module.register(main)
 
 
