@@ -17,9 +17,8 @@ pytestmark = pytest.mark.both_databases
 
 
 def test_ten_simultaneous_identical_posts_make_one_row_one_201_and_nine_200s(live_app: Flask):
-    with live_app.app_context():
-        with live_app.extensions["database"].session_scope() as session:
-            _row, key = create_api_key(session, "pbx", ApiRole.INTEGRATION, None, utcnow())
+    with live_app.app_context(), live_app.extensions["database"].session_scope() as session:
+        _row, key = create_api_key(session, "pbx", ApiRole.INTEGRATION, None, utcnow())
     payload = interaction_payload()
     start = threading.Barrier(10)
     results: list[tuple[int, int]] = []
