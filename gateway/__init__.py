@@ -13,6 +13,7 @@ from gateway.db import Database
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
+    from audio import views as audio_views
     from gateway import api, health, logs, tasking
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
@@ -31,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(voice_views.bp)
+    app.register_blueprint(audio_views.bp)
     app.register_blueprint(sms_views.bp)
     api.init_app(app)
 

@@ -77,15 +77,23 @@ class Settings:
     sms_survey_max_lateness_hours: int = 24
     sms_survey_expiry_hours: int = 24
     sms_rate_per_second: float = 1.0
+    # Bounded retries of a survey's first SMS after a transient provider error (429, 5xx,
+    # connection failures): exponential backoff from the base, with jitter.
+    sms_send_max_attempts: int = 5
+    sms_retry_base_seconds: int = 30
     quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(9, 0))
     survey_cooldown_days: int = 7
     office_timezones: Mapping[str, str] = field(default_factory=dict)
+    # Local time of a customer when neither an office nor the number's range tells it.
+    default_timezone: str = "Europe/Moscow"
 
     ivr_callback_delay_minutes: int = 5
     ivr_callback_max_attempts: int = 3
     ivr_callback_retry_minutes: int = 30
     ivr_max_concurrent_calls: int = 10
     audio_base_url: str | None = None
+    # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
+    audio_dir: Path | None = None
 
     dispatch_interval_seconds: float = 5.0
     dispatch_lease_seconds: int = 300
@@ -162,6 +170,8 @@ _CONVERTERS: dict[str, Any] = {
     "sms_survey_max_lateness_hours": int,
     "sms_survey_expiry_hours": int,
     "sms_rate_per_second": float,
+    "sms_send_max_attempts": int,
+    "sms_retry_base_seconds": int,
     "quiet_hours": QuietHours.parse,
     "survey_cooldown_days": int,
     "office_timezones": _parse_office_timezones,
@@ -176,6 +186,7 @@ _CONVERTERS: dict[str, Any] = {
     "report_min_responses": int,
     "report_operator_csi_all_parameters": _as_bool,
     "var_dir": Path,
+    "audio_dir": Path,
 }
 
 _ENV_NAMES = {
@@ -226,6 +237,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("LOW_SCORE_THRESHOLD must be between 1 and 5")
     if settings.sms_rate_per_second <= 0:
         raise ConfigError("SMS_RATE_PER_SECOND must be positive")
+    if settings.sms_send_max_attempts < 1:
+        raise ConfigError("SMS_SEND_MAX_ATTEMPTS must be at least 1")
+    try:
+        ZoneInfo(settings.default_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"DEFAULT_TIMEZONE: unknown time zone {settings.default_timezone!r}"
+        ) from exc
     if settings.env == "production":
         missing = [
             name

@@ -50,7 +50,7 @@ class Question:
     gather_timeout_seconds: int | None = None  # None: the flow's setting
     max_reprompts: int | None = None
     max_seconds: int = 60  # for comments
-    confirm: bool = False  # read the value back before storing it (long NPS input)
+    confirm: bool = False  # IVR: read the value back before storing it (long NPS input)
 
     @property
     def value_range(self) -> tuple[int, int] | None:
@@ -213,7 +213,8 @@ def advance(flow: Flow, channel: str, state: FlowState, given: Given) -> Step:
         )
         return _next(questions, state, answer)
     if isinstance(given, Value) and question.accepts(given.value):
-        if question.confirm:
+        # A read-back is for keys pressed on a phone; a text reply is seen as typed.
+        if question.confirm and channel == "ivr":
             pending = FlowState(state.index, state.reprompts, given.value)
             return Step(pending, (Say(SayKind.CONFIRM, question.key, given.value),))
         return _next(questions, state, RecordedAnswer(question.key, given.value, given.raw))

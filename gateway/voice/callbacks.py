@@ -1,0 +1,365 @@
+"""Call-back surveys: the outbound call placed for a claimed session, and how each try ends.
+
+The dispatcher claims a due `ivr_callback` session (status sending, lease in claimed_until)
+and queues `gateway.voice.tasks.place_survey_call(session_id)`. Placing a call is three steps,
+each its own transaction, so that no database lock is held across the network call:
+
+1. `reserve_call`: under a lock shared by every worker, check the concurrent-call cap and the
+   attempt budget, and write the SurveyAttempt (outcome empty = in flight).
+2. the REST request to Twilio's Calls API (or, with the console provider, a log line).
+3. `call_placed` / `call_refused`: the CallSid, or the error and what follows from it.
+
+How a try ends arrives later at /voice/status (`call_ended`): a human who answered takes the
+survey; no-answer, busy, failed or an answering machine re-schedules the session until
+IVR_CALLBACK_MAX_ATTEMPTS calls were made, then it is not_reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioRestException
+
+from gateway.config import Settings
+from gateway.db import is_sqlite
+from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
+from gateway.phones import mask_phone
+from gateway.surveys import finish_survey, flow_of, flow_state
+
+logger = logging.getLogger(__name__)
+
+# A placed call holds its slot under the cap (and the session its lease) this long at most:
+# ringing (RING_SECONDS), machine detection and a survey of a few minutes. A status callback
+# that never comes frees the slot after it, and the dispatcher may then claim the session again.
+CALL_WINDOW = timedelta(minutes=30)
+RING_SECONDS = 30
+# At the concurrent-call cap a session waits this long before it is tried again.
+CAP_WAIT = timedelta(minutes=1)
+# Transient REST errors: re-try after 1, 2, 4, 8, 16 minutes, then give up.
+MAX_TRANSIENT_ERRORS = 5
+STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
+# Any number works: it only has to be the same in every worker.
+_CAP_LOCK_KEY = 7_262_010
+NOT_REACHED_OUTCOMES = frozenset({"busy", "no-answer", "failed", "canceled", "machine", "hangup"})
+
+
+def is_machine(answered_by: str | None) -> bool:
+    """Twilio's AnsweredBy for an answering machine or a fax (not human, not unknown)."""
+    return bool(answered_by) and (
+        answered_by == "fax" or str(answered_by).startswith("machine")
+    )
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One reserved try: everything the REST request needs, and the row to settle after."""
+
+    attempt_id: int
+    survey_id: int
+    to: str
+    url: str
+    status_callback: str
+
+
+def survey_call_url(settings: Settings, survey: SurveySession) -> str:
+    query = urlencode({"session": survey.id, "flow": survey.flow, "lang": survey.language})
+    return f"{settings.public_base_url.rstrip('/')}/voice/survey?{query}"
+
+
+def _lock_cap(session: Session) -> None:
+    """Serialise cap checks across workers and machines until this transaction ends."""
+    if not is_sqlite(session):  # SQLite: BEGIN IMMEDIATE already serialises writers
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAP_LOCK_KEY})
+
+
+def calls_in_flight(session: Session, now: datetime) -> int:
+    """Outbound survey calls placed and not yet ended, across every worker."""
+    return session.scalar(
+        select(func.count(SurveyAttempt.id))
+        .join(SurveySession, SurveySession.id == SurveyAttempt.session_id)
+        .where(
+            SurveySession.channel == SurveyChannel.IVR,
+            SurveySession.kind == SurveyKind.IVR_CALLBACK,
+            SurveyAttempt.outcome.is_(None),
+            SurveyAttempt.started_at > now - CALL_WINDOW,
+        )
+    ) or 0
+
+
+def reserve_call(
+    session: Session, settings: Settings, survey_id: int, now: datetime
+) -> CallRequest | None:
+    """Reserve a try for a claimed session, or put it back: cap reached, budget spent, no number.
+
+    The caller commits before placing the call, so the reservation counts under the cap.
+    """
+    _lock_cap(session)
+    survey = session.scalar(
+        select(SurveySession).where(SurveySession.id == survey_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if survey is None:
+        logger.warning("survey %s to call does not exist", survey_id)
+        return None
+    if survey.kind is not SurveyKind.IVR_CALLBACK or survey.status is not SurveyStatus.SENDING:
+        # Not claimed for us (or already handled by a duplicate task): leave it alone.
+        logger.info("survey %s is %s/%s, not a claimed call-back; not calling", survey.id,
+                    survey.kind, survey.status)
+        return None
+    phone = survey.customer.phone if survey.customer else None
+    if not phone:
+        _fail(survey, now, "no phone number for the customer")
+        return None
+    if settings.provider == "twilio" and not settings.twilio_from_number:
+        _fail(survey, now, "TWILIO_FROM_NUMBER is not set: outbound calls need a caller id")
+        return None
+    if survey.attempts >= settings.ivr_callback_max_attempts:
+        _not_reached(survey, now)
+        return None
+    if calls_in_flight(session, now) >= settings.ivr_max_concurrent_calls:
+        # Queued, never dropped: back to scheduled for the next sweep.
+        survey.status = SurveyStatus.SCHEDULED
+        survey.due_at = now + CAP_WAIT
+        survey.claimed_until = None
+        logger.info("survey %s waits: %s concurrent survey calls", survey.id,
+                    settings.ivr_max_concurrent_calls)
+        return None
+    number = (session.scalar(
+        select(func.max(SurveyAttempt.number)).where(SurveyAttempt.session_id == survey.id)
+    ) or 0) + 1
+    attempt = SurveyAttempt(session_id=survey.id, number=number, started_at=now)
+    session.add(attempt)
+    survey.attempts += 1
+    survey.last_sent_at = now
+    survey.claimed_until = now + CALL_WINDOW  # the lease covers ringing and the survey
+    session.flush()
+    return CallRequest(
+        attempt_id=attempt.id,
+        survey_id=survey.id,
+        to=phone,
+        url=survey_call_url(settings, survey),
+        status_callback=f"{settings.public_base_url.rstrip('/')}/voice/status",
+    )
+
+
+def call_placed(session: Session, request: CallRequest, call_sid: str, now: datetime,
+                *, delivery_status: str = "queued") -> None:
+    """Twilio accepted the call: its CallSid keys the survey from now on."""
+    attempt = session.get(SurveyAttempt, request.attempt_id)
+    survey = session.get(SurveySession, request.survey_id)
+    assert attempt is not None and survey is not None
+    attempt.provider_id = call_sid
+    survey.provider_id = call_sid
+    survey.delivery_status = delivery_status
+
+
+@dataclass(frozen=True)
+class PlaceError:
+    transient: bool
+    code: str | None
+    detail: str
+
+
+def classify(exc: Exception) -> PlaceError:
+    """Transient (rate limit, Twilio or network trouble) or permanent (Twilio said no)."""
+    if isinstance(exc, TwilioRestException):
+        transient = exc.status == 429 or exc.status >= 500
+        code = str(exc.code) if exc.code is not None else str(exc.status)
+        return PlaceError(transient, code, f"Twilio {exc.status} {code}: {exc.msg}"[:500])
+    # A read timeout may hide a call Twilio did create; the survey URL then hangs up on it,
+    # because the session's CallSid is the next try's.
+    return PlaceError(True, None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def call_refused(
+    session: Session, settings: Settings, request: CallRequest, error: PlaceError, now: datetime
+) -> None:
+    """The REST request failed: re-try later with backoff if transient, else fail the session."""
+    attempt = session.get(SurveyAttempt, request.attempt_id)
+    survey = session.scalar(
+        select(SurveySession).where(SurveySession.id == request.survey_id).with_for_update()
+    )
+    assert attempt is not None and survey is not None
+    attempt.outcome = "error"
+    attempt.error_code = error.code
+    attempt.detail = error.detail
+    attempt.finished_at = now
+    survey.attempts = max(survey.attempts - 1, 0)  # no call was made: the budget is untouched
+    if not error.transient:
+        _fail(survey, now, error.detail)
+        return
+    errors = session.scalar(
+        select(func.count(SurveyAttempt.id)).where(
+            SurveyAttempt.session_id == survey.id, SurveyAttempt.outcome == "error"
+        )
+    ) or 0
+    if errors >= MAX_TRANSIENT_ERRORS:
+        _fail(survey, now, f"Twilio unreachable after {errors} tries: {error.detail}")
+        return
+    survey.status = SurveyStatus.SCHEDULED
+    survey.due_at = now + timedelta(minutes=2 ** (errors - 1))
+    survey.claimed_until = None
+    logger.warning("survey %s: call not placed (%s); again at %s", survey.id, error.detail,
+                   survey.due_at.isoformat())
+
+
+def machine_answered(
+    session: Session, survey: SurveySession, call_sid: str, answered_by: str | None,
+    now: datetime,
+) -> None:
+    """An answering machine took the call: hang up; the call's end re-schedules the session."""
+    attempt = session.scalar(select(SurveyAttempt).where(SurveyAttempt.provider_id == call_sid))
+    if attempt is not None and attempt.outcome is None:
+        attempt.outcome = "machine"
+        attempt.detail = f"AnsweredBy={answered_by}"
+
+
+def call_ended(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    survey: SurveySession,
+    call_sid: str,
+    call_status: str | None,
+    answered_by: str | None,
+    error_code: str | None,
+) -> None:
+    """A status callback of a call-back try: settle the try once the call is over."""
+    from gateway.voice.service import FINAL_CALL_STATUSES
+
+    survey.delivery_status = (call_status or "")[:20] or survey.delivery_status
+    if call_status not in FINAL_CALL_STATUSES:
+        return
+    attempt = session.scalar(select(SurveyAttempt).where(SurveyAttempt.provider_id == call_sid))
+    if attempt is None or attempt.finished_at is not None:
+        return  # settled already: Twilio retried the callback
+    if attempt.outcome == "machine" or is_machine(answered_by):
+        outcome = "machine"
+    elif call_status != "completed":
+        outcome = str(call_status)
+    elif survey.status is SurveyStatus.SENDING:
+        outcome = "hangup"  # answered, but gone before the survey began
+    else:
+        outcome = "answered"
+    attempt.outcome = outcome
+    attempt.finished_at = now
+    attempt.error_code = error_code
+    if answered_by and not attempt.detail:
+        attempt.detail = f"AnsweredBy={answered_by}"
+    if outcome == "answered":
+        done = flow_state(survey).index >= len(flow_of(survey).questions_for("ivr"))
+        finish_survey(survey, now, completed=done)
+        return
+    if survey.status.is_final:
+        return
+    if survey.attempts >= settings.ivr_callback_max_attempts:
+        _not_reached(survey, now)
+        return
+    survey.status = SurveyStatus.SCHEDULED
+    survey.due_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
+    survey.claimed_until = None
+    logger.info("survey %s: call %s ended %s; again at %s", survey.id, attempt.number, outcome,
+                survey.due_at.isoformat())
+
+
+def stray_status(session: Session, settings: Settings, now: datetime, call_sid: str,
+                 call_status: str | None) -> None:
+    """A status callback for a call no survey knows (e.g. a hotline call never handed over)."""
+    logger.debug("status %s of call %s: no survey", call_status, call_sid)
+
+
+def _fail(survey: SurveySession, now: datetime, reason: str) -> None:
+    survey.status = SurveyStatus.FAILED
+    survey.not_sent_reason = reason[:200]
+    survey.finished_at = now
+    survey.claimed_until = None
+    logger.warning("survey %s failed: %s", survey.id, reason)
+
+
+def _not_reached(survey: SurveySession, now: datetime) -> None:
+    survey.status = SurveyStatus.NOT_REACHED
+    survey.not_sent_reason = f"not reached in {survey.attempts} call(s)"
+    survey.finished_at = now
+    survey.claimed_until = None
+
+
+# --- orchestration: the body of the task ---------------------------------------------------
+
+
+def place_survey_call(
+    transaction: Callable[[], AbstractContextManager[Session]],
+    settings: Settings,
+    survey_id: int,
+    clock: Callable[[], datetime],
+    client_factory: Callable[[Settings], Any],
+) -> str | None:
+    """Place the outbound call of a claimed call-back survey; returns the CallSid, if any.
+
+    `transaction()` yields a session committed at the end of its block; `client_factory`
+    builds the Twilio REST client (only called with the twilio provider).
+    """
+    with transaction() as session:
+        request = reserve_call(session, settings, survey_id, clock())
+    if request is None:
+        return None
+    if settings.provider != "twilio":
+        return _console_call(transaction, request, clock)
+    client = client_factory(settings)
+    try:
+        call = client.calls.create(
+            to=request.to,
+            from_=settings.twilio_from_number,
+            url=request.url,
+            method="POST",
+            status_callback=request.status_callback,
+            status_callback_method="POST",
+            status_callback_event=STATUS_CALLBACK_EVENTS,
+            machine_detection="Enable",
+            timeout=RING_SECONDS,
+        )
+    except (TwilioRestException, requests.RequestException) as exc:
+        error = classify(exc)
+        with transaction() as session:
+            call_refused(session, settings, request, error, clock())
+        return None
+    finally:
+        _close(client)
+    with transaction() as session:
+        call_placed(session, request, call.sid, clock(), delivery_status=call.status or "queued")
+    logger.info("survey %s: calling %s (call %s)", request.survey_id, mask_phone(request.to),
+                call.sid)
+    return str(call.sid)
+
+
+def _console_call(
+    transaction: Callable[[], AbstractContextManager[Session]],
+    request: CallRequest,
+    clock: Callable[[], datetime],
+) -> str:
+    """No Twilio credentials: nothing rings. The try waits, as a ringing call would, for
+    `survey-gateway simulate call --session ID` to answer it (until CALL_WINDOW passes)."""
+    call_sid = "CA" + uuid.uuid4().hex
+    with transaction() as session:
+        call_placed(session, request, call_sid, clock(), delivery_status="console")
+    logger.warning(
+        "console provider: would call %s for survey %s (call %s); answer it with "
+        "`survey-gateway simulate call --session %s`",
+        mask_phone(request.to), request.survey_id, call_sid, request.survey_id,
+    )
+    return call_sid
+
+
+def _close(client: Any) -> None:
+    session = getattr(getattr(client, "http_client", None), "session", None)
+    if session is not None:
+        session.close()

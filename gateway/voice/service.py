@@ -1,0 +1,446 @@
+"""The IVR survey over Twilio Voice: start, each key press, and the call's end.
+
+Pure domain code: functions take a Session, Settings, `now` and typed inputs and return the
+TwiML to answer with; the caller commits. The conversation's state lives in the survey
+session's row only, so any worker may serve any step of a call. Every answer to a webhook
+is kept in a WebhookReceipt (CallSid + step), so a webhook Twilio retries gets the same
+TwiML and records nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.interactions import (
+    CustomerInput,
+    InteractionInput,
+    OperatorInput,
+    record_interaction,
+    upsert_customer,
+    upsert_operator,
+)
+from gateway.models import (
+    Customer,
+    Interaction,
+    InteractionChannel,
+    SurveyChannel,
+    SurveyKind,
+    SurveySession,
+    SurveyStatus,
+    WebhookReceipt,
+)
+from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
+from gateway.voice import callbacks
+from gateway.voice.twiml import StepLink, hangup, render_step
+from ivr_flows import Flow, FlowState, default_flows
+from ivr_flows.engine import (
+    Given,
+    Invalid,
+    NoInput,
+    Question,
+    QuestionType,
+    Recorded,
+    Value,
+    advance,
+    start,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FLOW = "post_call"
+# DialCallStatus values meaning the caller really talked to the operator.
+OPERATOR_REACHED = frozenset({"completed", "answered"})
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+START_STEP = "start"
+
+
+@dataclass(frozen=True)
+class CallInput:
+    """The fields every Twilio Voice webhook carries about the call."""
+
+    call_sid: str
+    account_sid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None  # inbound, outbound-api, outbound-dial
+    call_status: str | None = None
+    parent_call_sid: str | None = None
+    dial_call_status: str | None = None  # set when Twilio follows a <Dial action>
+    answered_by: str | None = None  # machine detection: human, machine_start, fax, ...
+
+
+@dataclass(frozen=True)
+class StartParams:
+    """The query of POST /voice/survey, as the hotline or an outbound call sets it."""
+
+    operator: str | None = None
+    interaction: str | None = None
+    flow: str | None = None
+    lang: str | None = None
+    session_id: int | None = None  # call-back surveys: the session the call was placed for
+
+
+@dataclass(frozen=True)
+class KeyInput:
+    """What the caller gave at one step: keys, or a recording."""
+
+    digits: str | None = None
+    recording_url: str | None = None
+    recording_duration: int | None = None
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+def _receipt(session: Session, call_sid: str, step: str) -> str | None:
+    return session.scalar(
+        select(WebhookReceipt.response_body).where(
+            WebhookReceipt.provider_id == call_sid, WebhookReceipt.step == step
+        )
+    )
+
+
+def _remember(session: Session, call_sid: str, step: str, body: str, now: datetime) -> str:
+    """Keep the answer for retries; if a concurrent request got there first, its answer wins."""
+    try:
+        with session.begin_nested():
+            session.add(
+                WebhookReceipt(provider_id=call_sid, step=step, response_body=body, created_at=now)
+            )
+    except IntegrityError:
+        stored = _receipt(session, call_sid, step)
+        if stored is not None:
+            return stored
+        raise
+    return body
+
+
+def _locked(session: Session, survey_id: int) -> SurveySession | None:
+    """The survey row, locked until commit: two workers never interleave steps of one call.
+
+    SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
+    """
+    return session.scalar(
+        select(SurveySession)
+        .where(SurveySession.id == survey_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+# --- start --------------------------------------------------------------------------------
+
+
+def start_survey(
+    session: Session, settings: Settings, now: datetime, call: CallInput, params: StartParams
+) -> str:
+    """The first TwiML of a survey call: greeting and first question, or a polite hang-up."""
+    replay = _receipt(session, call.call_sid, START_STEP)
+    if replay is not None:
+        return replay
+    if params.session_id is not None:
+        body = _start_callback(session, settings, now, call, params.session_id)
+    else:
+        body = _start_post_call(session, settings, now, call, params)
+    return _remember(session, call.call_sid, START_STEP, body, now)
+
+
+def _start_post_call(
+    session: Session, settings: Settings, now: datetime, call: CallInput, params: StartParams
+) -> str:
+    external_id = params.interaction or call.parent_call_sid or call.call_sid
+    customer_phone = _customer_phone(call, settings)
+    reached = call.dial_call_status is None or call.dial_call_status in OPERATOR_REACHED
+    interaction, _created = record_interaction(
+        session,
+        InteractionInput(
+            external_id=external_id,
+            channel=InteractionChannel.CALL,
+            ended_at=now,
+            # A caller who never reached the operator says nothing about the operator.
+            operator=OperatorInput(params.operator) if params.operator and reached else None,
+            customer=CustomerInput(phone=customer_phone) if customer_phone else None,
+            survey="none",
+            disposition=None if reached else f"operator_{call.dial_call_status}"[:50],
+        ),
+        settings,
+        now,
+    )
+    if not reached:
+        if interaction.disposition is None:
+            interaction.disposition = f"operator_{call.dial_call_status}"[:50]
+        logger.info(
+            "call %s: operator leg ended %s; no survey", call.call_sid, call.dial_call_status
+        )
+        return str(hangup(settings))
+    _fill_in(session, settings, interaction, params.operator, customer_phone)
+
+    flow = _flow_named(params.flow)
+    survey = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
+    if survey is None:
+        logger.info("call %s: interaction %s already surveyed", call.call_sid, interaction.id)
+        return str(hangup(settings))
+    survey = _locked(session, survey.id)
+    assert survey is not None
+    replay = _receipt(session, call.call_sid, START_STEP)
+    if replay is not None:  # a concurrent copy of this webhook answered while we waited
+        return replay
+    return _begin(session, settings, now, survey)
+
+
+def _customer_phone(call: CallInput, settings: Settings) -> str | None:
+    """The customer's number: the caller on an inbound call, the called party on an outbound one."""
+    outbound = (call.direction or "inbound").startswith("outbound")
+    raw = call.to_number if outbound else call.from_number
+    if not raw:
+        return None
+    try:
+        return normalize_phone(raw, settings.default_region)
+    except InvalidPhoneNumber:
+        # Withheld or non-phone callers (anonymous, client:..., sip:...) are surveyed anonymously.
+        logger.info("call %s: no usable customer number %s", call.call_sid, mask_phone(raw))
+        return None
+
+
+def _fill_in(
+    session: Session,
+    settings: Settings,
+    interaction: Interaction,
+    operator: str | None,
+    phone: str | None,
+) -> None:
+    """Complete an interaction another system posted; never overwrite what it said."""
+    if interaction.operator_id is None and operator:
+        interaction.operator = upsert_operator(session, OperatorInput(operator))
+    if interaction.customer_id is None and phone:
+        interaction.customer = upsert_customer(session, CustomerInput(phone=phone), settings)
+
+
+def _flow_named(name: str | None) -> Flow:
+    flows = default_flows()
+    flow = flows.get(name or DEFAULT_FLOW)
+    if flow is None or "ivr" not in flow.channels:
+        logger.warning("flow %r is not an IVR flow; using %s", name, DEFAULT_FLOW)
+        flow = flows[DEFAULT_FLOW]
+    return flow
+
+
+def survey_language(
+    customer: Customer | None, requested: str | None, flow: Flow, settings: Settings
+) -> str:
+    """The customer's language, else the one the URL asks for, else DEFAULT_LANGUAGE."""
+    for language in (customer.language if customer else None, requested,
+                     settings.default_language):
+        if language and language in flow.languages:
+            return language
+    return flow.languages[0]
+
+
+def _survey_for_call(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    call: CallInput,
+    interaction: Interaction,
+    flow: Flow,
+    lang: str | None,
+) -> SurveySession | None:
+    """This call's survey session (one per interaction), or None if the interaction's survey
+    is already taken by another call or finished."""
+    language = survey_language(interaction.customer, lang, flow, settings)
+    existing = interaction.survey
+    if existing is None:
+        try:
+            with session.begin_nested():
+                existing = SurveySession(
+                    interaction=interaction,
+                    customer=interaction.customer,
+                    channel=SurveyChannel.IVR,
+                    kind=SurveyKind.POST_CALL,
+                    flow=flow.key,
+                    language=language,
+                    status=SurveyStatus.ACTIVE,
+                    provider_id=call.call_sid,
+                    started_at=now,
+                    attempts=0,
+                )
+                session.add(existing)
+            return existing
+        except IntegrityError:
+            # Another worker created it for a copy of this webhook: use that one.
+            session.expire(interaction, ["survey"])
+            existing = interaction.survey
+            if existing is None:
+                raise
+    if existing.provider_id == call.call_sid:
+        return existing
+    if existing.status is SurveyStatus.SCHEDULED:
+        # The customer is on the line now: a later SMS or call-back would ask again.
+        existing.channel = SurveyChannel.IVR
+        existing.kind = SurveyKind.POST_CALL
+        existing.flow = flow.key
+        existing.language = language
+        existing.status = SurveyStatus.ACTIVE
+        existing.provider_id = call.call_sid
+        existing.started_at = now
+        existing.due_at = None
+        return existing
+    return None
+
+
+def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySession) -> str:
+    flow = flow_of(survey)
+    step = start(flow, "ivr")
+    survey.status = SurveyStatus.ACTIVE
+    survey.started_at = survey.started_at or now
+    survey.claimed_until = None
+    save_flow_state(survey, step.state)
+    if step.finished:
+        finish_survey(survey, now, completed=True)
+    link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
+    return str(render_step(step, flow, survey.language, link, settings))
+
+
+def _start_callback(
+    session: Session, settings: Settings, now: datetime, call: CallInput, survey_id: int
+) -> str:
+    survey = _locked(session, survey_id)
+    if survey is None or survey.kind is not SurveyKind.IVR_CALLBACK:
+        logger.warning("call %s names survey %s, not a call-back survey", call.call_sid,
+                       survey_id)
+        return str(hangup(settings))
+    replay = _receipt(session, call.call_sid, START_STEP)
+    if replay is not None:
+        return replay
+    if survey.provider_id != call.call_sid or survey.status is not SurveyStatus.SENDING:
+        logger.warning("call %s is not survey %s's current call (%s)", call.call_sid,
+                       survey.id, survey.status)
+        return str(hangup(settings))
+    if callbacks.is_machine(call.answered_by):
+        callbacks.machine_answered(session, survey, call.call_sid, call.answered_by, now)
+        return str(hangup(settings))
+    return _begin(session, settings, now, survey)
+
+
+# --- each step ----------------------------------------------------------------------------
+
+
+def step_name(number: int) -> str:
+    return f"step:{number}"
+
+
+def answer_step(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    call: CallInput,
+    survey_id: int,
+    number: int,
+    given: KeyInput,
+) -> str:
+    """Apply the caller's input at step `number`, commit-ready, and return the next TwiML."""
+    step_key = step_name(number)
+    replay = _receipt(session, call.call_sid, step_key)
+    if replay is not None:
+        return replay
+    survey = _locked(session, survey_id)
+    if survey is None or survey.provider_id != call.call_sid:
+        logger.warning("call %s sent a step of survey %s, which is not its own", call.call_sid,
+                       survey_id)
+        return str(hangup(settings))  # not remembered: it changed nothing
+    replay = _receipt(session, call.call_sid, step_key)
+    if replay is not None:  # a concurrent copy of this webhook answered while we waited
+        return replay
+    body = _advance(session, settings, now, survey, number, given)
+    return _remember(session, call.call_sid, step_key, body, now)
+
+
+def _advance(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    survey: SurveySession,
+    number: int,
+    given: KeyInput,
+) -> str:
+    flow = flow_of(survey)
+    if survey.status is not SurveyStatus.ACTIVE:
+        return str(hangup(settings))
+    state = flow_state(survey)
+    questions = flow.questions_for("ivr")
+    if state.index >= len(questions):
+        finish_survey(survey, now, completed=True)
+        return str(hangup(settings))
+    step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
+    if step.recorded is not None:
+        # Committed with this step: a hang-up right after keeps the answer.
+        record_answer(session, survey, step.recorded, settings, now)
+    save_flow_state(survey, step.state)
+    if step.finished:
+        session.flush()
+        finish_survey(survey, now, completed=True)
+    link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
+    return str(render_step(step, flow, survey.language, link, settings))
+
+
+def parse_given(question: Question, state: FlowState, given: KeyInput) -> Given:
+    """The engine's view of the caller's input to `question`."""
+    if question.type is QuestionType.COMMENT and state.pending is None:
+        if given.recording_url and (given.recording_duration or 0) > 0:
+            return Recorded(given.recording_url, int(given.recording_duration or 0))
+        return NoInput()
+    digits = (given.digits or "").strip()
+    if not digits:
+        return NoInput()
+    if digits.isdigit() and len(digits) <= 2:
+        return Value(int(digits), digits)
+    return Invalid(digits)
+
+
+def _question_key(flow: Flow, state: FlowState, finished: bool) -> str | None:
+    questions = flow.questions_for("ivr")
+    if finished or state.index >= len(questions):
+        return None
+    return questions[state.index].key
+
+
+# --- the call's end -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusInput:
+    call: CallInput
+    error_code: str | None = None
+    duration_seconds: int | None = None
+
+
+def call_status(session: Session, settings: Settings, now: datetime, status: StatusInput) -> None:
+    """Twilio's status callback: close the survey of a finished call; settle a call-back try."""
+    call = status.call
+    survey_id = session.scalar(
+        select(SurveySession.id).where(SurveySession.provider_id == call.call_sid)
+    )
+    if survey_id is None:
+        callbacks.stray_status(session, settings, now, call.call_sid, call.call_status)
+        return
+    survey = _locked(session, survey_id)
+    assert survey is not None
+    if survey.kind is SurveyKind.IVR_CALLBACK:
+        callbacks.call_ended(
+            session, settings, now, survey, call.call_sid, call.call_status, call.answered_by,
+            status.error_code,
+        )
+        return
+    if call.call_status not in FINAL_CALL_STATUSES:
+        return
+    flow = flow_of(survey)
+    done = flow_state(survey).index >= len(flow.questions_for("ivr"))
+    finish_survey(survey, now, completed=done)

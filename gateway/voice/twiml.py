@@ -1,0 +1,110 @@
+"""TwiML for the IVR survey, built with the Twilio SDK's VoiceResponse.
+
+The prompt is inside the <Gather> so callers may press during it; a recorded prompt is
+<Play>ed where its file exists, else the text is spoken by <Say> in the language's voice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from audio.library import audio_root, prompt_file
+from gateway.config import Settings
+from gateway.voice.prompts import SAY_VOICES, Prompt, prompt_for
+from ivr_flows.engine import Flow, QuestionType, Step
+
+MAX_COMMENT_SECONDS = 60
+# Silence that ends a comment recording (Twilio's default is 5 s as well).
+RECORD_SILENCE_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class StepLink:
+    """Where the caller's next input goes: the session and the step counter of the call."""
+
+    session_id: int
+    number: int
+    question_key: str | None = None
+
+    def url(self, settings: Settings) -> str:
+        query = {"session": self.session_id, "n": self.number}
+        if self.question_key:
+            query["q"] = self.question_key  # type: ignore[assignment]
+        return f"{settings.public_base_url.rstrip('/')}/voice/survey/step?{urlencode(query)}"
+
+
+def play_url(settings: Settings, language: str, prompt_id: str) -> str:
+    base = settings.audio_base_url or f"{settings.public_base_url.rstrip('/')}/audio"
+    return f"{base.rstrip('/')}/{language}/{prompt_id}.wav"
+
+
+def _speak(target: VoiceResponse | Gather, prompt: Prompt, language: str,
+           settings: Settings) -> None:
+    if prompt_file(audio_root(settings.audio_dir), language, prompt.id).is_file():
+        target.play(play_url(settings, language, prompt.id))
+        return
+    voice, locale = SAY_VOICES.get(language, SAY_VOICES["en"])
+    target.say(prompt.text, voice=voice, language=locale)
+
+
+def render_step(
+    step: Step, flow: Flow, language: str, link: StepLink, settings: Settings
+) -> VoiceResponse:
+    """What the caller hears for one engine step, and where their answer goes."""
+    response = VoiceResponse()
+    prompts = [prompt_for(flow, say, language) for say in step.say]
+    if step.finished:
+        for prompt in prompts:
+            _speak(response, prompt, language, settings)
+        response.hangup()
+        return response
+
+    question = flow.questions_for("ivr")[step.state.index]
+    action = link.url(settings)
+    if question.type is QuestionType.COMMENT and step.state.pending is None:
+        for prompt in prompts:
+            _speak(response, prompt, language, settings)
+        response.record(
+            action=action,
+            method="POST",
+            max_length=min(question.max_seconds, MAX_COMMENT_SECONDS),
+            finish_on_key="#",
+            play_beep=True,
+            timeout=RECORD_SILENCE_SECONDS,
+        )
+        # Twilio skips the action when nothing was recorded and goes on to the next verb:
+        # the same step then arrives with no recording, which ends the comment as skipped.
+        response.redirect(action, method="POST")
+        return response
+
+    two_digits = (
+        question.type is QuestionType.NPS and step.state.pending is None
+    )
+    gather = Gather(
+        input="dtmf",
+        action=action,
+        method="POST",
+        num_digits=2 if two_digits else 1,
+        # Scores of 0-10 end with # (or a pause); a 1-5 key needs no terminator, and with
+        # none a stray # reaches us as a wrong key and gets the re-prompt saying what to press.
+        finish_on_key="#" if two_digits else "",
+        timeout=flow.timeout_for(question),
+        action_on_empty_result=True,
+    )
+    for prompt in prompts:
+        _speak(gather, prompt, language, settings)
+    response.append(gather)
+    return response
+
+
+def hangup(settings: Settings, language: str | None = None, prompt: Prompt | None = None
+           ) -> VoiceResponse:
+    """A polite end: an optional prompt, then <Hangup/>."""
+    response = VoiceResponse()
+    if prompt is not None and language is not None:
+        _speak(response, prompt, language, settings)
+    response.hangup()
+    return response
