@@ -1,0 +1,83 @@
+"""Two gateway instances on one database serve one call: no state lives in a process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from gateway.models import Answer, SurveySession, SurveyStatus
+from tests.conftest import make_test_app
+from tests.ivr.conftest import Call
+
+pytestmark = pytest.mark.both_databases
+
+
+@pytest.fixture
+def other_app(live_app: Flask, database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """A second instance of the gateway (another machine), on the same database."""
+    app = make_test_app(database_url, tmp_path / "other-var")
+    yield app
+    app.extensions["database"].dispose()
+
+
+def stored(app: Flask, call_sid: str) -> tuple[SurveySession, dict[str, int | None]]:
+    with app.app_context():
+        session = app.extensions["database"].session()
+        survey = session.scalar(select(SurveySession).where(SurveySession.provider_id == call_sid))
+        assert survey is not None
+        rows = session.scalars(select(Answer).where(Answer.session_id == survey.id))
+        return survey, {a.question_key: a.value for a in rows}
+
+
+def test_alternate_steps_on_two_instances_complete_one_survey(
+    live_app: Flask, other_app: Flask
+) -> None:
+    clients = [live_app.test_client(), other_app.test_client()]
+    call = Call(clients[0])
+    call.start("operator=op-1&interaction=pbx-two&flow=post_call_nps&lang=en")
+    for turn, digits in enumerate(["5", "4", "3", "2", "1", "8", "1"]):
+        call.client = clients[(turn + 1) % 2]
+        assert call.press(digits).status_code == 200
+    assert call.verbs()[-1] == "Hangup"
+    call.client = clients[0]
+    call.status("completed")
+    survey, answers = stored(other_app, call.call_sid)
+    assert survey.status is SurveyStatus.COMPLETED
+    assert answers == {"overall": 5, "cost": 4, "speed": 3, "politeness": 2, "quality": 1,
+                       "nps": 8}
+
+
+def test_the_same_step_on_two_instances_at_once_records_one_answer(
+    live_app: Flask, other_app: Flask
+) -> None:
+    call = Call(live_app.test_client())
+    call.start("operator=op-1&interaction=pbx-race")
+    action, params = call.action, {**call.base_params(), "Digits": "3"}
+    barrier = threading.Barrier(2)
+    bodies: list[Any] = [None, None]
+
+    def post(index: int, app: Flask) -> None:
+        from tests.ivr.conftest import signed_post
+
+        client = app.test_client()
+        barrier.wait()
+        response = signed_post(client, action, params)
+        bodies[index] = (response.status_code, response.data)
+
+    threads = [threading.Thread(target=post, args=(i, app))
+               for i, app in enumerate((live_app, other_app))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert bodies[0] == bodies[1]
+    assert bodies[0][0] == 200
+    survey, answers = stored(live_app, call.call_sid)
+    assert answers == {"overall": 3}
+    assert survey.state == {"index": 1, "reprompts": 0, "pending": None}
