@@ -27,6 +27,10 @@ test: $(STAMP) system-deps
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+## bench: time the month's operators report over 1 M generated answers (own database, dropped after)
+bench: $(STAMP)
+	$(BIN)/python bench/operators_report.py
+
 ## system-deps: Debian packages the tests use (espeak-ng renders placeholder prompts)
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \

@@ -344,4 +344,4 @@ class RateLimitSlot(Base):
 
 
 # The reports' rollup lives with its domain; imported here so the metadata (and Alembic) has it.
-from gateway.reports.models import OperatorDayScore  # noqa: E402, F401
+from gateway.reports.models import OperatorDayParameter, OperatorDayScore  # noqa: E402, F401

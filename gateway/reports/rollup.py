@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from gateway.db import utcnow
 from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
 from gateway.reports.metrics import ScoringSpec, Tally, score_session, spec_for
-from gateway.reports.models import OperatorDayScore
+from gateway.reports.models import OperatorDayParameter, OperatorDayScore
 from ivr_flows import default_flows
 
 # A survey reached the customer: its first question was delivered.
@@ -44,6 +44,7 @@ interactions = cast(Table, Interaction.__table__)
 sessions = cast(Table, SurveySession.__table__)
 answers = cast(Table, Answer.__table__)
 scores = cast(Table, OperatorDayScore.__table__)
+parameter_scores = cast(Table, OperatorDayParameter.__table__)
 
 
 @dataclass(frozen=True, order=True)
@@ -80,8 +81,14 @@ class Bucket:
             "csi_sum": t.csi_sum, "csi_n": t.csi_n,
             "csi_operator_sum": t.csi_operator_sum, "csi_operator_n": t.csi_operator_n,
             "nps_n": t.nps_n, "promoters": t.promoters, "detractors": t.detractors,
-            "parameters": t.parameter_sums,
         }
+
+    def parameter_rows(self, key: BucketKey) -> list[dict[str, Any]]:
+        return [
+            {"operator_id": key.operator_id, "day": key.day, "channel": key.channel,
+             "office": key.office, "key": name, "total": total, "n": n}
+            for name, (total, n) in sorted(self.tally.parameter_sums.items())
+        ]
 
 
 def day_of(moment: datetime) -> date:
@@ -154,10 +161,10 @@ def _insert(conn: Connection) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(scores)
 
 
-def _key_condition(key: BucketKey) -> Any:
+def _key_condition(key: BucketKey, table: Table = scores) -> Any:
     return and_(
-        scores.c.operator_id == key.operator_id, scores.c.day == key.day,
-        scores.c.channel == key.channel, scores.c.office == key.office,
+        table.c.operator_id == key.operator_id, table.c.day == key.day,
+        table.c.channel == key.channel, table.c.office == key.office,
     )
 
 
@@ -190,12 +197,15 @@ def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
             ),
         )
         bucket = computed.get(key)
+        conn.execute(delete(parameter_scores).where(_key_condition(key, parameter_scores)))
         if bucket is None or bucket.contacts == 0:
             conn.execute(delete(scores).where(_key_condition(key)))
-        else:
-            conn.execute(
-                scores.update().where(_key_condition(key)).values(updated_at=now, **bucket.values())
-            )
+            continue
+        conn.execute(
+            scores.update().where(_key_condition(key)).values(updated_at=now, **bucket.values())
+        )
+        if rows := bucket.parameter_rows(key):
+            conn.execute(parameter_scores.insert(), rows)
 
 
 def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) -> int:
@@ -205,6 +215,7 @@ def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) ->
     while day <= last_day:
         start = day_start(day)
         conn.execute(delete(scores).where(scores.c.day == day))
+        conn.execute(delete(parameter_scores).where(parameter_scores.c.day == day))
         buckets = compute(
             conn,
             and_(interactions.c.ended_at >= start, interactions.c.ended_at < start + timedelta(1)),
@@ -220,6 +231,8 @@ def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) ->
                     for k, b in buckets.items()
                 ],
             )
+            if rows := [row for k, b in buckets.items() for row in b.parameter_rows(k)]:
+                conn.execute(parameter_scores.insert(), rows)
         written += len(buckets)
         day += timedelta(days=1)
     return written

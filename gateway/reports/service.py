@@ -33,11 +33,12 @@ from gateway.reports.metrics import (
     nps_class,
     score_session,
 )
-from gateway.reports.models import OperatorDayScore
+from gateway.reports.models import OperatorDayParameter, OperatorDayScore
 from gateway.reports.rollup import SENT_STATUSES, day_start, scoring_spec
 from ivr_flows import default_flows
 
 scores = cast(Table, OperatorDayScore.__table__)
+parameter_scores = cast(Table, OperatorDayParameter.__table__)
 _COUNTS = (
     "contacts", "offered", "not_sent", "sent", "started", "completed", "excluded",
     "calls_without_survey", "responses", "overall_1", "overall_2", "overall_3", "overall_4",
@@ -81,14 +82,16 @@ class ReportFilter:
         return day_start(self.end + timedelta(days=1))
 
 
-def _conditions(flt: ReportFilter) -> list[Any]:
-    conditions: list[Any] = [scores.c.day >= flt.start, scores.c.day <= flt.end]
+def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
+    """The filter over a rollup table (the buckets by default, or their parameter rows)."""
+    table = scores if table is None else table
+    conditions: list[Any] = [table.c.day >= flt.start, table.c.day <= flt.end]
     if flt.channel is not None:
-        conditions.append(scores.c.channel == flt.channel.value)
+        conditions.append(table.c.channel == flt.channel.value)
     if flt.office is not None:
-        conditions.append(scores.c.office == flt.office)
+        conditions.append(table.c.office == flt.office)
     if flt.team is not None:
-        conditions.append(scores.c.operator_id.in_(_team_operators(flt.team)))
+        conditions.append(table.c.operator_id.in_(_team_operators(flt.team)))
     return conditions
 
 
@@ -131,30 +134,41 @@ def _tally_of(counts: dict[str, float]) -> Tally:
     return tally
 
 
-def _totals(session: Session, conditions: Sequence[Any], group: Any) -> dict[Any, Totals]:
-    """Rollup sums per value of `group` (a column expression) over the matching rows."""
+def _totals(
+    session: Session, flt: ReportFilter, group: str, *, operator_id: int | None = None,
+    dispositions: bool = False,
+) -> dict[Any, Totals]:
+    """Rollup sums per operator or per day (`group`) over the filter."""
+    conditions = _conditions(flt)
+    parameter_conditions = _conditions(flt, parameter_scores)
+    if operator_id is not None:
+        conditions.append(scores.c.operator_id == operator_id)
+        parameter_conditions.append(parameter_scores.c.operator_id == operator_id)
     summed = session.execute(
-        select(group.label("g"), *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
+        select(scores.c[group], *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
         .where(*conditions)
-        .group_by(group)
+        .group_by(scores.c[group])
     ).all()
     result = {}
     for row in summed:
-        counts = {name: getattr(row, name) or 0 for name in _COUNTS}
-        result[row.g] = Totals(counts, _tally_of(counts), {})
-    # Per-parameter sums and dispositions are JSON, added up here rather than in SQL so the
-    # same code runs on PostgreSQL and SQLite; there is one row per operator and day.
-    for g, parameters, dispositions in session.execute(
-        select(group, scores.c.parameters, scores.c.dispositions).where(*conditions)
+        counts = {name: row._mapping[name] or 0 for name in _COUNTS}
+        result[row[0]] = Totals(counts, _tally_of(counts), {})
+    for g, key, total, n in session.execute(
+        select(
+            parameter_scores.c[group], parameter_scores.c.key,
+            func.sum(parameter_scores.c.total), func.sum(parameter_scores.c.n),
+        )
+        .where(*parameter_conditions)
+        .group_by(parameter_scores.c[group], parameter_scores.c.key)
     ):
-        totals = result[g]
-        sums = totals.tally.parameter_sums
-        for key, (total, n) in (parameters or {}).items():
-            pair = sums.setdefault(key, [0.0, 0])
-            pair[0] += total
-            pair[1] += n
-        for key, n in (dispositions or {}).items():
-            totals.dispositions[key] = totals.dispositions.get(key, 0) + n
+        result[g].tally.parameter_sums[key] = [float(total), int(n)]
+    if dispositions:
+        # JSON, decoded here: the funnel is read far less often than the ratings.
+        for g, items in session.execute(
+            select(scores.c[group], scores.c.dispositions).where(*conditions)
+        ):
+            for key, n in (items or {}).items():
+                result[g].dispositions[key] = result[g].dispositions.get(key, 0) + n
     return result
 
 
@@ -211,7 +225,7 @@ def operators_report(
 
     Operators with fewer than REPORT_MIN_RESPONSES responses follow, listed but never ranked.
     """
-    totals = _totals(session, _conditions(flt), scores.c.operator_id)
+    totals = _totals(session, flt, "operator_id")
     operators = _operators(session, list(totals))
     minimum = settings.report_min_responses
     rows = []
@@ -242,7 +256,7 @@ def operators_report(
 
 def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dict[str, Any]:
     """Per-team figures and the total of the filter; every parameter counts in their CSI."""
-    per_operator = _totals(session, _conditions(flt), scores.c.operator_id)
+    per_operator = _totals(session, flt, "operator_id")
     operators = _operators(session, list(per_operator))
     per_team: dict[str | None, Totals] = defaultdict(Totals.empty)
     members: dict[str | None, int] = defaultdict(int)
@@ -289,9 +303,8 @@ def operator_trend(
     """One operator's figures per day or ISO week of the period; periods without data absent."""
     if granularity not in {"day", "week"}:
         raise ReportError("granularity is day or week")
-    conditions = [*_conditions(flt), scores.c.operator_id == operator.id]
     periods: dict[date, Totals] = defaultdict(Totals.empty)
-    for day, totals in _totals(session, conditions, scores.c.day).items():
+    for day, totals in _totals(session, flt, "day", operator_id=operator.id).items():
         periods[period_start(day, granularity)].add(totals)
     return [
         {"period_start": start.isoformat(), **_public(published(t, settings, operator_view=True))}
@@ -301,7 +314,7 @@ def operator_trend(
 
 def funnel_report(session: Session, flt: ReportFilter) -> list[dict[str, Any]]:
     """Per operator: contacts, surveys offered, sent, started, completed, lost calls, re-surveys."""
-    totals = _totals(session, _conditions(flt), scores.c.operator_id)
+    totals = _totals(session, flt, "operator_id", dispositions=True)
     operators = _operators(session, list(totals))
     resurveys = _resurveys(session, flt)
     rows: list[dict[str, Any]] = []

@@ -51,16 +51,25 @@ customers_bp = Blueprint(
 for _blueprint in (bp, surveys_bp, customers_bp):
     _blueprint.before_request(authenticate_request)
 
-_EXPORT_DOC = {
-    "responses": {
-        "200": {
-            "content": {
-                export.CSV: {"schema": {"type": "string"}},
-                export.XLSX: {"schema": {"type": "string", "format": "binary"}},
+def _export_doc(json_schema: str | None) -> dict[str, Any]:
+    """OpenAPI of a response that may also be CSV or XLSX (content negotiation)."""
+    content: dict[str, Any] = {
+        export.CSV: {"schema": {"type": "string"}},
+        export.XLSX: {"schema": {"type": "string", "format": "binary"}},
+    }
+    if json_schema:
+        content = {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{json_schema}"}},
+            **content,
+        }
+    return {
+        "responses": {
+            "200": {
+                "description": "JSON, or CSV or XLSX as the Accept header or ?format= asks",
+                "content": content,
             }
         }
     }
-}
 
 
 def _session() -> Session:
@@ -135,7 +144,7 @@ class OperatorsReport(MethodView):
     @allow(ApiRole.SUPERVISOR)
     @bp.arguments(ReportQuerySchema, location="query")
     @bp.response(200, OperatorsReportSchema)
-    @bp.doc(**_EXPORT_DOC)
+    @bp.doc(**_export_doc("OperatorsReport"))
     def get(self, query: dict[str, Any]) -> Any:
         """Per-operator ratings for a period; ranked operators first, then the unranked."""
         rows = service.operators_report(_session(), _filter(query), _settings())
@@ -195,7 +204,7 @@ class ScoredInteractions(MethodView):
     @allow(ApiRole.SUPERVISOR)
     @bp.arguments(ReportQuerySchema, location="query")
     @bp.response(200, description="CSV (the default) or XLSX, one row per surveyed interaction")
-    @bp.doc(**_EXPORT_DOC)
+    @bp.doc(**_export_doc(None))
     def get(self, query: dict[str, Any]) -> Any:
         """The period's surveyed interactions scored from their raw answers, streamed."""
         wanted = _wanted(query)

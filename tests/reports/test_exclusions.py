@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from gateway.models import AuditEvent, SurveySession
 from tests.reports.factories import at, report
+
+pytestmark = pytest.mark.both_databases
 
 
 def _row(client, headers, operator: str, **params):

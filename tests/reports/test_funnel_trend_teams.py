@@ -6,6 +6,8 @@ import pytest
 
 from tests.reports.factories import at, report
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def calls(seeder, session):

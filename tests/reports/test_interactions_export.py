@@ -6,8 +6,11 @@ import csv
 import io
 
 import openpyxl
+import pytest
 
 from tests.reports.factories import at, report
+
+pytestmark = pytest.mark.both_databases
 
 PATH = "/api/v1/reports/interactions"
 

@@ -11,22 +11,19 @@ from sqlalchemy import select, text
 
 from gateway.db import utcnow
 from gateway.models import SurveyStatus
-from gateway.reports.models import OperatorDayScore
+from gateway.reports.models import OperatorDayParameter, OperatorDayScore
 from gateway.reports.rollup import rebuild
 from gateway.surveys import finish_survey, record_answer
 from ivr_flows.engine import RecordedAnswer
 from tests.reports.factories import Seeder, at
 
-COLUMNS = [c.name for c in OperatorDayScore.__table__.columns if c.name not in {"id", "updated_at"}]
-
 
 def _snapshot(session) -> list[tuple]:
-    rows = session.execute(
-        select(*(OperatorDayScore.__table__.c[name] for name in COLUMNS)).order_by(
-            OperatorDayScore.operator_id, OperatorDayScore.day, OperatorDayScore.channel,
-            OperatorDayScore.office,
-        )
-    ).all()
+    rows = []
+    for table in (OperatorDayScore.__table__, OperatorDayParameter.__table__):
+        columns = [c for c in table.columns if c.name not in {"id", "updated_at"}]
+        keys = [c for c in columns if c.name in {"operator_id", "day", "channel", "office", "key"}]
+        rows += session.execute(select(*columns).order_by(*keys)).all()
     return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
 
 
@@ -59,7 +56,10 @@ def test_recording_an_answer_and_finishing_a_survey_update_the_figures(app, sess
     assert survey.status is SurveyStatus.PARTIAL
     row = bucket()
     assert (row.completed, row.sent, row.csi_n, row.csi_operator_n) == (0, 1, 1, 0)
-    assert row.parameters == {"cost": [2.0, 1]}
+    parameters = session.execute(
+        select(OperatorDayParameter.key, OperatorDayParameter.total, OperatorDayParameter.n)
+    ).all()
+    assert parameters == [("cost", 2.0, 1)]
 
 
 def test_a_moved_interaction_leaves_its_old_bucket(session, seeder):

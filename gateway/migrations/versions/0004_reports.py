@@ -42,7 +42,6 @@ def upgrade() -> None:
         sa.Column("nps_n", sa.Integer(), nullable=False),
         sa.Column("promoters", sa.Integer(), nullable=False),
         sa.Column("detractors", sa.Integer(), nullable=False),
-        sa.Column("parameters", sa.JSON(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["operator_id"], ["operators.id"],
@@ -55,8 +54,31 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_operator_day_scores_day", "operator_day_scores", ["day"])
+    op.create_table(
+        "operator_day_parameters",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("office", sa.String(length=100), nullable=False),
+        sa.Column("key", sa.String(length=50), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operators.id"],
+            name=op.f("fk_operator_day_parameters_operator_id_operators"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_day_parameters")),
+        sa.UniqueConstraint(
+            "operator_id", "day", "channel", "office", "key",
+            name=op.f("uq_operator_day_parameters_operator_id_day_channel_office_key"),
+        ),
+    )
+    op.create_index("ix_operator_day_parameters_day", "operator_day_parameters", ["day"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_operator_day_parameters_day", table_name="operator_day_parameters")
+    op.drop_table("operator_day_parameters")
     op.drop_index("ix_operator_day_scores_day", table_name="operator_day_scores")
     op.drop_table("operator_day_scores")

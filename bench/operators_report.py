@@ -1,0 +1,251 @@
+"""Benchmark: the month's operators report over 1 M answers (500 operators, 90 days).
+
+Not a test. Creates its own PostgreSQL database (sg_bench by default) on the server of
+DATABASE_URL (or postgresql://postgres@127.0.0.1:5432/test), fills it with SQL
+(generate_series), builds the reports' rollup with the same code production uses, then times
+the month's operators report through the service the API calls (median and p95 of N runs),
+and what keeping the rollup costs a write (recording one answer with and without it).
+Drops the database at the end unless --keep.
+
+    .venv/bin/python bench/operators_report.py [--runs 30] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.config import load_settings
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.models import Answer, SurveySession
+from gateway.reports import rollup
+from gateway.reports.service import ReportFilter, operators_report
+from gateway.surveys import record_answer
+from ivr_flows.engine import RecordedAnswer
+
+FIRST_DAY = date(2026, 6, 1)
+DAYS = 90
+MONTH = (date(2026, 7, 1), date(2026, 7, 31))
+OPERATORS, TEAMS, OFFICES = 500, 25, 20
+ANSWERED_SESSIONS = 200_000  # x 5 answers (overall + 4 parameters) = 1,000,000 answers
+UNANSWERED_SESSIONS = 20_000  # expired, not sent, not reached
+CONTACTS_WITHOUT_SURVEY = 30_000
+CUSTOMERS = 150_000
+
+SEED_SQL = f"""
+SELECT setseed(0.42);
+INSERT INTO teams (id, name, created_at)
+  SELECT g, 'Team ' || g, now() FROM generate_series(1, {TEAMS}) g;
+INSERT INTO operators (id, external_id, name, team_id, created_at)
+  SELECT g, 'op-' || g, 'Operator ' || g, 1 + g % {TEAMS}, now()
+  FROM generate_series(1, {OPERATORS}) g;
+INSERT INTO customers (id, external_id, phone, language, created_at)
+  SELECT g, 'crm-' || g, '+7916' || lpad(g::text, 7, '0'), 'ru', now()
+  FROM generate_series(1, {CUSTOMERS}) g;
+-- Hotline operators (4 in 5) take calls, the others office visits, each in one office.
+INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, customer_id, office,
+                          disposition, created_at)
+  SELECT g,
+         CASE WHEN op % 5 = 0 THEN 'office_visit' ELSE 'call' END,
+         'bench-' || g,
+         timestamptz '{FIRST_DAY.isoformat()} 00:00+00' + random() * interval '{DAYS} days',
+         op, 1 + (random() * ({CUSTOMERS} - 1))::int,
+         CASE WHEN op % 5 = 0 THEN 'office-' || (op % {OFFICES}) END,
+         CASE WHEN g > {ANSWERED_SESSIONS + UNANSWERED_SESSIONS} AND random() < 0.3
+              THEN 'transferred' END,
+         now()
+  FROM (SELECT g, 1 + (random() * ({OPERATORS} - 1))::int AS op
+        FROM generate_series(1, {ANSWERED_SESSIONS + UNANSWERED_SESSIONS
+                                 + CONTACTS_WITHOUT_SURVEY}) g) picked;
+INSERT INTO survey_sessions (id, interaction_id, customer_id, channel, kind, flow, language,
+                             status, attempts, created_at, updated_at)
+  SELECT i.id, i.id, i.customer_id,
+         CASE WHEN i.channel = 'call' THEN 'ivr' ELSE 'sms' END,
+         CASE WHEN i.channel = 'call' THEN 'post_call' ELSE 'sms' END,
+         'post_call', 'ru',
+         CASE WHEN i.id > {ANSWERED_SESSIONS}
+              THEN (ARRAY['expired', 'not_sent', 'not_reached'])[1 + i.id % 3]
+              WHEN i.id % 10 = 0 THEN 'partial' ELSE 'completed' END,
+         1, now(), now()
+  FROM interactions i WHERE i.id <= {ANSWERED_SESSIONS + UNANSWERED_SESSIONS};
+-- Five answers per answered survey; a partial one skipped its later questions.
+INSERT INTO answers (session_id, question_key, value, answered_at)
+  SELECT s, k.key,
+         CASE WHEN s % 10 = 0 AND k.n > 2 THEN NULL
+              ELSE (ARRAY[1, 2, 3, 4, 4, 5, 5, 5])[1 + (random() * 7)::int] END,
+         now()
+  FROM generate_series(1, {ANSWERED_SESSIONS}) s,
+       (VALUES (1, 'overall'), (2, 'cost'), (3, 'speed'), (4, 'politeness'), (5, 'quality'))
+         AS k(n, key);
+SELECT setval(pg_get_serial_sequence('interactions', 'id'), (SELECT max(id) FROM interactions));
+SELECT setval(pg_get_serial_sequence('survey_sessions', 'id'),
+              (SELECT max(id) FROM survey_sessions));
+SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT max(id) FROM customers));
+ANALYZE;
+"""
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    """Milliseconds of each of `runs` calls, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[-1]
+
+
+def describe(label: str, samples: list[float]) -> None:
+    print(f"{label}: median {statistics.median(samples):.1f} ms, p95 {p95(samples):.1f} ms "
+          f"({len(samples)} runs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--writes", type=int, default=200)
+    parser.add_argument("--database", default="sg_bench")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    server = make_url(
+        os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    server = server.set(drivername="postgresql+psycopg")
+    url = server.set(database=args.database).render_as_string(hide_password=False)
+    admin = create_engine(
+        server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{args.database}"'))
+    engine = make_engine(url)
+    try:
+        upgrade(url)
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            for statement in filter(str.strip, SEED_SQL.split(";\n")):
+                conn.execute(text(statement))
+        with engine.connect() as conn:
+            answers = conn.execute(select(func.count()).select_from(Answer)).scalar()
+        print(f"seeded {answers:,} answers, {OPERATORS} operators, {DAYS} days "
+              f"in {time.perf_counter() - started:.1f} s")
+
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            rows = rollup.rebuild(conn, FIRST_DAY, FIRST_DAY + timedelta(DAYS), datetime.now(UTC))
+            conn.execute(text("ANALYZE operator_day_scores"))
+        print(f"built the rollup from the raw answers: {rows:,} operator-day rows "
+              f"in {time.perf_counter() - started:.1f} s")
+
+        settings = load_settings(overrides={"database_url": url})
+        sessions = sessionmaker(bind=engine)
+        month = ReportFilter(*MONTH)
+
+        def report() -> list[dict[str, object]]:
+            with sessions() as session:
+                return operators_report(session, month, settings)
+
+        result = report()
+        ranked = sum(1 for r in result if r["ranked"])
+        print(f"report of {MONTH[0]}..{MONTH[1]}: {len(result)} operators, {ranked} ranked")
+        describe("operators report (month)", timed(report, args.runs))
+        team = ReportFilter(*MONTH, team="Team 7")
+
+        def team_report() -> object:
+            with sessions() as session:
+                return operators_report(session, team, settings)
+
+        describe("operators report (month, one team)", timed(team_report, args.runs))
+        describe("GET /api/v1/reports/operators (month, JSON, in-process)",
+                 timed(api_call(url), args.runs))
+
+        measure_writes(engine, settings, args.writes)
+    finally:
+        engine.dispose()
+        if not args.keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def api_call(url: str) -> Callable[[], object]:
+    """The month's report as a client gets it: key check, service, JSON rendering."""
+    import tempfile
+
+    from gateway import create_app
+    from gateway.apikeys import create_api_key
+    from gateway.models import ApiRole
+
+    app = create_app({"database_url": url, "var_dir": Path(tempfile.mkdtemp()),
+                      "log_level": "WARNING"})
+    with app.app_context():
+        session = app.extensions["database"].session()
+        _row, key = create_api_key(session, "bench", ApiRole.ADMIN, None, datetime.now(UTC))
+        session.commit()
+    client = app.test_client()
+    query = {"from": MONTH[0].isoformat(), "to": MONTH[1].isoformat()}
+
+    def call() -> object:
+        response = client.get("/api/v1/reports/operators", query_string=query,
+                              headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response
+
+    return call
+
+
+def measure_writes(engine: object, settings: object, count: int) -> None:
+    """Time recording one answer (and committing) with the rollup hook and without it."""
+    sessions = sessionmaker(bind=engine)  # type: ignore[call-overload]
+    with sessions() as session:
+        # Surveys that were sent and not yet answered: new rows in the busiest month.
+        ids = session.scalars(
+            select(SurveySession.id).where(SurveySession.status.in_(["expired", "not_reached"]))
+            .order_by(SurveySession.id).limit(2 * count)
+        ).all()
+
+    def record(survey_id: int) -> None:
+        with sessions() as session:
+            survey = session.get(SurveySession, survey_id)
+            record_answer(session, survey, RecordedAnswer("overall", 4), settings,
+                          datetime.now(UTC))  # type: ignore[arg-type]
+            session.commit()
+
+    results = {}
+    for label, hook, chosen in (("without the rollup", False, ids[:count]),
+                                ("with the rollup", True, ids[count:])):
+        (rollup.install if hook else rollup.uninstall)()
+        samples = []
+        for survey_id in chosen:
+            started = time.perf_counter()
+            record(survey_id)
+            samples.append((time.perf_counter() - started) * 1000)
+        results[label] = samples
+        describe(f"record one answer {label}", samples)
+    rollup.uninstall()
+    extra = statistics.median(results["with the rollup"]) - statistics.median(
+        results["without the rollup"])
+    print(f"the rollup adds {extra:.1f} ms (median) to recording an answer")
+
+
+if __name__ == "__main__":
+    main()
