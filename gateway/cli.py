@@ -94,6 +94,23 @@ def surveys() -> None:
     """Survey scheduling."""
 
 
+@surveys.command("dispatch-due")
+def surveys_dispatch_due() -> None:
+    """One sweep of due surveys: claim, apply the rules, queue the sends; prints what it did."""
+    from gateway.db import utcnow
+    from gateway.dispatch import run_sweep
+
+    with app_session() as (app, session):
+        report = run_sweep(session, app.config["SETTINGS"], utcnow())
+    click.echo(report.summary())
+    for task_name, survey_id in report.handed_over:
+        click.echo(f"  survey {survey_id}: queued {task_name}")
+    for survey_id, reason in report.not_sent:
+        click.echo(f"  survey {survey_id}: not sent ({reason})")
+    for survey_id, until in report.deferred:
+        click.echo(f"  survey {survey_id}: deferred to {until.isoformat()} (quiet hours)")
+
+
 @main.command("run")
 @click.option("--port", type=int, default=None, help="web port (default: $PORT or 8000)")
 def run(port: int | None) -> None:

@@ -1,1 +1,19 @@
 """Celery tasks of the gateway core: the sweep of due surveys."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from flask import current_app
+
+from gateway.db import utcnow
+from gateway.dispatch import run_sweep
+
+
+@shared_task(name="gateway.tasks.dispatch_due_surveys", ignore_result=True)
+def dispatch_due_surveys() -> str:
+    """One sweep of due surveys (run by beat every DISPATCH_INTERVAL_SECONDS)."""
+    settings = current_app.config["SETTINGS"]
+    database = current_app.extensions["database"]
+    with database.session_scope() as session:
+        report = run_sweep(session, settings, utcnow())
+    return report.summary()

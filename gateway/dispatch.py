@@ -1,0 +1,429 @@
+"""The sweep of due surveys, shared by both channels: claim, apply the rules, hand over.
+
+The schedule lives in the database (`SurveySession.due_at`), never in an hour-long ETA task in
+the broker: a restart, a lost Redis or a redeploy loses nothing. A beat task
+(`gateway.tasks.dispatch_due_surveys`) and `survey-gateway surveys dispatch-due` both run
+`sweep()`, any number of them at once, on any number of machines.
+
+Claiming. On PostgreSQL the due rows are selected `FOR UPDATE SKIP LOCKED`: concurrent sweeps
+take disjoint rows and nobody waits. On SQLite (the embedded, single-machine mode) every
+transaction starts with `BEGIN IMMEDIATE` (gateway.db), so sweeps are serialised. On both, the
+hand-over itself is a compare-and-set (`UPDATE ... WHERE status = 'scheduled'`), so a row is
+handed over once even if the locking assumption were broken. A handed-over row is `sending`
+with a lease (`claimed_until = now + DISPATCH_LEASE_SECONDS`); its channel's task is queued
+only after the sweep commits.
+
+Delivery semantics: AT MOST ONCE for the provider call. A duplicate survey SMS (or call)
+annoys a customer and skews the ratings; a late or missing one costs one response. So the
+send task writes a `SurveyAttempt` row (outcome still empty: "in flight") and commits BEFORE it
+calls the provider, then records the outcome and the MessageSid AFTER. When a lease expires
+in `sending` (a worker died between claim and send), the sweep looks at that row:
+
+* no attempt in flight: the provider was never called, so the survey is simply due again
+  (back to `scheduled`, claimed again by this very sweep, rules re-applied);
+* an attempt in flight: the message may have gone out and nobody knows. It is NOT sent
+  again. An SMS survey is treated as possibly delivered: it becomes `active` with
+  `delivery_status` "unknown", so a reply, if the customer got it, is still taken, and it
+  expires like any other if not. A call is closed as failed with the reason.
+
+Rules, checked on what is true when the survey falls due (not when it was planned), each
+recorded as `not_sent_reason` when it stops a survey: the customer (any customer row with the
+same phone) opted out; no valid mobile number (SMS only: a call-back may call a landline); the
+visit is older than SMS_SURVEY_MAX_LATENESS_HOURS; another survey was started with the same
+customer within SURVEY_COOLDOWN_DAYS, on any channel; and quiet hours, which do not stop a
+survey but move its due time to the end of the window in the customer's local time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, exists, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.config import QuietHours, Settings
+from gateway.db import is_sqlite
+from gateway.models import (
+    Customer,
+    SurveyAttempt,
+    SurveyChannel,
+    SurveyKind,
+    SurveySession,
+    SurveyStatus,
+)
+from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
+from gateway.surveys import finish_survey, flow_of, save_flow_state
+from ivr_flows import engine
+
+logger = logging.getLogger(__name__)
+
+SEND_SMS_TASK = "sms.tasks.send_survey_sms"
+PLACE_CALL_TASK = "gateway.voice.tasks.place_survey_call"
+
+REASON_OPTED_OUT = "customer opted out"
+REASON_NOT_MOBILE = "no valid mobile number"
+REASON_NO_PHONE = "no phone number for the customer"
+REASON_TOO_LATE = "visit older than SMS_SURVEY_MAX_LATENESS_HOURS"
+REASON_COOLDOWN = "surveyed within SURVEY_COOLDOWN_DAYS"
+REASON_CALL_UNKNOWN = "call outcome unknown when its lease expired; not called again"
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did; `handed_over` are (task name, session id) to queue after commit."""
+
+    handed_over: list[tuple[str, int]] = field(default_factory=list)
+    not_sent: list[tuple[int, str]] = field(default_factory=list)
+    deferred: list[tuple[int, datetime]] = field(default_factory=list)
+    recovered: list[tuple[int, str]] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    left_for_next: int = 0
+
+    def summary(self) -> str:
+        """One line for logs and the command line."""
+        parts = [f"handed over {len(self.handed_over)}"]
+        sms = sum(1 for task, _ in self.handed_over if task == SEND_SMS_TASK)
+        if self.handed_over:
+            parts[0] += f" ({sms} sms, {len(self.handed_over) - sms} calls)"
+        reasons: dict[str, int] = {}
+        for _, reason in self.not_sent:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        parts.append(
+            f"not sent {len(self.not_sent)}"
+            + (" (" + "; ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")"
+               if reasons else "")
+        )
+        parts.append(f"deferred to the end of quiet hours {len(self.deferred)}")
+        parts.append(f"recovered after an expired lease {len(self.recovered)}")
+        parts.append(f"expired {len(self.expired)}")
+        if self.left_for_next:
+            parts.append(f"left for the next sweep (rate limit) {self.left_for_next}")
+        return ", ".join(parts)
+
+
+# -- local time ----------------------------------------------------------------------------
+
+
+def local_timezone(office: str | None, phone: str | None, settings: Settings) -> ZoneInfo:
+    """The customer's time zone for quiet hours.
+
+    The office's zone where the interaction names an office in OFFICE_TIMEZONES (a visitor is
+    near the office; a number's range only tells where it was registered), else the number's
+    zone when its range names exactly one, else DEFAULT_TIMEZONE. Russian mobile ranges span
+    eleven zones, so for them it is the office or the default.
+    """
+    if office and office in settings.office_timezones:
+        return ZoneInfo(settings.office_timezones[office])
+    if phone:
+        zone = unambiguous_timezone(phone)
+        if zone:
+            try:
+                return ZoneInfo(zone)
+            except (KeyError, ValueError):  # a zone name the system's tz database lacks
+                logger.warning("unknown time zone %s for a number; using the default", zone)
+    return ZoneInfo(settings.default_timezone)
+
+
+def quiet_hours_end(moment: datetime, zone: ZoneInfo, quiet: QuietHours | None) -> datetime | None:
+    """When `moment` falls in the quiet window of `zone`'s local time, the window's end
+    (aware UTC); else None."""
+    if quiet is None:
+        return None
+    local = moment.astimezone(zone)
+    if not quiet.contains(local.time().replace(tzinfo=None)):
+        return None
+    end = datetime.combine(local.date(), quiet.end, tzinfo=zone)
+    if end <= local:
+        end = datetime.combine(local.date() + timedelta(days=1), quiet.end, tzinfo=zone)
+    return end.astimezone(moment.tzinfo)
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    pass
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Defer:
+    until: datetime
+
+
+Decision = Send | Skip | Defer
+
+
+def phone_opted_out(session: Session, phone: str) -> bool:
+    """True when any customer with this phone has opted out (opt-out follows the number)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None))
+            )
+        )
+    )
+
+
+def surveyed_recently(
+    session: Session, survey: SurveySession, phone: str, settings: Settings, now: datetime
+) -> bool:
+    """Another survey of this number started within SURVEY_COOLDOWN_DAYS, or being sent now."""
+    if settings.survey_cooldown_days <= 0:
+        return False
+    since = now - timedelta(days=settings.survey_cooldown_days)
+    same_number = select(Customer.id).where(Customer.phone == phone)
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    SurveySession.id != survey.id,
+                    SurveySession.customer_id.in_(same_number),
+                    or_(
+                        SurveySession.started_at >= since,
+                        SurveySession.status == SurveyStatus.SENDING,
+                    ),
+                )
+            )
+        )
+    )
+
+
+def decide(session: Session, survey: SurveySession, settings: Settings, now: datetime) -> Decision:
+    """Whether a due survey may go out now, must wait for the end of quiet hours, or is not
+    sent (with the reason)."""
+    customer = survey.customer
+    phone = customer.phone if customer else None
+    if not phone:
+        return Skip(REASON_NO_PHONE)
+    if phone_opted_out(session, phone):
+        return Skip(REASON_OPTED_OUT)
+    if survey.channel is SurveyChannel.SMS and not is_mobile(phone):
+        return Skip(REASON_NOT_MOBILE)
+    ended_at = survey.interaction.ended_at
+    if now - ended_at > timedelta(hours=settings.sms_survey_max_lateness_hours):
+        return Skip(REASON_TOO_LATE)
+    if surveyed_recently(session, survey, phone, settings, now):
+        return Skip(REASON_COOLDOWN)
+    zone = local_timezone(survey.interaction.office, phone, settings)
+    end = quiet_hours_end(now, zone, settings.quiet_hours)
+    if end is not None:
+        return Defer(end)
+    return Send()
+
+
+# -- the sweep -----------------------------------------------------------------------------
+
+
+def _for_update(stmt: Select[Any], session: Session) -> Select[Any]:
+    if is_sqlite(session):
+        return stmt  # BEGIN IMMEDIATE already holds the only write lock
+    return stmt.with_for_update(skip_locked=True, of=SurveySession)
+
+
+def _sweepable() -> ColumnElement[bool]:
+    # Post-call IVR surveys start on the caller's own call and are never swept.
+    return or_(
+        SurveySession.channel == SurveyChannel.SMS,
+        SurveySession.kind == SurveyKind.IVR_CALLBACK,
+    )
+
+
+def _task_for(survey: SurveySession) -> str:
+    return SEND_SMS_TASK if survey.channel is SurveyChannel.SMS else PLACE_CALL_TASK
+
+
+def sms_per_sweep(settings: Settings) -> int:
+    """How many SMS one sweep hands over: about two intervals' worth at the rate limit, so a
+    send task waits seconds, not minutes, for its slot; the rest stay due for the next sweep."""
+    return max(1, math.ceil(settings.sms_rate_per_second * max(settings.dispatch_interval_seconds,
+                                                                1.0) * 2))
+
+
+def recover_expired_leases(
+    session: Session, settings: Settings, now: datetime, report: SweepReport
+) -> None:
+    """Sessions left in `sending` past their lease: due again, or possibly sent (see module)."""
+    stmt = _for_update(
+        select(SurveySession)
+        .where(
+            SurveySession.status == SurveyStatus.SENDING,
+            SurveySession.claimed_until < now,
+        )
+        .order_by(SurveySession.claimed_until)
+        .limit(settings.dispatch_batch_size)
+        .options(selectinload(SurveySession.attempt_log)),
+        session,
+    )
+    for survey in session.scalars(stmt):
+        in_flight = attempts_in_flight(survey)
+        if not in_flight:
+            survey.status = SurveyStatus.SCHEDULED
+            survey.claimed_until = None
+            report.recovered.append((survey.id, "due again: the provider was never called"))
+            continue
+        attempt = in_flight[-1]
+        attempt.outcome = "unknown"
+        attempt.finished_at = now
+        attempt.detail = "the worker stopped between the attempt and its outcome"
+        if survey.channel is SurveyChannel.SMS:
+            mark_possibly_sent(survey, attempt.started_at, settings)
+            report.recovered.append((survey.id, "possibly sent: not sent again"))
+        else:
+            survey.status = SurveyStatus.FAILED
+            survey.not_sent_reason = REASON_CALL_UNKNOWN
+            survey.finished_at = now
+            survey.claimed_until = None
+            report.recovered.append((survey.id, REASON_CALL_UNKNOWN))
+        logger.warning(
+            "survey %s: lease expired with an attempt in flight; not sent again", survey.id
+        )
+
+
+def mark_possibly_sent(survey: SurveySession, sent_at: datetime, settings: Settings) -> None:
+    """An SMS survey whose first message may have gone out: open for replies, never re-sent."""
+    survey.status = SurveyStatus.ACTIVE
+    survey.delivery_status = "unknown"
+    survey.started_at = survey.started_at or sent_at
+    survey.last_sent_at = survey.last_sent_at or sent_at
+    survey.expires_at = survey.last_sent_at + timedelta(hours=settings.sms_survey_expiry_hours)
+    survey.claimed_until = None
+    if survey.state is None:
+        save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
+
+
+def expire_sms_surveys(
+    session: Session, settings: Settings, now: datetime, report: SweepReport
+) -> None:
+    """Close SMS surveys unanswered SMS_SURVEY_EXPIRY_HOURS after their last message was sent,
+    keeping the answers they have (partial) or none (expired)."""
+    cutoff = now - timedelta(hours=settings.sms_survey_expiry_hours)
+    stmt = _for_update(
+        select(SurveySession)
+        .where(
+            SurveySession.channel == SurveyChannel.SMS,
+            SurveySession.status == SurveyStatus.ACTIVE,
+            SurveySession.last_sent_at <= cutoff,
+        )
+        .order_by(SurveySession.last_sent_at)
+        .limit(settings.dispatch_batch_size),
+        session,
+    )
+    for survey in session.scalars(stmt):
+        finish_survey(survey, now, completed=False)
+        report.expired.append(survey.id)
+
+
+def _lock_customers(session: Session, phone: str) -> None:
+    """Serialise sweeps deciding for the same number, so the cooldown sees a survey another
+    sweep has just handed over (PostgreSQL re-reads committed rows after the lock)."""
+    if not is_sqlite(session):
+        session.execute(
+            select(Customer.id).where(Customer.phone == phone).order_by(Customer.id)
+            .with_for_update()
+        ).all()
+
+
+def claim_due(session: Session, settings: Settings, now: datetime, report: SweepReport) -> None:
+    """Claim due sessions, decide each, hand over those that may go out now."""
+    stmt = _for_update(
+        select(SurveySession)
+        .where(
+            SurveySession.status == SurveyStatus.SCHEDULED,
+            SurveySession.due_at <= now,
+            _sweepable(),
+        )
+        .order_by(SurveySession.due_at, SurveySession.id)
+        .limit(settings.dispatch_batch_size),
+        session,
+    )
+    claimed = list(session.scalars(stmt))
+    # One lock order for every sweep (by number), so two sweeps never wait on each other in a
+    # circle.
+    claimed.sort(key=lambda s: ((s.customer.phone or "") if s.customer else "", s.id))
+    sms_budget = sms_per_sweep(settings)
+    for survey in claimed:
+        phone = survey.customer.phone if survey.customer else None
+        if phone:
+            _lock_customers(session, phone)
+        decision = decide(session, survey, settings, now)
+        if isinstance(decision, Skip):
+            survey.status = SurveyStatus.NOT_SENT
+            survey.not_sent_reason = decision.reason
+            survey.finished_at = now
+            survey.claimed_until = None
+            report.not_sent.append((survey.id, decision.reason))
+            logger.info("survey %s not sent: %s", survey.id, decision.reason)
+        elif isinstance(decision, Defer):
+            survey.due_at = decision.until
+            report.deferred.append((survey.id, decision.until))
+            logger.info(
+                "survey %s to %s deferred to %s (quiet hours)",
+                survey.id, mask_phone(phone), decision.until.isoformat(),
+            )
+        else:
+            if survey.channel is SurveyChannel.SMS:
+                if sms_budget <= 0:
+                    report.left_for_next += 1
+                    continue
+                sms_budget -= 1
+            _hand_over(session, survey, settings, now, report)
+
+
+def _hand_over(
+    session: Session, survey: SurveySession, settings: Settings, now: datetime,
+    report: SweepReport,
+) -> None:
+    lease = now + timedelta(seconds=settings.dispatch_lease_seconds)
+    # Compare-and-set: only a row still `scheduled` becomes `sending`, whatever the locking.
+    result = session.execute(
+        update(SurveySession)
+        .where(SurveySession.id == survey.id, SurveySession.status == SurveyStatus.SCHEDULED)
+        .values(status=SurveyStatus.SENDING, claimed_until=lease)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+        return
+    report.handed_over.append((_task_for(survey), survey.id))
+
+
+def sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
+    """One sweep: recover expired leases, expire silent SMS surveys, claim and decide due ones.
+
+    Leaves the commit to the caller, who queues `report.handed_over` only after it.
+    """
+    report = SweepReport()
+    recover_expired_leases(session, settings, now, report)
+    expire_sms_surveys(session, settings, now, report)
+    claim_due(session, settings, now, report)
+    session.flush()
+    return report
+
+
+def run_sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
+    """A sweep committed in `session`, with each handed-over survey's task queued after the
+    commit (a Flask app context with Celery is required)."""
+    from gateway.tasking import send_after_commit
+
+    report = sweep(session, settings, now)
+    for task_name, survey_id in report.handed_over:
+        send_after_commit(session, task_name, survey_id)
+    session.commit()
+    if report.handed_over or report.not_sent or report.expired or report.recovered:
+        logger.info("sweep: %s", report.summary())
+    return report
+
+
+def attempts_in_flight(survey: SurveySession) -> list[SurveyAttempt]:
+    """Attempts whose provider call started and has no recorded outcome."""
+    return [a for a in survey.attempt_log if a.outcome is None]
