@@ -1,1 +1,28 @@
-"""Celery tasks of the SMS channel."""
+"""Celery tasks of the SMS channel: thin wrappers over sms.service."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from flask import current_app
+
+from gateway.db import utcnow
+from sms.providers import provider_for
+from sms.service import send_first_sms
+
+
+# No acks_late and no autoretry: the send is at most once (gateway.dispatch); a lost task
+# leaves the survey claimed, and the sweep recovers it when its lease expires.
+@shared_task(name="sms.tasks.send_survey_sms", ignore_result=True)
+def send_survey_sms(session_id: int) -> str:
+    """Send the first SMS of a survey the sweep has claimed."""
+    settings = current_app.config["SETTINGS"]
+    database = current_app.extensions["database"]
+    provider = provider_for(settings)
+    try:
+        with database.session_scope() as session:
+            outcome = send_first_sms(session, settings, provider, session_id, utcnow(), time.sleep)
+    finally:
+        provider.close()
+    return outcome.result

@@ -1,0 +1,60 @@
+"""Opt-out and opt-in of a phone number, for every channel: an opted-out number gets no survey.
+
+Opt-out belongs to the number it came from (a STOP by SMS, Twilio's error 21610), so every
+customer row with that phone is marked, and each change is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import AuditEvent, Customer
+
+
+def customers_with_phone(session: Session, phone: str) -> list[Customer]:
+    """Every customer row with this number, locked for the change (one order: by id)."""
+    stmt = select(Customer).where(Customer.phone == phone).order_by(Customer.id)
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+def opt_out_phone(session: Session, phone: str, source: str, now: datetime) -> list[Customer]:
+    """Mark every customer with `phone` opted out (time and source, e.g. "sms:STOP");
+    returns those that were not opted out before. A second opt-out keeps the first's record."""
+    changed = []
+    for customer in customers_with_phone(session, phone):
+        if customer.opted_out_at is not None:
+            continue
+        customer.opted_out_at = now
+        customer.opt_out_source = source[:100]
+        changed.append(customer)
+        session.add(
+            AuditEvent(
+                at=now, actor=source[:200], action="customer.opt_out", subject_type="customer",
+                subject_id=str(customer.id), detail={"source": source},
+            )
+        )
+    return changed
+
+
+def opt_in_phone(session: Session, phone: str, source: str, now: datetime) -> list[Customer]:
+    """Clear the opt-out of every customer with `phone`; returns those that were opted out."""
+    changed = []
+    for customer in customers_with_phone(session, phone):
+        if customer.opted_out_at is None:
+            continue
+        previous = customer.opt_out_source
+        customer.opted_out_at = None
+        customer.opt_out_source = None
+        changed.append(customer)
+        session.add(
+            AuditEvent(
+                at=now, actor=source[:200], action="customer.opt_in", subject_type="customer",
+                subject_id=str(customer.id), detail={"source": source, "opted_out_by": previous},
+            )
+        )
+    return changed

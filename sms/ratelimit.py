@@ -1,0 +1,45 @@
+"""A per-sender send rate (SMS_RATE_PER_SECOND) that holds across every worker and machine.
+
+How: the table `rate_limit_slots` keeps, per sender (the From number or Messaging Service
+SID), the earliest moment the next message may go (`next_free_at`). A worker reserves a slot
+in one short transaction: it locks the sender's row (`SELECT ... FOR UPDATE` on PostgreSQL;
+SQLite's `BEGIN IMMEDIATE` serialises writers anyway), takes `max(next_free_at, now)` as its
+slot, pushes `next_free_at` one interval (1 / rate) past it and commits at once. Concurrent
+workers queue on that row lock for microseconds and come out with distinct slots one interval
+apart; then each waits for its own slot before calling the provider. The database is already
+required and shared; a separate Redis limiter would add a second source of truth for a rate
+of a few messages per second, which a row lock serves easily.
+
+A slot that goes unused (the send fails, the worker stops) is lost: the limit errs on the
+slow side, never the fast one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.db import is_sqlite
+from gateway.interactions import get_or_create
+from gateway.models import RateLimitSlot
+
+
+def reserve_slot(session: Session, sender: str, rate_per_second: float, now: datetime) -> datetime:
+    """The moment this worker may send from `sender`; commits the reservation at once."""
+    interval = timedelta(seconds=1.0 / rate_per_second)
+
+    def find() -> RateLimitSlot | None:
+        stmt = select(RateLimitSlot).where(RateLimitSlot.sender == sender)
+        if not is_sqlite(session):
+            stmt = stmt.with_for_update()
+        return session.scalar(stmt)
+
+    row = get_or_create(session, find, lambda: RateLimitSlot(sender=sender, next_free_at=now))
+    if session.get_bind().dialect.name != "sqlite":
+        session.refresh(row, with_for_update=True)  # created by us or found: locked either way
+    slot = max(row.next_free_at, now)
+    row.next_free_at = slot + interval
+    session.commit()
+    return slot

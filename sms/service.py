@@ -1,0 +1,294 @@
+"""Sending a survey's first SMS, and recording delivery status callbacks.
+
+`send_first_sms` is at most once (see gateway.dispatch for why): it commits an attempt row
+before the provider call and the outcome after it, so it commits several times itself, unlike
+most services. Transient failures re-schedule the session in the database (`scheduled`, due
+after an exponential backoff with jitter, at most SMS_SEND_MAX_ATTEMPTS tries) rather than
+retrying inside Celery: the retry then passes through the sweep again, so opt-out, quiet
+hours and the lateness limit are checked anew, and no worker sleeps on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.db import is_sqlite
+from gateway.dispatch import mark_possibly_sent, phone_opted_out
+from gateway.models import Message, SurveyAttempt, SurveySession, SurveyStatus
+from gateway.optouts import opt_out_phone
+from gateway.phones import mask_phone
+from gateway.surveys import flow_of, save_flow_state
+from ivr_flows import engine
+from sms.providers import (
+    UNSUBSCRIBED,
+    FailureKind,
+    ProviderError,
+    SmsProvider,
+    classify,
+    describe,
+)
+from sms.texts import first_message
+
+logger = logging.getLogger(__name__)
+
+# A send waits at most this long for its rate-limit slot; a later slot puts the survey back
+# in the schedule at that time instead of holding a worker.
+MAX_SLOT_WAIT_SECONDS = 30.0
+STATUS_PATH = "/sms/status"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What `send_first_sms` did: sent, skipped, not_sent, failed, retry, unknown, later."""
+
+    result: str
+    detail: str = ""
+
+
+def retry_delay(attempt: int, base_seconds: float, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(attempt-1), times a random 0.5-1.5."""
+    rng = rng or random.Random()
+    return timedelta(seconds=base_seconds * (2 ** max(attempt - 1, 0)) * rng.uniform(0.5, 1.5))
+
+
+def _locked_survey(session: Session, survey_id: int) -> SurveySession | None:
+    stmt = select(SurveySession).where(SurveySession.id == survey_id)
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update(of=SurveySession)
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def _may_send(survey: SurveySession | None) -> bool:
+    """Only a claimed (`sending`) survey with no attempt in flight may be sent."""
+    return (
+        survey is not None
+        and survey.status is SurveyStatus.SENDING
+        and not any(a.outcome is None for a in survey.attempt_log)
+    )
+
+
+def send_first_sms(
+    session: Session,
+    settings: Settings,
+    provider: SmsProvider,
+    survey_id: int,
+    now: datetime,
+    sleep: Callable[[float], None],
+) -> SendOutcome:
+    """Send a claimed survey's first SMS at most once; commits (see the module)."""
+    from sms.ratelimit import reserve_slot
+
+    survey = _locked_survey(session, survey_id)
+    if survey is None or not _may_send(survey):
+        session.commit()
+        return SendOutcome("skipped", "not claimed for sending, or already attempted")
+    phone = survey.customer.phone if survey.customer else None
+    if not phone or phone_opted_out(session, phone):
+        # Opted out between the sweep and now.
+        survey.status = SurveyStatus.NOT_SENT
+        survey.not_sent_reason = "customer opted out" if phone else "no phone number"
+        survey.finished_at, survey.claimed_until = now, None
+        session.commit()
+        return SendOutcome("not_sent", survey.not_sent_reason)
+    body = first_message(flow_of(survey), survey.language)
+    session.commit()  # release the row before waiting for a slot
+
+    slot = reserve_slot(session, provider.sender, settings.sms_rate_per_second, now)
+    wait = (slot - now).total_seconds()
+    if wait > MAX_SLOT_WAIT_SECONDS:
+        survey = _locked_survey(session, survey_id)
+        if survey is not None and _may_send(survey):
+            survey.status, survey.due_at, survey.claimed_until = SurveyStatus.SCHEDULED, slot, None
+        session.commit()
+        return SendOutcome("later", f"rate limit: next slot in {wait:.0f}s")
+    if wait > 0:
+        sleep(wait)
+        now = slot
+
+    # The attempt row is committed BEFORE the provider call: if this worker dies during the
+    # call, the expired lease shows an attempt in flight and the survey is never re-sent.
+    survey = _locked_survey(session, survey_id)
+    if survey is None or not _may_send(survey):
+        session.commit()
+        return SendOutcome("skipped", "taken by another worker while waiting for a slot")
+    survey.attempts += 1
+    attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
+    survey.attempt_log.append(attempt)
+    survey.claimed_until = now + timedelta(seconds=settings.dispatch_lease_seconds)
+    session.commit()
+
+    callback = settings.public_base_url.rstrip("/") + STATUS_PATH
+    try:
+        sent = provider.send(phone, body, callback)
+    except ProviderError as error:
+        return _record_failure(session, settings, survey_id, attempt.id, error, now)
+
+    survey = _locked_survey(session, survey_id)
+    assert survey is not None
+    attempt = session.get(SurveyAttempt, attempt.id) or attempt
+    attempt.outcome, attempt.provider_id, attempt.finished_at = "sent", sent.sid, now
+    session.add(
+        Message(
+            provider_sid=sent.sid, session_id=survey.id, customer_id=survey.customer_id,
+            direction="outbound", phone=phone, body=body, status=sent.status, created_at=now,
+        )
+    )
+    survey.status = SurveyStatus.ACTIVE
+    survey.provider_id = sent.sid
+    survey.delivery_status = sent.status
+    survey.started_at = now
+    survey.last_sent_at = now
+    survey.expires_at = now + timedelta(hours=settings.sms_survey_expiry_hours)
+    survey.claimed_until = None
+    save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
+    session.commit()
+    logger.info("survey %s: first sms %s sent to %s", survey.id, sent.sid, mask_phone(phone))
+    return SendOutcome("sent", sent.sid)
+
+
+def _record_failure(
+    session: Session, settings: Settings, survey_id: int, attempt_id: int,
+    error: ProviderError, now: datetime,
+) -> SendOutcome:
+    survey = _locked_survey(session, survey_id)
+    attempt = session.get(SurveyAttempt, attempt_id)
+    assert survey is not None and attempt is not None
+    attempt.error_code = str(error.code) if error.code else None
+    attempt.detail = error.reason[:1000]
+    attempt.finished_at = now
+    phone = survey.customer.phone if survey.customer else ""
+    if error.kind is FailureKind.UNKNOWN:
+        attempt.outcome = "unknown"
+        mark_possibly_sent(survey, now, settings)
+        session.commit()
+        logger.warning("survey %s: send outcome unknown (%s); not re-sent", survey.id, error)
+        return SendOutcome("unknown", error.reason)
+    if error.kind is FailureKind.TRANSIENT:
+        attempt.outcome = "retry"
+        if survey.attempts >= settings.sms_send_max_attempts:
+            _fail(survey, f"gave up after {survey.attempts} attempts: {error.reason}", now)
+            session.commit()
+            return SendOutcome("failed", survey.not_sent_reason or "")
+        delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+        survey.status, survey.due_at, survey.claimed_until = (
+            SurveyStatus.SCHEDULED, now + delay, None,
+        )
+        session.commit()
+        logger.warning(
+            "survey %s: transient send failure (%s); retry in %ss",
+            survey.id, error.reason, int(delay.total_seconds()),
+        )
+        return SendOutcome("retry", error.reason)
+    attempt.outcome = "failed"
+    _fail(survey, error.reason, now)
+    if error.code == UNSUBSCRIBED and phone:
+        opt_out_phone(session, phone, f"twilio:{UNSUBSCRIBED}", now)
+    session.commit()
+    logger.warning("survey %s: not sent to %s: %s", survey.id, mask_phone(phone), error.reason)
+    return SendOutcome("failed", error.reason)
+
+
+def _fail(survey: SurveySession, reason: str, now: datetime) -> None:
+    survey.status = SurveyStatus.FAILED
+    survey.not_sent_reason = reason[:200]
+    survey.finished_at = now
+    survey.claimed_until = None
+
+
+# -- delivery status callbacks -------------------------------------------------------------
+
+# A message only moves forward: a late "sent" never overwrites "delivered". Final states share
+# a rank, so the first final one reported stays.
+STATUS_ORDER: dict[str, int] = {
+    "unknown": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+    "read": 6,
+}
+FAILED_STATUSES = frozenset({"undelivered", "failed"})
+
+
+def moves_forward(current: str | None, new: str) -> bool:
+    """True when `new` is later than `current` in a message's life."""
+    if new not in STATUS_ORDER:
+        return False
+    return current is None or STATUS_ORDER[new] > STATUS_ORDER.get(current, 0)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    message_sid: str
+    status: str
+    error_code: int | None = None
+
+
+def record_status(
+    session: Session, settings: Settings, update: StatusUpdate, now: datetime
+) -> bool:
+    """Apply a delivery status callback; False when it changes nothing (unknown message, or
+    not later than what is recorded).
+
+    A failed first message fails its unanswered survey with the reason (21610 also opts the
+    number out); after a transient delivery error (30001, 30003) the survey is scheduled again,
+    which cannot duplicate anything: the message was not delivered.
+    """
+    stmt = select(Message).where(Message.provider_sid == update.message_sid)
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update()
+    message = session.scalar(stmt)
+    if message is None:
+        logger.info("status %s for unknown message %s", update.status, update.message_sid)
+        return False
+    if not moves_forward(message.status, update.status):
+        return False
+    message.status = update.status
+    if update.error_code:
+        message.error_code = str(update.error_code)
+    survey = _locked_survey(session, message.session_id) if message.session_id else None
+    if survey is None or survey.provider_id != message.provider_sid:
+        return True
+    if moves_forward(survey.delivery_status, update.status):
+        survey.delivery_status = update.status
+    if update.status in FAILED_STATUSES:
+        _first_message_failed(session, settings, survey, message, update.error_code, now)
+    return True
+
+
+def _first_message_failed(
+    session: Session, settings: Settings, survey: SurveySession, message: Message,
+    code: int | None, now: datetime,
+) -> None:
+    if code == UNSUBSCRIBED:
+        opt_out_phone(session, message.phone, f"twilio:{UNSUBSCRIBED}", now)
+    if survey.status is not SurveyStatus.ACTIVE or survey.answers:
+        return
+    attempt = next((a for a in survey.attempt_log if a.provider_id == message.provider_sid), None)
+    if attempt is not None:
+        attempt.outcome, attempt.error_code = "undelivered", str(code) if code else None
+    reason = describe(code, "message not delivered")
+    if classify(None, code) is FailureKind.TRANSIENT and code is not None:
+        if survey.attempts < settings.sms_send_max_attempts:
+            survey.status = SurveyStatus.SCHEDULED
+            survey.due_at = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+            survey.state = None
+            survey.started_at = survey.last_sent_at = survey.expires_at = None
+            survey.provider_id = None
+            survey.delivery_status = None
+            return
+        reason = f"gave up after {survey.attempts} attempts: {reason}"
+    _fail(survey, reason, now)
