@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -53,9 +54,14 @@ def record_visit(
 
 
 def survey_of(session: Session, interaction: Interaction) -> SurveySession:
-    survey = interaction.survey
+    """The interaction's survey as the database has it now (webhooks close the test's session,
+    so rows are looked up again rather than refreshed)."""
+    survey = session.scalar(
+        select(SurveySession)
+        .where(SurveySession.interaction_id == interaction.id)
+        .execution_options(populate_existing=True)
+    )
     assert survey is not None
-    session.refresh(survey)
     return survey
 
 
