@@ -15,6 +15,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
     from audio import views as audio_views
     from gateway import api, health, logs, tasking
+    from gateway.dashboard import views as dashboard_views
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
     from ivr_flows import default_flows
@@ -23,6 +24,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides=test_config)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
+    app.config.update(
+        SECRET_KEY=settings.session_secret(),
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+    )
     logs.configure_logging(settings.log_level)
 
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
@@ -34,6 +40,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(voice_views.bp)
     app.register_blueprint(audio_views.bp)
     app.register_blueprint(sms_views.bp)
+    app.register_blueprint(dashboard_views.bp)
     api.init_app(app)
 
     if settings.insecure_skip_twilio_signature:

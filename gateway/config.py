@@ -60,6 +60,7 @@ class Settings:
     public_base_url: str = ""
     var_dir: Path = field(default_factory=_var_dir)
     log_level: str = "INFO"
+    secret_key: str | None = None  # signs the dashboard's login cookie
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -115,6 +116,10 @@ class Settings:
         """Redis in production; with no Redis, kombu's filesystem transport under var/."""
         return self.redis_url or "filesystem://"
 
+    def session_secret(self) -> str:
+        """Signs the dashboard's login cookie: SECRET_KEY, or a local one in development."""
+        return self.secret_key or _development_secret(self.var_dir, "dev-secret-key")
+
     def webhook_auth_token(self) -> str:
         """The token webhooks are signed with: Twilio's, or a local one in development."""
         if self.twilio_auth_token:
@@ -124,7 +129,12 @@ class Settings:
 
 def development_auth_token(var_dir: Path) -> str:
     """A random token kept under var/ so the simulator and every local worker share it."""
-    path = var_dir / "dev-twilio-auth-token"
+    return _development_secret(var_dir, "dev-twilio-auth-token")
+
+
+def _development_secret(var_dir: Path, name: str) -> str:
+    """A random value created once under var/ and shared by every local process."""
+    path = var_dir / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -253,6 +263,7 @@ def _validate(settings: Settings) -> None:
                 ("REDIS_URL", settings.redis_url),
                 ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
                 ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                ("SECRET_KEY", settings.secret_key),
                 (
                     "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
                     settings.twilio_from_number or settings.twilio_messaging_service_sid,

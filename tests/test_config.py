@@ -51,7 +51,8 @@ def test_production_refuses_unsigned_webhooks():
     env = {
         "GATEWAY_ENV": "production", "DATABASE_URL": "postgresql://db/sg",
         "REDIS_URL": "redis://r:6379/0", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-        "TWILIO_FROM_NUMBER": "+15005550006", "INSECURE_SKIP_TWILIO_SIGNATURE": "true",
+        "TWILIO_FROM_NUMBER": "+15005550006", "SECRET_KEY": "s3cret",
+        "INSECURE_SKIP_TWILIO_SIGNATURE": "true",
     }
     with pytest.raises(ConfigError, match="INSECURE_SKIP_TWILIO_SIGNATURE"):
         load_settings(env)
