@@ -1,9 +1,208 @@
-"""Command-line commands of this domain, added to `survey-gateway` by gateway.cli."""
+"""Command-line commands of this domain, added to `survey-gateway` by gateway.cli.
+
+`survey-gateway simulate sms`: a texter in the terminal. It drives a RUNNING gateway exactly
+as Twilio Messaging would: each reply is an inbound webhook (form post signed with the auth
+token), and the gateway's answer is the TwiML <Message> it returns, printed as received.
+
+The survey's FIRST message is not an answer to anything: the worker sends it through the
+provider (with the console provider, the worker prints it). So that the simulator shows it too
+without widening the gateway's HTTP surface, it reads that message, read-only, from the
+gateway's database when it runs with the gateway's settings (same machine, same DATABASE_URL,
+as with `make run`); `--wait` waits for the survey to go out. With no database access it says
+so and carries on: the replies still work.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
 import click
+import requests
+from twilio.request_validator import RequestValidator
+
+HTTP_TIMEOUT_SECONDS = 15
+DEFAULT_SURVEY_NUMBER = "+15005550006"
+DEMO_ACCOUNT_SID = "AC" + "0" * 32
+INBOUND_PATH = "/sms/inbound"
+
+
+class SimulationError(click.ClickException):
+    """The gateway refused or answered something Twilio would not accept."""
+
+
+@dataclass
+class SimulatedTexter:
+    """One customer's phone: Twilio's side of an SMS conversation with the gateway."""
+
+    base_url: str
+    auth_token: str
+    phone: str
+    survey_number: str = DEFAULT_SURVEY_NUMBER
+    account_sid: str = DEMO_ACCOUNT_SID
+    out: Callable[[str], None] = click.echo
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def params(self, body: str) -> dict[str, str]:
+        """The form Twilio posts for an inbound SMS."""
+        sid = "SM" + uuid.uuid4().hex
+        return {
+            "ToCountry": "", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0",
+            "ToCity": "", "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received",
+            "FromCity": "", "Body": body, "FromCountry": "", "To": self.survey_number,
+            "ToZip": "", "NumSegments": "1", "MessageSid": sid, "AccountSid": self.account_sid,
+            "From": self.phone, "ApiVersion": "2010-04-01",
+        }
+
+    def send(self, body: str) -> list[str]:
+        """Text `body` to the gateway; returns (and prints) the messages it answers with."""
+        url = self.base_url.rstrip("/") + INBOUND_PATH
+        data = self.params(body)
+        signature = RequestValidator(self.auth_token).compute_signature(url, data)
+        try:
+            response = self.http.post(
+                url, data=data, headers={"X-Twilio-Signature": signature},
+                timeout=HTTP_TIMEOUT_SECONDS,
+            )
+        except requests.RequestException as exc:
+            raise SimulationError(f"the gateway at {self.base_url} is unreachable: {exc}") from exc
+        if response.status_code == 403:
+            raise SimulationError(
+                f"403 from {urlsplit(url).path}: the signature was refused. The URL signed must be "
+                "the gateway's PUBLIC_BASE_URL (--url) and the token its TWILIO_AUTH_TOKEN "
+                "(--auth-token)"
+            )
+        if response.status_code != 200:
+            raise SimulationError(f"{response.status_code} from {url}: {response.text[:300]}")
+        try:
+            root = ET.fromstring(response.text)
+        except ET.ParseError as exc:
+            raise SimulationError(f"the gateway's answer is not TwiML: {exc}") from exc
+        replies = [message.text or "" for message in root.iter("Message")]
+        for reply in replies:
+            self.out(_framed("gateway", reply))
+        if not replies:
+            self.out("(no reply)")
+        return replies
+
+
+def _framed(who: str, text: str) -> str:
+    lines = text.splitlines() or [""]
+    return "\n".join([f"{who}> {lines[0]}", *(" " * (len(who) + 2) + line for line in lines[1:])])
+
+
+def first_message_from_database(phone: str, wait_seconds: float) -> str | None:
+    """The first message of the number's open SMS survey, read from the gateway's database
+    (read-only), waiting up to `wait_seconds` for it to go out; None if there is none."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from gateway.config import load_settings
+    from gateway.db import make_engine
+    from gateway.models import Customer, Message, SurveyChannel, SurveySession, SurveyStatus
+
+    engine = make_engine(load_settings().database_url)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            with Session(engine) as session:
+                body = session.scalar(
+                    select(Message.body)
+                    .join(SurveySession, SurveySession.id == Message.session_id)
+                    .where(
+                        Message.direction == "outbound",
+                        Message.provider_sid == SurveySession.provider_id,
+                        SurveySession.channel == SurveyChannel.SMS,
+                        SurveySession.status == SurveyStatus.ACTIVE,
+                        SurveySession.customer_id.in_(
+                            select(Customer.id).where(Customer.phone == phone)
+                        ),
+                    )
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+                session.rollback()
+            if body is not None or time.monotonic() >= deadline:
+                return body
+            time.sleep(1.0)
+    finally:
+        engine.dispose()
+
+
+def run_texter(texter: SimulatedTexter, replies: Iterable[str] | None) -> None:
+    """Send the scripted replies, or read them from the terminal until an empty line."""
+    if replies is not None:
+        for reply in replies:
+            texter.out(_framed("you", reply))
+            texter.send(reply)
+        return
+    texter.out("Type a reply and press Enter; an empty line or Ctrl-D ends.")
+    while True:
+        try:
+            reply = input("you> ")
+        except EOFError:
+            return
+        if not reply.strip():
+            return
+        texter.send(reply)
 
 
 def register(main: click.Group) -> None:
     """Add this domain's commands to the groups of `main`."""
+    simulate = main.commands["simulate"]
+    assert isinstance(simulate, click.Group)
+
+    @simulate.command("sms")
+    @click.option("--phone", required=True, help="the customer's number, e.g. +79161234567")
+    @click.option("--url", "base_url", default=None,
+                  help="the gateway's PUBLIC_BASE_URL (default: from the settings)")
+    @click.option("--auth-token", default=None,
+                  help="the token webhooks are signed with (default: TWILIO_AUTH_TOKEN, else "
+                  "the development token under var/)")
+    @click.option("--replies", default=None,
+                  help='replies to send without asking, comma-separated: "5,4,3,5,4" is five '
+                  "SMS (a reply with spaces, \"4 5 3\", is one SMS answering several questions)")
+    @click.option("--to", "survey_number", default=None,
+                  help="the survey's number the customer texts (default: TWILIO_FROM_NUMBER)")
+    @click.option("--wait", "wait_seconds", type=float, default=0.0, show_default=True,
+                  help="seconds to wait for the survey's first SMS to go out")
+    @click.option("--no-database", is_flag=True,
+                  help="do not read the first SMS from the gateway's database")
+    def simulate_sms(
+        phone: str, base_url: str | None, auth_token: str | None, replies: str | None,
+        survey_number: str | None, wait_seconds: float, no_database: bool,
+    ) -> None:
+        """Text a running gateway as a customer would: shows its messages, sends your replies."""
+        from gateway.config import ConfigError, load_settings
+        from gateway.phones import InvalidPhoneNumber, normalize_phone
+
+        try:
+            settings = load_settings()
+            number = normalize_phone(phone, settings.default_region)
+        except (ConfigError, InvalidPhoneNumber) as exc:
+            raise click.ClickException(str(exc)) from exc
+        texter = SimulatedTexter(
+            base_url=(base_url or settings.public_base_url).rstrip("/"),
+            auth_token=auth_token or settings.webhook_auth_token(),
+            phone=number,
+            survey_number=survey_number or settings.twilio_from_number or DEFAULT_SURVEY_NUMBER,
+        )
+        if not no_database:
+            try:
+                first = first_message_from_database(number, wait_seconds)
+            except Exception as exc:  # any database trouble: the replies still work
+                click.echo(f"(the gateway's database is not readable from here: {exc})")
+            else:
+                if first is None:
+                    click.echo(f"(no survey SMS is waiting for a reply from {number} yet)")
+                else:
+                    click.echo(_framed("gateway", first))
+        scripted = None if replies is None else [r.strip() for r in replies.split(",")]
+        try:
+            run_texter(texter, scripted)
+        finally:
+            texter.http.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -143,5 +144,5 @@ def test_the_rate_limit_holds_across_instances(instances: list[Flask]) -> None:
     slots = sorted(s for per_app in run_together(instances, reserve) for s in per_app)
     assert len(slots) == 30
     assert slots[0] == NOON_MSK
-    gaps = {b - a for a, b in zip(slots, slots[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(slots)}
     assert gaps == {timedelta(seconds=1 / rate)}

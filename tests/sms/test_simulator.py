@@ -1,0 +1,117 @@
+"""`survey-gateway simulate sms` against a real gateway server on loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from werkzeug.serving import make_server
+
+from gateway.cli import main
+from gateway.db import utcnow
+from gateway.dispatch import SEND_SMS_TASK, run_sweep
+from gateway.models import SurveySession, SurveyStatus
+from ivr_flows import default_flows
+from sms.providers import ConsoleSmsProvider
+from sms.service import send_first_sms
+from sms.texts import first_message
+from tests.conftest import empty_database, make_test_app
+from tests.sms.conftest import minutes, record_visit
+
+FLOW = default_flows()["post_call"]
+
+
+@dataclass
+class Gateway:
+    app: Flask
+    url: str
+    var_dir: Path
+    database_url: str
+
+
+@pytest.fixture
+def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
+    """The gateway served over HTTP on 127.0.0.1, as `make run` serves it: console provider,
+    webhooks signed with the development token kept under var/."""
+    holder: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
+                         threaded=True)
+    url = f"http://127.0.0.1:{server.port}"
+    var_dir = tmp_path / "var"
+    app = make_test_app(database_url, var_dir, public_base_url=url, twilio_auth_token=None,
+                        quiet_hours=None)
+    holder["app"] = app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Gateway(app, url, var_dir, database_url)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        database = app.extensions["database"]
+        database.session.remove()
+        empty_database(database.engine)
+        database.dispose()
+
+
+def simulate(gateway: Gateway, *args: str) -> Any:
+    env = {"DATABASE_URL": gateway.database_url, "SURVEY_GATEWAY_VAR_DIR": str(gateway.var_dir),
+           "TWILIO_AUTH_TOKEN": "", "TWILIO_ACCOUNT_SID": ""}
+    return CliRunner().invoke(main, ["simulate", "sms", "--url", gateway.url, *args], env=env)
+
+
+def test_the_simulator_shows_the_first_sms_and_answers_the_survey_to_the_end(
+    gateway: Gateway,
+) -> None:
+    with gateway.app.app_context():
+        session = gateway.app.extensions["database"].session()
+        settings = gateway.app.config["SETTINGS"]
+        now = utcnow()
+        visit = record_visit(session, settings, ended_at=now - minutes(61), language="en")
+        report = run_sweep(session, settings, now)
+        [(task, survey_id)] = report.handed_over
+        assert task == SEND_SMS_TASK
+        # What the worker does with the console provider.
+        send_first_sms(session, settings, ConsoleSmsProvider(), survey_id, now, lambda _s: None)
+        session.close()
+
+    result = simulate(gateway, "--phone", "8 916 123-45-67", "--replies", "5,4,3,5,4")
+    assert result.exit_code == 0, result.output
+    output = result.output
+    first = first_message(FLOW, "en").splitlines()[0]
+    assert f"gateway> {first}" in output
+    for key in ("cost", "speed", "politeness", "quality"):
+        assert FLOW.question(key).text_for("sms", "en") in output
+    assert output.rstrip().endswith("gateway> " + FLOW.prompt("thanks", "en"))
+
+    with gateway.app.app_context():
+        session = gateway.app.extensions["database"].session()
+        survey = session.get(SurveySession, survey_id)
+        assert survey is not None and survey.status is SurveyStatus.COMPLETED
+        assert {a.question_key: a.value for a in survey.answers} == {
+            "overall": 5, "cost": 4, "speed": 3, "politeness": 5, "quality": 4,
+        }
+        assert survey.interaction_id == visit.id
+        session.close()
+
+
+def test_the_simulator_says_when_no_survey_waits_and_the_gateway_still_answers(
+    gateway: Gateway,
+) -> None:
+    result = simulate(gateway, "--phone", "+79161234567", "--replies", "help")
+    assert result.exit_code == 0, result.output
+    assert "no survey SMS is waiting for a reply" in result.output
+    assert "gateway> Опрос о качестве обслуживания" in result.output
+
+
+def test_a_wrong_token_is_refused_with_a_hint(gateway: Gateway) -> None:
+    result = simulate(gateway, "--phone", "+79161234567", "--auth-token", "wrong",
+                      "--no-database", "--replies", "5")
+    assert result.exit_code != 0
+    assert "signature was refused" in result.output
