@@ -1,20 +1,21 @@
 """The daily rollup behind the reports, kept current from the raw answers on every write.
 
-Any flush that adds or changes an answer, a survey session's status or exclusion, or an
-interaction recomputes the rollup rows (operator, UTC day, channel, office) it touches, in
-the same transaction, from the raw rows of that bucket: a bucket is never patched with
-deltas, so it is always exactly what the raw answers say. `rebuild` recomputes every bucket
-of a period (after a flow's weights change, or to repair).
+A transaction that adds or changes an answer, a survey session's status or exclusion, or an
+interaction recomputes the rollup rows (operator, UTC day, channel, office) it touched just
+before it commits, from the raw rows of each bucket: a bucket is never patched with deltas,
+so it is always exactly what the raw answers say. `rebuild` recomputes every bucket of a
+period (after a flow's weights change, or to repair).
 
 Concurrency: the bucket row is locked (INSERT ... ON CONFLICT DO UPDATE) before it is
 recomputed, so two transactions touching one bucket recompute one after the other and the
-second sees the first's committed rows (READ COMMITTED, PostgreSQL's default).
+second sees the first's committed rows (READ COMMITTED, PostgreSQL's default). Buckets are
+locked in one sorted sweep at commit, so no two transactions wait for each other in a cycle.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import chain
@@ -22,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, delete, event, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from gateway.db import utcnow
 from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
@@ -306,21 +307,76 @@ def _keys_of(conn: Connection, interaction_ids: set[int], session_ids: set[int])
         yield BucketKey(op, day_of(ended), str(channel), office or "")
 
 
+@dataclass
+class _Pending:
+    """What a transaction's flushes touched, refreshed once when it commits."""
+
+    interaction_ids: set[int] = field(default_factory=set)
+    session_ids: set[int] = field(default_factory=set)
+    moved: set[BucketKey] = field(default_factory=set)
+
+
+_PENDING = "reports_rollup_pending"
+
+
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     interaction_ids, session_ids, moved = _touched(session)
     if not (interaction_ids or session_ids or moved):
         return
-    conn = session.connection()
-    refresh(conn, chain(moved, _keys_of(conn, interaction_ids, session_ids)), utcnow())
+    pending = session.info.setdefault(_PENDING, _Pending())
+    pending.interaction_ids |= interaction_ids
+    pending.session_ids |= session_ids
+    pending.moved |= moved
+
+
+def _before_commit(session: Session) -> None:
+    """Refresh the touched buckets just before the commit, all in one sorted sweep.
+
+    Taking the bucket locks only here, in one order, keeps them held for the shortest time
+    and lets no two transactions lock two buckets in opposite orders (no deadlock).
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # commit would flush next; flush first so the sweep sees it all
+    pending: _Pending | None = session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    flush_pending(session.connection(), pending)
+
+
+def flush_pending(conn: Connection, pending: _Pending) -> None:
+    keys = _keys_of(conn, pending.interaction_ids, pending.session_ids)
+    refresh(conn, chain(pending.moved, keys), utcnow())
+
+
+def refresh_now(session: Session) -> None:
+    """Refresh what this session's transaction touched so far, without waiting for commit."""
+    session.flush()
+    pending: _Pending | None = session.info.pop(_PENDING, None)
+    if pending is not None:
+        flush_pending(session.connection(), pending)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost: committed (already swept) or rolled back
+        session.info.pop(_PENDING, None)
+
+
+_HOOKS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("after_flush", _after_flush),
+    ("before_commit", _before_commit),
+    ("after_transaction_end", _after_transaction_end),
+)
 
 
 def install() -> None:
-    """Keep the rollup current on every ORM flush of this process (idempotent)."""
-    if not event.contains(Session, "after_flush", _after_flush):
-        event.listen(Session, "after_flush", _after_flush)
+    """Keep the rollup current on every commit of this process's ORM sessions (idempotent)."""
+    for name, hook in _HOOKS:
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)
 
 
 def uninstall() -> None:
     """Stop keeping the rollup current (the benchmark measures a write without it)."""
-    if event.contains(Session, "after_flush", _after_flush):
-        event.remove(Session, "after_flush", _after_flush)
+    for name, hook in _HOOKS:
+        if event.contains(Session, name, hook):
+            event.remove(Session, name, hook)

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from gateway.db import utcnow
 from gateway.models import SurveyStatus
 from gateway.reports.models import OperatorDayParameter, OperatorDayScore
-from gateway.reports.rollup import rebuild
+from gateway.reports.rollup import rebuild, refresh_now
 from gateway.surveys import finish_survey, record_answer
 from ivr_flows.engine import RecordedAnswer
 from tests.reports.factories import Seeder, at
@@ -93,7 +93,7 @@ def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
     second = database.session_factory()
     record_answer(first, first.get(SurveySession, ids[0]), RecordedAnswer("overall", 5),
                   settings, utcnow())
-    first.flush()  # holds the bucket's lock until it commits
+    refresh_now(first)  # takes the bucket's lock (as commit would), held until it commits
     failures: list[BaseException] = []
 
     def answer_second() -> None:
