@@ -235,7 +235,7 @@ def call_ended(
     error_code: str | None,
 ) -> None:
     """A status callback of a call-back try: settle the try once the call is over."""
-    from gateway.voice.service import FINAL_CALL_STATUSES
+    from gateway.voice.service import FINAL_CALL_STATUSES, flow_finished
 
     survey.delivery_status = (call_status or "")[:20] or survey.delivery_status
     if call_status not in FINAL_CALL_STATUSES:
@@ -257,8 +257,7 @@ def call_ended(
     if answered_by and not attempt.detail:
         attempt.detail = f"AnsweredBy={answered_by}"
     if outcome == "answered":
-        done = flow_state(survey).index >= len(flow_of(survey).questions_for("ivr"))
-        finish_survey(survey, now, completed=done)
+        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
         return
     if survey.status.is_final:
         return

@@ -441,6 +441,11 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
         return
     if call.call_status not in FINAL_CALL_STATUSES:
         return
-    flow = flow_of(survey)
-    done = flow_state(survey).index >= len(flow.questions_for("ivr"))
-    finish_survey(survey, now, completed=done)
+    finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+
+
+def flow_finished(flow: Flow, state: FlowState) -> bool:
+    """Every question passed, or only the optional voice comment left: hanging up at the
+    comment prompt is how a caller says they have nothing to add."""
+    remaining = flow.questions_for("ivr")[state.index :]
+    return all(q.type is QuestionType.COMMENT for q in remaining)

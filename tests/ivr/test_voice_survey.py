@@ -117,6 +117,19 @@ def test_each_answer_is_committed_as_it_arrives_and_a_hangup_keeps_them(
     assert session.scalar(select(Incident).where(Incident.session_id == survey.id)) is not None
 
 
+def test_a_hangup_at_the_optional_comment_completes_the_survey(
+    make_call: Callable[..., Call], session: Session
+) -> None:
+    call = make_call()
+    call.start()
+    for digit in "45454":
+        call.press(digit)
+    assert call.twiml is not None and call.twiml.find("Record") is not None
+    call.status("completed")
+    assert survey_of(session, call).status is SurveyStatus.COMPLETED
+    assert "comment" not in answers(session, call)
+
+
 def test_a_hangup_before_any_answer_expires_the_survey(
     make_call: Callable[..., Call], session: Session
 ) -> None:
