@@ -48,6 +48,7 @@ from ivr_flows.engine import (
     Question,
     QuestionType,
     Recorded,
+    RecordedAnswer,
     Value,
     advance,
     start,
@@ -372,10 +373,11 @@ def _advance(
     given: KeyInput,
 ) -> str:
     flow = flow_of(survey)
-    if survey.status is not SurveyStatus.ACTIVE:
-        return str(hangup(settings))
     state = flow_state(survey)
     questions = flow.questions_for("ivr")
+    if survey.status is not SurveyStatus.ACTIVE:
+        _late_comment(session, settings, now, survey, questions[state.index:], given)
+        return str(hangup(settings))
     if state.index >= len(questions):
         finish_survey(survey, now, completed=True)
         return str(hangup(settings))
@@ -389,6 +391,33 @@ def _advance(
         finish_survey(survey, now, completed=True)
     link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
     return str(render_step(step, flow, survey.language, link, settings))
+
+
+def _late_comment(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    survey: SurveySession,
+    remaining: tuple[Question, ...],
+    given: KeyInput,
+) -> None:
+    """A comment recorded as the caller hung up may reach us after the status callback
+    closed the survey; it is still the customer's comment."""
+    if (
+        survey.status in {SurveyStatus.COMPLETED, SurveyStatus.PARTIAL}
+        and remaining
+        and remaining[0].type is QuestionType.COMMENT
+        and given.recording_url
+        and (given.recording_duration or 0) > 0
+    ):
+        record_answer(
+            session,
+            survey,
+            RecordedAnswer(remaining[0].key, None, recording_url=given.recording_url,
+                           recording_duration=given.recording_duration),
+            settings,
+            now,
+        )
 
 
 def parse_given(question: Question, state: FlowState, given: KeyInput) -> Given:

@@ -81,3 +81,38 @@ def test_the_same_step_on_two_instances_at_once_records_one_answer(
     survey, answers = stored(live_app, call.call_sid)
     assert answers == {"overall": 3}
     assert survey.state == {"index": 1, "reprompts": 0, "pending": None}
+
+
+def test_the_same_start_on_two_instances_at_once_makes_one_interaction_and_survey(
+    live_app: Flask, other_app: Flask
+) -> None:
+    from sqlalchemy import func
+
+    from gateway.models import Interaction
+    from tests.conftest import PUBLIC_BASE_URL
+    from tests.ivr.conftest import new_call_sid, signed_post
+
+    call = Call(live_app.test_client())
+    url = f"{PUBLIC_BASE_URL}/voice/survey?operator=op-4&interaction=pbx-twice"
+    params = {**call.base_params(), "DialCallStatus": "completed", "DialCallSid": new_call_sid()}
+    barrier = threading.Barrier(2)
+    bodies: list[Any] = [None, None]
+
+    def post(index: int, app: Flask) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = signed_post(client, url, params)
+        bodies[index] = (response.status_code, response.data)
+
+    threads = [threading.Thread(target=post, args=(i, app))
+               for i, app in enumerate((live_app, other_app))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert bodies[0] == bodies[1]
+    assert bodies[0][0] == 200 and b"<Gather" in bodies[0][1]
+    with live_app.app_context():
+        session = live_app.extensions["database"].session()
+        assert session.scalar(select(func.count(Interaction.id))) == 1
+        assert session.scalar(select(func.count(SurveySession.id))) == 1

@@ -130,6 +130,22 @@ def test_a_hangup_at_the_optional_comment_completes_the_survey(
     assert "comment" not in answers(session, call)
 
 
+def test_a_comment_recorded_as_the_caller_hangs_up_is_kept_after_the_status_callback(
+    make_call: Callable[..., Call], session: Session
+) -> None:
+    call = make_call()
+    call.start()
+    for digit in "45454":
+        call.press(digit)
+    action = call.action
+    call.status("completed")  # Twilio's status callback overtakes the <Record> action
+    call.post(action, {"RecordingUrl": "https://api.twilio.com/x/Recordings/RE9",
+                       "RecordingDuration": "7", "Digits": "hangup"})
+    comment = session.scalar(select(Answer).where(Answer.question_key == "comment"))
+    assert comment is not None and comment.recording_duration == 7
+    assert survey_of(session, call).status is SurveyStatus.COMPLETED
+
+
 def test_a_hangup_before_any_answer_expires_the_survey(
     make_call: Callable[..., Call], session: Session
 ) -> None:
