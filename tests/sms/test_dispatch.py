@@ -299,3 +299,19 @@ def test_dispatch_due_command_runs_one_sweep_and_says_what_it_did(
 
         assert session.get(SurveySession, due_id).status is SurveyStatus.SENDING
         assert session.get(SurveySession, not_yet_id).status is SurveyStatus.SCHEDULED
+
+
+def test_one_sweep_hands_over_about_two_intervals_of_sms_at_the_rate_limit(
+    session: Session, settings: Settings
+) -> None:
+    import dataclasses
+
+    slow = dataclasses.replace(settings, sms_rate_per_second=1.0, dispatch_interval_seconds=5.0)
+    for n in range(12):
+        record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone=f"+791612345{n:02d}")
+    first = sweep(session, slow, NOON_MSK)
+    session.commit()
+    assert len(first.handed_over) == 10
+    assert first.left_for_next == 2
+    second = sweep(session, slow, NOON_MSK + timedelta(seconds=5))
+    assert len(second.handed_over) == 2
