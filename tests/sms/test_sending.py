@@ -20,6 +20,7 @@ from sms.texts import first_message
 from tests.conftest import PUBLIC_BASE_URL
 from tests.fake_twilio import FakeTwilio
 from tests.sms.conftest import NOON_MSK, minutes, record_visit, survey_of
+from tests.twilio_openapi import assert_matches_twilio_openapi
 
 FROM = "+15005550006"
 
@@ -78,7 +79,8 @@ def test_the_first_sms_goes_out_through_the_sdk_with_sender_and_status_callback(
     assert request.params["From"] == FROM
     assert request.params["Body"] == first_message(default_flows()["post_call"], "en")
     assert request.params["StatusCallback"] == PUBLIC_BASE_URL + "/sms/status"
-    assert request.header("Authorization", ) is not None
+    assert request.header("Authorization") is not None
+    assert_matches_twilio_openapi(request)
 
     survey = survey_of(session, visit)
     assert survey.status is SurveyStatus.ACTIVE
@@ -103,7 +105,9 @@ def test_messaging_service_sid_replaces_the_from_number(
     record_visit(session, settings, ended_at=NOON_MSK - minutes(61))
     [survey_id] = claim(session, service_settings, NOON_MSK)
     assert send(session, service_settings, survey_id, NOON_MSK) == "sent"
-    params = fake.messages()[0].params
+    [request] = fake.messages()
+    assert_matches_twilio_openapi(request)
+    params = request.params
     assert params["MessagingServiceSid"] == "MG" + "1" * 32
     assert "From" not in params
 
