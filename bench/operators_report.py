@@ -153,6 +153,7 @@ def main() -> None:
         with engine.begin() as conn:
             rows = rollup.rebuild(conn, FIRST_DAY, FIRST_DAY + timedelta(DAYS), datetime.now(UTC))
             conn.execute(text("ANALYZE operator_day_scores"))
+            conn.execute(text("ANALYZE operator_day_parameters"))
         print(f"built the rollup from the raw answers: {rows:,} operator-day rows "
               f"in {time.perf_counter() - started:.1f} s")
 

@@ -150,9 +150,9 @@ def _totals(
         .group_by(scores.c[group])
     ).all()
     result = {}
-    for row in summed:
-        counts = {name: row._mapping[name] or 0 for name in _COUNTS}
-        result[row[0]] = Totals(counts, _tally_of(counts), {})
+    for g, *sums in summed:
+        counts = {name: value or 0 for name, value in zip(_COUNTS, sums, strict=True)}
+        result[g] = Totals(counts, _tally_of(counts), {})
     for g, key, total, n in session.execute(
         select(
             parameter_scores.c[group], parameter_scores.c.key,
@@ -207,11 +207,17 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def _operators(session: Session, ids: Sequence[int]) -> dict[int, Operator]:
-    rows = session.scalars(
-        select(Operator).where(Operator.id.in_(ids)).options(selectinload(Operator.team))
+def _operators(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The contract's operator reference ({external_id, name, team}) of each operator id."""
+    rows = session.execute(
+        select(Operator.id, Operator.external_id, Operator.name, Team.name)
+        .outerjoin(Team, Operator.team_id == Team.id)
+        .where(Operator.id.in_(ids))
     ).all()
-    return {op.id: op for op in rows}
+    return {
+        operator_id: {"external_id": external_id, "name": name, "team": team}
+        for operator_id, external_id, name, team in rows
+    }
 
 
 def operator_ref(op: Operator) -> dict[str, Any]:
@@ -231,7 +237,7 @@ def operators_report(
     rows = []
     for operator_id, group in totals.items():
         row = {
-            "operator": operator_ref(operators[operator_id]),
+            "operator": operators[operator_id],
             **published(group, settings, operator_view=True),
         }
         responses = row["responses"]
@@ -262,8 +268,7 @@ def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dic
     members: dict[str | None, int] = defaultdict(int)
     total = Totals.empty()
     for operator_id, group in per_operator.items():
-        team = operators[operator_id].team
-        name = team.name if team else None
+        name = operators[operator_id]["team"]
         per_team[name].add(group)
         members[name] += 1
         total.add(group)
@@ -320,7 +325,7 @@ def funnel_report(session: Session, flt: ReportFilter) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for operator_id, t in totals.items():
         rows.append({
-            "operator": operator_ref(operators[operator_id]),
+            "operator": operators[operator_id],
             "contacts": t.count("contacts"),
             "surveys_offered": t.count("offered"),
             "surveys_not_sent": t.count("not_sent"),
