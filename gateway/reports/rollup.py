@@ -170,33 +170,35 @@ def _key_condition(key: BucketKey, table: Table = scores) -> Any:
 
 
 def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
-    """Recompute these buckets from the raw rows, locking each first (in a fixed order)."""
-    for key in sorted(set(keys)):
-        # Lock (or create) the bucket row before reading: see the module docstring.
-        claim = _insert(conn).values(
-            operator_id=key.operator_id, day=key.day, channel=key.channel, office=key.office,
-            updated_at=now, **Bucket().values(),
+    """Recompute these buckets from the raw rows, locking them all first, in a fixed order."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    # Lock (or create) the bucket rows before reading: see the module docstring.
+    claim = _insert(conn).values([
+        {"operator_id": k.operator_id, "day": k.day, "channel": k.channel, "office": k.office,
+         "updated_at": now, **Bucket().values()}
+        for k in ordered
+    ])
+    conn.execute(
+        claim.on_conflict_do_update(
+            index_elements=["operator_id", "day", "channel", "office"],
+            set_={"updated_at": claim.excluded.updated_at},
         )
-        conn.execute(
-            claim.on_conflict_do_update(
-                index_elements=["operator_id", "day", "channel", "office"],
-                set_={"updated_at": claim.excluded.updated_at},
-            )
-        )
-        start = day_start(key.day)
-        office = interactions.c.office == key.office if key.office else or_(
-            interactions.c.office.is_(None), interactions.c.office == ""
-        )
-        computed = compute(
-            conn,
-            and_(
-                interactions.c.operator_id == key.operator_id,
-                interactions.c.ended_at >= start,
-                interactions.c.ended_at < start + timedelta(days=1),
-                interactions.c.channel == key.channel,
-                office,
-            ),
-        )
+    )
+    by_day: dict[date, set[int]] = defaultdict(set)
+    for key in ordered:
+        by_day[key.day].add(key.operator_id)
+    computed: dict[BucketKey, Bucket] = {}
+    for day, operator_ids in by_day.items():
+        start = day_start(day)
+        computed.update(compute(conn, and_(
+            interactions.c.operator_id.in_(operator_ids),
+            interactions.c.ended_at >= start,
+            interactions.c.ended_at < start + timedelta(days=1),
+        )))
+    new_parameters = []
+    for key in ordered:  # only the locked buckets are written, though more were computed
         bucket = computed.get(key)
         conn.execute(delete(parameter_scores).where(_key_condition(key, parameter_scores)))
         if bucket is None or bucket.contacts == 0:
@@ -205,8 +207,9 @@ def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
         conn.execute(
             scores.update().where(_key_condition(key)).values(updated_at=now, **bucket.values())
         )
-        if rows := bucket.parameter_rows(key):
-            conn.execute(parameter_scores.insert(), rows)
+        new_parameters += bucket.parameter_rows(key)
+    if new_parameters:
+        conn.execute(parameter_scores.insert(), new_parameters)
 
 
 def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) -> int:

@@ -72,11 +72,13 @@ def month(seeder: Seeder, session: Session, with_nps_flow: None) -> Month:
             seeder.survey(
                 operator, answers, ended, flow=flow, office=office,
                 channel="office_visit" if n % 4 == 0 else "call",
-                status="completed" if complete else "partial",
+                status="completed" if complete else "partial", flush=False,
             )
         for status in ("expired", "not_sent", "scheduled", "not_reached"):
-            seeder.survey(operator, {}, at("2026-09-10"), status=status, office=office)
-        seeder.survey(operator, {"overall": 4}, at("2026-09-11"), status="active", office=office)
+            seeder.survey(operator, {}, at("2026-09-10"), status=status, office=office,
+                          flush=False)
+        seeder.survey(operator, {"overall": 4}, at("2026-09-11"), status="active", office=office,
+                      flush=False)
         seeder.contact(operator, at("2026-09-12"), disposition="transferred", office=office)
         # Just outside the month: must count nowhere.
         seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-08-31", 23, 59), office=office)

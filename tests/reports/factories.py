@@ -135,6 +135,7 @@ class Seeder:
         flow: str = "post_call",
         disposition: str | None = None,
         excluded: str | None = None,
+        flush: bool = True,
     ) -> SurveySession:
         """An interaction and its survey with these answers (None: asked and skipped)."""
         customer = customer or self.customer(flush=False)
@@ -159,7 +160,8 @@ class Seeder:
                 ended_at, "admin:test", excluded,
             )
         self.session.add(survey)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return survey
 
 
