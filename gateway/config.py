@@ -92,6 +92,7 @@ class Settings:
     ivr_callback_max_attempts: int = 3
     ivr_callback_retry_minutes: int = 30
     ivr_max_concurrent_calls: int = 10
+    ivr_session_timeout_minutes: int = 120  # an active call survey with no status callback
     audio_base_url: str | None = None
     # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
     audio_dir: Path | None = None
@@ -189,6 +190,7 @@ _CONVERTERS: dict[str, Any] = {
     "ivr_callback_max_attempts": int,
     "ivr_callback_retry_minutes": int,
     "ivr_max_concurrent_calls": int,
+    "ivr_session_timeout_minutes": int,
     "dispatch_interval_seconds": float,
     "dispatch_lease_seconds": int,
     "dispatch_batch_size": int,

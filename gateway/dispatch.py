@@ -56,8 +56,10 @@ from gateway.models import (
     SurveySession,
     SurveyStatus,
 )
+from gateway.optouts import phone_opted_out
 from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
 from gateway.surveys import finish_survey, flow_of, save_flow_state
+from gateway.voice.service import close_silent_calls
 from ivr_flows import engine
 
 logger = logging.getLogger(__name__)
@@ -162,17 +164,6 @@ class Defer:
 
 
 Decision = Send | Skip | Defer
-
-
-def phone_opted_out(session: Session, phone: str) -> bool:
-    """True when any customer with this phone has opted out (opt-out follows the number)."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None))
-            )
-        )
-    )
 
 
 def surveyed_recently(
@@ -405,6 +396,7 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
     report = SweepReport()
     recover_expired_leases(session, settings, now, report)
     expire_sms_surveys(session, settings, now, report)
+    report.expired.extend(close_silent_calls(session, settings, now))
     claim_due(session, settings, now, report)
     session.flush()
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from gateway.models import AuditEvent, Customer
@@ -58,3 +58,14 @@ def opt_in_phone(session: Session, phone: str, source: str, now: datetime) -> li
             )
         )
     return changed
+
+
+def phone_opted_out(session: Session, phone: str) -> bool:
+    """True when any customer with this phone has opted out (opt-out follows the number)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None))
+            )
+        )
+    )

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import is_sqlite
-from gateway.dispatch import phone_opted_out
 from gateway.models import (
     Customer,
     Message,
@@ -28,7 +27,7 @@ from gateway.models import (
     SurveyStatus,
     WebhookReceipt,
 )
-from gateway.optouts import opt_in_phone, opt_out_phone
+from gateway.optouts import opt_in_phone, opt_out_phone, phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import engine

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import is_sqlite
-from gateway.dispatch import mark_possibly_sent, phone_opted_out
+from gateway.dispatch import mark_possibly_sent
 from gateway.models import Message, SurveyAttempt, SurveySession, SurveyStatus
-from gateway.optouts import opt_out_phone
+from gateway.optouts import opt_out_phone, phone_opted_out
 from gateway.phones import mask_phone
 from gateway.surveys import flow_of, save_flow_state
 from ivr_flows import engine

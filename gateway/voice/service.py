@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +36,7 @@ from gateway.models import (
     SurveyStatus,
     WebhookReceipt,
 )
+from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
 from gateway.voice import callbacks
@@ -183,6 +184,10 @@ def _start_post_call(
         )
         return str(hangup(settings))
     _fill_in(session, settings, interaction, params.operator, customer_phone)
+    if customer_phone and phone_opted_out(session, customer_phone):
+        # STOP by SMS (or a carrier's unsubscribe) means no survey on any channel.
+        logger.info("call %s: %s opted out; no survey", call.call_sid, mask_phone(customer_phone))
+        return str(hangup(settings))
 
     flow = _flow_named(params.flow)
     survey = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
@@ -471,6 +476,31 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
     if call.call_status not in FINAL_CALL_STATUSES:
         return
     finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+
+
+def close_silent_calls(session: Session, settings: Settings, now: datetime) -> list[int]:
+    """Close IVR surveys whose call ended without a status callback reaching us.
+
+    Twilio's callback can be lost (a deploy, a network fault); without this the survey would
+    stay active for ever and a call-back would hold a slot of the concurrent-call cap.
+    """
+    cutoff = now - timedelta(minutes=settings.ivr_session_timeout_minutes)
+    silent = session.scalars(
+        select(SurveySession)
+        .where(
+            SurveySession.channel == SurveyChannel.IVR,
+            SurveySession.status == SurveyStatus.ACTIVE,
+            SurveySession.started_at <= cutoff,
+        )
+        .order_by(SurveySession.started_at)
+        .limit(settings.dispatch_batch_size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for survey in silent:
+        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+        logger.info("survey %s: no status callback for its call; closed as %s",
+                    survey.id, survey.status.value)
+    return [survey.id for survey in silent]
 
 
 def flow_finished(flow: Flow, state: FlowState) -> bool:
