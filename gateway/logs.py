@@ -7,7 +7,8 @@ import re
 
 from gateway.phones import mask_phone
 
-_PHONE = re.compile(r"(?<![\w/])\+?\d[\d\-\s().]{8,}\d(?![\w/])")
+# Not inside words, paths or ids (a UUID's digit runs are not phone numbers).
+_PHONE = re.compile(r"(?<![\w/-])\+?\d[\d\-\s().]{8,}\d(?![\w/-])")
 _RECORDING = re.compile(r"https?://\S*/Recordings/\S+", re.IGNORECASE)
 
 

@@ -46,6 +46,11 @@ def test_masking_keeps_country_code_and_last_two_digits():
     assert "2026-11-23 10:00:00" in masked and "4521" in masked
 
 
+def test_ids_with_digit_runs_are_not_taken_for_phone_numbers():
+    task = "Task sms.tasks.send_survey_sms[5af79e0d-5f75-476e-a413-123456789064] received"
+    assert mask_personal_data(task) == task
+
+
 def test_log_records_are_masked_by_the_filter(caplog):
     logger = logging.getLogger("tests.masking")
     caplog.handler.addFilter(PersonalDataFilter())

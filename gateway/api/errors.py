@@ -40,8 +40,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         located = [_flatten(v) for v in messages.values()] if isinstance(messages, dict) else []
         errors = [e for group in located for e in group]
         detail = "; ".join(
-            f"{e['field']}: {e['message']}" if e["field"] and e["field"] != "_schema"
-            else e["message"]
+            (f"{e['field']}: {e['message']}" if e["field"] and e["field"] != "_schema"
+             else e["message"]).rstrip(".")
             for e in errors
         )
         return problem(status, "Invalid request", detail or "the request is invalid",

@@ -79,7 +79,12 @@ class InteractionInSchema(Schema):
         required=True, validate=validate.OneOf([c.value for c in InteractionChannel])
     )
     ended_at = fields.AwareDateTime(
-        required=True, metadata={"description": "ISO 8601 with a UTC offset"}
+        required=True,
+        metadata={"description": "ISO 8601 with a UTC offset"},
+        error_messages={
+            "invalid": "not a date-time; write it as ISO 8601, e.g. 2026-11-23T10:00:00+03:00",
+            "invalid_awareness": "the time needs its UTC offset, e.g. 2026-11-23T10:00:00+03:00",
+        },
     )
     operator = fields.Nested(OperatorSchema, required=True)
     customer = fields.Nested(CustomerSchema, required=True)
