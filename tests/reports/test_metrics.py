@@ -148,3 +148,11 @@ def test_tallies_add_up_to_the_tally_of_all_sessions():
     merged.merge(Tally.of(score_session(s, POST_CALL) for s in b))
     whole = Tally.of(score_session(s, POST_CALL) for s in a + b)
     assert figures(merged) == figures(whole)
+
+
+def test_the_shipped_nps_flow_is_scored_with_its_nps_question():
+    spec = spec_for(default_flows()["post_call_nps"])
+    assert spec.nps_key == "nps"
+    score = score_session({"overall": 5, "cost": 1, "speed": 5, "nps": 10}, spec)
+    assert (score.nps, nps_class(score.nps)) == (10, "promoter")
+    assert (score.csi, score.csi_operator) == (50.0, 100.0)
