@@ -16,23 +16,16 @@ from __future__ import annotations
 
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import click
 import requests
-from twilio.request_validator import RequestValidator
 
-HTTP_TIMEOUT_SECONDS = 15
+from gateway.simulation import DEMO_ACCOUNT_SID, post_signed
+
 DEFAULT_SURVEY_NUMBER = "+15005550006"
-DEMO_ACCOUNT_SID = "AC" + "0" * 32
 INBOUND_PATH = "/sms/inbound"
-
-
-class SimulationError(click.ClickException):
-    """The gateway refused or answered something Twilio would not accept."""
 
 
 @dataclass
@@ -61,27 +54,7 @@ class SimulatedTexter:
     def send(self, body: str) -> list[str]:
         """Text `body` to the gateway; returns (and prints) the messages it answers with."""
         url = self.base_url.rstrip("/") + INBOUND_PATH
-        data = self.params(body)
-        signature = RequestValidator(self.auth_token).compute_signature(url, data)
-        try:
-            response = self.http.post(
-                url, data=data, headers={"X-Twilio-Signature": signature},
-                timeout=HTTP_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            raise SimulationError(f"the gateway at {self.base_url} is unreachable: {exc}") from exc
-        if response.status_code == 403:
-            raise SimulationError(
-                f"403 from {urlsplit(url).path}: the signature was refused. The URL signed must be "
-                "the gateway's PUBLIC_BASE_URL (--url) and the token its TWILIO_AUTH_TOKEN "
-                "(--auth-token)"
-            )
-        if response.status_code != 200:
-            raise SimulationError(f"{response.status_code} from {url}: {response.text[:300]}")
-        try:
-            root = ET.fromstring(response.text)
-        except ET.ParseError as exc:
-            raise SimulationError(f"the gateway's answer is not TwiML: {exc}") from exc
+        root = post_signed(self.http, url, self.params(body), self.auth_token)
         replies = [message.text or "" for message in root.iter("Message")]
         for reply in replies:
             self.out(_framed("gateway", reply))

@@ -18,18 +18,13 @@ from urllib.parse import urlencode, urlsplit
 
 import click
 import requests
-from twilio.request_validator import RequestValidator
 
-HTTP_TIMEOUT_SECONDS = 15
+from gateway.simulation import DEMO_ACCOUNT_SID, SimulationError, post_signed
+
 MAX_STEPS = 200
 DEFAULT_CALLER = "+79990000000"
 DEFAULT_HOTLINE = "+74950000000"
-DEMO_ACCOUNT_SID = "AC" + "0" * 32
 _PLAYED = re.compile(r"/(?P<lang>[a-z]{2})/(?P<prompt>.+)\.wav$")
-
-
-class SimulationError(click.ClickException):
-    """The gateway answered something Twilio would not accept."""
 
 
 @dataclass
@@ -61,27 +56,9 @@ class SimulatedCall:
         }
 
     def post(self, url: str, extra: dict[str, str] | None = None,
-             status: str = "in-progress") -> requests.Response:
-        data = {**self.params(status), **(extra or {})}
-        signature = RequestValidator(self.auth_token).compute_signature(url, data)
-        try:
-            response = self.http.post(
-                url, data=data, headers={"X-Twilio-Signature": signature},
-                timeout=HTTP_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            raise SimulationError(f"the gateway at {self.base_url} is unreachable: {exc}") from exc
-        if response.status_code == 403:
-            raise SimulationError(
-                f"403 from {urlsplit(url).path}: the signature was refused. The URL signed must be "
-                "the gateway's PUBLIC_BASE_URL (--url) and the token its TWILIO_AUTH_TOKEN "
-                "(--auth-token)"
-            )
-        if response.status_code != 200:
-            raise SimulationError(
-                f"{response.status_code} from {urlsplit(url).path}: {response.text[:300]}"
-            )
-        return response
+             status: str = "in-progress") -> ET.Element:
+        return post_signed(self.http, url, {**self.params(status), **(extra or {})},
+                           self.auth_token)
 
     def describe(self, element: ET.Element) -> str:
         if element.tag == "Say":
@@ -99,19 +76,15 @@ class SimulatedCall:
     def run(self, first_url: str, first_extra: dict[str, str],
             next_input: Callable[[str], str | None]) -> str:
         """Walk the survey; returns how the call ended (completed or hung up)."""
-        response = self.post(first_url, first_extra)
+        document = self.post(first_url, first_extra)
         for _ in range(MAX_STEPS):
-            try:
-                document = ET.fromstring(response.content)
-            except ET.ParseError as exc:
-                raise SimulationError(f"the gateway answered no TwiML: {exc}") from exc
             following = self._follow(document, next_input)
             if following is None:
                 return self.end("completed")
             if following == ("hangup", {}):
                 return self.end("hangup")
             url, extra = following
-            response = self.post(url, extra)
+            document = self.post(url, extra)
         raise SimulationError(f"no end after {MAX_STEPS} steps")
 
     def _follow(
