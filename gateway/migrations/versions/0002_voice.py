@@ -1,4 +1,4 @@
-"""voice schema
+"""voice schema: no change; the tables it needs came with 0001. Kept so the chain stays intact.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""sms schema
+"""sms schema: no change; the tables it needs came with 0001. Kept so the chain stays intact.
 
 Revision ID: 0003
 Revises: 0002
