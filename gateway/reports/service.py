@@ -244,7 +244,8 @@ def operators_report(
         row["ranked"] = responses >= minimum and row["_rank_by"] is not None
         row["rank"] = None
         row["rank_reason"] = None if row["ranked"] else (
-            f"{responses} responses, fewer than the {minimum} needed to be ranked"
+            f"{responses} {'response' if responses == 1 else 'responses'}, "
+            f"fewer than the {minimum} needed to be ranked"
         )
         rows.append(row)
     ranked = sorted(
