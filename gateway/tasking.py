@@ -39,6 +39,8 @@ def celery_init_app(app: Flask) -> Celery:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # The console SMS provider prints; what a task prints is information, not a warning.
+        "worker_redirect_stdouts_level": "INFO",
         "beat_schedule": {
             "dispatch-due-surveys": {
                 "task": BEAT_DISPATCH,
