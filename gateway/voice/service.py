@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.interactions import (
+    DEFAULT_FLOW,
     CustomerInput,
     InteractionInput,
     OperatorInput,
@@ -57,7 +58,6 @@ from ivr_flows.engine import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FLOW = "post_call"
 # DialCallStatus values meaning the caller really talked to the operator.
 OPERATOR_REACHED = frozenset({"completed", "answered"})
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
