@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from gateway.models import Answer, SurveySession, SurveyStatus
-from tests.conftest import make_test_app
-from tests.ivr.conftest import Call
+from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
+from tests.conftest import PUBLIC_BASE_URL, make_test_app
+from tests.ivr.conftest import Call, new_call_sid, signed_post
 
 pytestmark = pytest.mark.both_databases
 
@@ -33,6 +32,26 @@ def stored(app: Flask, call_sid: str) -> tuple[SurveySession, dict[str, int | No
         assert survey is not None
         rows = session.scalars(select(Answer).where(Answer.session_id == survey.id))
         return survey, {a.question_key: a.value for a in rows}
+
+
+def post_on_both_at_once(apps: tuple[Flask, Flask], url: str,
+                         params: dict[str, str]) -> list[tuple[int, bytes]]:
+    """The same signed webhook, delivered to both instances at the same moment."""
+    barrier = threading.Barrier(2)
+    bodies: list[tuple[int, bytes]] = [(0, b""), (0, b"")]
+
+    def post(index: int, app: Flask) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = signed_post(client, url, params)
+        bodies[index] = (response.status_code, response.data)
+
+    threads = [threading.Thread(target=post, args=(i, app)) for i, app in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return bodies
 
 
 def test_alternate_steps_on_two_instances_complete_one_survey(
@@ -58,24 +77,8 @@ def test_the_same_step_on_two_instances_at_once_records_one_answer(
 ) -> None:
     call = Call(live_app.test_client())
     call.start("operator=op-1&interaction=pbx-race")
-    action, params = call.action, {**call.base_params(), "Digits": "3"}
-    barrier = threading.Barrier(2)
-    bodies: list[Any] = [None, None]
-
-    def post(index: int, app: Flask) -> None:
-        from tests.ivr.conftest import signed_post
-
-        client = app.test_client()
-        barrier.wait()
-        response = signed_post(client, action, params)
-        bodies[index] = (response.status_code, response.data)
-
-    threads = [threading.Thread(target=post, args=(i, app))
-               for i, app in enumerate((live_app, other_app))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    params = {**call.base_params(), "Digits": "3"}
+    bodies = post_on_both_at_once((live_app, other_app), call.action, params)
     assert bodies[0] == bodies[1]
     assert bodies[0][0] == 200
     survey, answers = stored(live_app, call.call_sid)
@@ -86,30 +89,10 @@ def test_the_same_step_on_two_instances_at_once_records_one_answer(
 def test_the_same_start_on_two_instances_at_once_makes_one_interaction_and_survey(
     live_app: Flask, other_app: Flask
 ) -> None:
-    from sqlalchemy import func
-
-    from gateway.models import Interaction
-    from tests.conftest import PUBLIC_BASE_URL
-    from tests.ivr.conftest import new_call_sid, signed_post
-
     call = Call(live_app.test_client())
     url = f"{PUBLIC_BASE_URL}/voice/survey?operator=op-4&interaction=pbx-twice"
     params = {**call.base_params(), "DialCallStatus": "completed", "DialCallSid": new_call_sid()}
-    barrier = threading.Barrier(2)
-    bodies: list[Any] = [None, None]
-
-    def post(index: int, app: Flask) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = signed_post(client, url, params)
-        bodies[index] = (response.status_code, response.data)
-
-    threads = [threading.Thread(target=post, args=(i, app))
-               for i, app in enumerate((live_app, other_app))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    bodies = post_on_both_at_once((live_app, other_app), url, params)
     assert bodies[0] == bodies[1]
     assert bodies[0][0] == 200 and b"<Gather" in bodies[0][1]
     with live_app.app_context():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -405,11 +406,7 @@ class TestNpsOverThePhone:
     def test_without_recordings_the_read_back_says_the_number_in_words(
         self, make_call: Callable[..., Call], tmp_path: Path, app: Flask
     ) -> None:
-        import dataclasses
-
-        app.config["SETTINGS"] = dataclasses.replace(
-            app.config["SETTINGS"], audio_dir=tmp_path / "no-audio"
-        )
+        without_recordings(app, tmp_path)
         call = make_call()
         call.start("operator=op-1&flow=post_call_nps&lang=ru")
         say = gather(call).find("Say")
@@ -421,14 +418,17 @@ class TestNpsOverThePhone:
         assert call.heard()[0].startswith("Вы ввели десять.")
 
 
+def without_recordings(app: Flask, tmp_path: Path) -> None:
+    """Point the gateway at an empty audio folder, so every prompt falls back to <Say>."""
+    app.config["SETTINGS"] = dataclasses.replace(
+        app.config["SETTINGS"], audio_dir=tmp_path / "no-recordings"
+    )
+
+
 def test_the_survey_says_the_text_where_no_recording_exists(
     make_call: Callable[..., Call], app: Flask, tmp_path: Path
 ) -> None:
-    import dataclasses
-
-    app.config["SETTINGS"] = dataclasses.replace(
-        app.config["SETTINGS"], audio_dir=tmp_path / "empty"
-    )
+    without_recordings(app, tmp_path)
     call = make_call()
     call.start("operator=op-1&lang=en")
     says = gather(call).findall("Say")
