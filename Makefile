@@ -20,6 +20,7 @@ run: $(STAMP)
 ## test: lint, type-check and run the whole suite (PostgreSQL and Redis from the env or local defaults)
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 

@@ -34,11 +34,17 @@ def register(main: click.Group) -> None:
     assert isinstance(group, click.Group)
 
     @group.command("build")
-    @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-                  default=None, help="audio root (default: AUDIO_DIR, else the packaged prompts)")
+    @click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="audio root (default: AUDIO_DIR, else the packaged prompts)",
+    )
     @click.option("--force", is_flag=True, help="render every prompt again, not only changed ones")
-    @click.option("--lang", type=click.Choice(["ru", "en"]), default=None,
-                  help="only this language")
+    @click.option(
+        "--lang", type=click.Choice(["ru", "en"]), default=None, help="only this language"
+    )
     def audio_build(directory: Path | None, force: bool, lang: str | None) -> None:
         """Render placeholder prompts from the flows' texts with espeak-ng (8 kHz mono WAV)."""
         root = _root(directory)
@@ -54,8 +60,13 @@ def register(main: click.Group) -> None:
         )
 
     @group.command("check")
-    @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-                  default=None, help="audio root (default: AUDIO_DIR, else the packaged prompts)")
+    @click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="audio root (default: AUDIO_DIR, else the packaged prompts)",
+    )
     def audio_check(directory: Path | None) -> None:
         """Verify every prompt of every flow and language exists as playable 8 kHz mono WAV."""
         report = check(_root(directory), _flows())

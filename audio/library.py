@@ -35,8 +35,18 @@ ESPEAK_VOICES = {"ru": "ru", "en": "en-us"}
 ESPEAK_WORDS_PER_MINUTE = "165"
 TOOL_TIMEOUT_SECONDS = 60
 # sox effects cutting leading and trailing silence: less dead air between prompts.
-_TRIM_SILENCE = ("silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
-                 "reverse")
+_TRIM_SILENCE = (
+    "silence",
+    "1",
+    "0.02",
+    "0.5%",
+    "reverse",
+    "silence",
+    "1",
+    "0.02",
+    "0.5%",
+    "reverse",
+)
 
 
 class AudioToolMissing(RuntimeError):
@@ -172,11 +182,36 @@ def build(
                     report.kept += 1
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _run([espeak, "-v", ESPEAK_VOICES.get(language, language),
-                      "-s", ESPEAK_WORDS_PER_MINUTE, "-w", str(raw), "--", text])
+                _run(
+                    [
+                        espeak,
+                        "-v",
+                        ESPEAK_VOICES.get(language, language),
+                        "-s",
+                        ESPEAK_WORDS_PER_MINUTE,
+                        "-w",
+                        str(raw),
+                        "--",
+                        text,
+                    ]
+                )
                 if sox:
-                    _run([sox, str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
-                          "-e", "signed-integer", str(target), *_TRIM_SILENCE])
+                    _run(
+                        [
+                            sox,
+                            str(raw),
+                            "-r",
+                            str(SAMPLE_RATE),
+                            "-c",
+                            "1",
+                            "-b",
+                            "16",
+                            "-e",
+                            "signed-integer",
+                            str(target),
+                            *_TRIM_SILENCE,
+                        ]
+                    )
                 else:
                     resample_wav(raw, target, SAMPLE_RATE)
                 manifest.setdefault(prompt_id, {})[language] = {

@@ -22,7 +22,8 @@ def prompt(lang: str, name: str) -> Response:
     if path is None:
         abort(404)
     try:
-        return send_file(path, mimetype="audio/wav", max_age=MAX_AGE_SECONDS, etag=True,
-                         conditional=True)
+        return send_file(
+            path, mimetype="audio/wav", max_age=MAX_AGE_SECONDS, etag=True, conditional=True
+        )
     except FileNotFoundError:
         abort(404)

@@ -68,8 +68,9 @@ INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, custo
               THEN 'transferred' END,
          now()
   FROM (SELECT g, 1 + (random() * ({OPERATORS} - 1))::int AS op
-        FROM generate_series(1, {ANSWERED_SESSIONS + UNANSWERED_SESSIONS
-                                 + CONTACTS_WITHOUT_SURVEY}) g) picked;
+        FROM generate_series(1, {
+    ANSWERED_SESSIONS + UNANSWERED_SESSIONS + CONTACTS_WITHOUT_SURVEY
+}) g) picked;
 INSERT INTO survey_sessions (id, interaction_id, customer_id, channel, kind, flow, language,
                              status, attempts, created_at, updated_at)
   SELECT i.id, i.id, i.customer_id,
@@ -114,8 +115,10 @@ def p95(samples: list[float]) -> float:
 
 
 def describe(label: str, samples: list[float]) -> None:
-    print(f"{label}: median {statistics.median(samples):.1f} ms, p95 {p95(samples):.1f} ms "
-          f"({len(samples)} runs)")
+    print(
+        f"{label}: median {statistics.median(samples):.1f} ms, p95 {p95(samples):.1f} ms "
+        f"({len(samples)} runs)"
+    )
 
 
 def main() -> None:
@@ -126,9 +129,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    server = make_url(
-        os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-    )
+    server = make_url(os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test")
     server = server.set(drivername="postgresql+psycopg")
     url = server.set(database=args.database).render_as_string(hide_password=False)
     admin = create_engine(
@@ -146,16 +147,20 @@ def main() -> None:
                 conn.execute(text(statement))
         with engine.connect() as conn:
             answers = conn.execute(select(func.count()).select_from(Answer)).scalar()
-        print(f"seeded {answers:,} answers, {OPERATORS} operators, {DAYS} days "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {answers:,} answers, {OPERATORS} operators, {DAYS} days "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
 
         started = time.perf_counter()
         with engine.begin() as conn:
             rows = rollup.rebuild(conn, FIRST_DAY, FIRST_DAY + timedelta(DAYS), datetime.now(UTC))
             conn.execute(text("ANALYZE operator_day_scores"))
             conn.execute(text("ANALYZE operator_day_parameters"))
-        print(f"built the rollup from the raw answers: {rows:,} operator-day rows "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"built the rollup from the raw answers: {rows:,} operator-day rows "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
 
         settings = load_settings(overrides={"database_url": url})
         sessions = sessionmaker(bind=engine)
@@ -176,8 +181,10 @@ def main() -> None:
                 return operators_report(session, team, settings)
 
         describe("operators report (month, one team)", timed(team_report, args.runs))
-        describe("GET /api/v1/reports/operators (month, JSON, in-process)",
-                 timed(api_call(url), args.runs))
+        describe(
+            "GET /api/v1/reports/operators (month, JSON, in-process)",
+            timed(api_call(url), args.runs),
+        )
 
         measure_writes(engine, settings, args.writes)
     finally:
@@ -196,8 +203,9 @@ def api_call(url: str) -> Callable[[], object]:
     from gateway.apikeys import create_api_key
     from gateway.models import ApiRole
 
-    app = create_app({"database_url": url, "var_dir": Path(tempfile.mkdtemp()),
-                      "log_level": "WARNING"})
+    app = create_app(
+        {"database_url": url, "var_dir": Path(tempfile.mkdtemp()), "log_level": "WARNING"}
+    )
     with app.app_context():
         session = app.extensions["database"].session()
         _row, key = create_api_key(session, "bench", ApiRole.ADMIN, None, datetime.now(UTC))
@@ -206,8 +214,11 @@ def api_call(url: str) -> Callable[[], object]:
     query = {"from": MONTH[0].isoformat(), "to": MONTH[1].isoformat()}
 
     def call() -> object:
-        response = client.get("/api/v1/reports/operators", query_string=query,
-                              headers={"Authorization": f"Bearer {key}"})
+        response = client.get(
+            "/api/v1/reports/operators",
+            query_string=query,
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert response.status_code == 200, response.get_data(as_text=True)
         return response
 
@@ -220,20 +231,25 @@ def measure_writes(engine: object, settings: object, count: int) -> None:
     with sessions() as session:
         # Surveys that were sent and not yet answered: new rows in the busiest month.
         ids = session.scalars(
-            select(SurveySession.id).where(SurveySession.status.in_(["expired", "not_reached"]))
-            .order_by(SurveySession.id).limit(2 * count)
+            select(SurveySession.id)
+            .where(SurveySession.status.in_(["expired", "not_reached"]))
+            .order_by(SurveySession.id)
+            .limit(2 * count)
         ).all()
 
     def record(survey_id: int) -> None:
         with sessions() as session:
             survey = session.get(SurveySession, survey_id)
-            record_answer(session, survey, RecordedAnswer("overall", 4), settings,
-                          datetime.now(UTC))  # type: ignore[arg-type]
+            record_answer(
+                session, survey, RecordedAnswer("overall", 4), settings, datetime.now(UTC)
+            )  # type: ignore[arg-type]
             session.commit()
 
     results = {}
-    for label, hook, chosen in (("without the rollup", False, ids[:count]),
-                                ("with the rollup", True, ids[count:])):
+    for label, hook, chosen in (
+        ("without the rollup", False, ids[:count]),
+        ("with the rollup", True, ids[count:]),
+    ):
         (rollup.install if hook else rollup.uninstall)()
         samples = []
         for survey_id in chosen:
@@ -244,7 +260,8 @@ def measure_writes(engine: object, settings: object, count: int) -> None:
         describe(f"record one answer {label}", samples)
     rollup.uninstall()
     extra = statistics.median(results["with the rollup"]) - statistics.median(
-        results["without the rollup"])
+        results["without the rollup"]
+    )
     print(f"the rollup adds {extra:.1f} ms (median) to recording an answer")
 
 

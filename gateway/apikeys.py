@@ -39,15 +39,23 @@ def create_api_key(
         )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
-        name=name, prefix=key[:12], key_hash=hash_key(key), role=role, team=team_row,
+        name=name,
+        prefix=key[:12],
+        key_hash=hash_key(key),
+        role=role,
+        team=team_row,
         created_at=now,
     )
     session.add(row)
     session.flush()
     session.add(
         AuditEvent(
-            at=now, actor="cli", action="apikey.create", subject_type="api_key",
-            subject_id=str(row.id), detail={"name": name, "role": role.value, "team": team},
+            at=now,
+            actor="cli",
+            action="apikey.create",
+            subject_type="api_key",
+            subject_id=str(row.id),
+            detail={"name": name, "role": role.value, "team": team},
         )
     )
     return row, key

@@ -66,7 +66,9 @@ def apikey() -> None:
 @apikey.command("create")
 @click.option("--name", required=True, help="who or what uses the key, e.g. 'crm'")
 @click.option(
-    "--role", type=click.Choice([r.value for r in ApiRole]), required=True,
+    "--role",
+    type=click.Choice([r.value for r in ApiRole]),
+    required=True,
     help="integration: writes interactions, reads scores; supervisor: reads its team's "
     "reports; admin: everything",
 )

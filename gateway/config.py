@@ -275,7 +275,8 @@ def _validate(settings: Settings) -> None:
         ]
         if missing:
             raise ConfigError(
-                "GATEWAY_ENV=production needs " + ", ".join(missing)
+                "GATEWAY_ENV=production needs "
+                + ", ".join(missing)
                 + " (DATABASE_URL must be PostgreSQL)"
             )
         if settings.insecure_skip_twilio_signature:

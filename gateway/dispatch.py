@@ -97,8 +97,11 @@ class SweepReport:
             reasons[reason] = reasons.get(reason, 0) + 1
         parts.append(
             f"not sent {len(self.not_sent)}"
-            + (" (" + "; ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")"
-               if reasons else "")
+            + (
+                " (" + "; ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")"
+                if reasons
+                else ""
+            )
         )
         parts.append(f"deferred to the end of quiet hours {len(self.deferred)}")
         parts.append(f"recovered after an expired lease {len(self.recovered)}")
@@ -237,8 +240,10 @@ def _task_for(survey: SurveySession) -> str:
 def sms_per_sweep(settings: Settings) -> int:
     """How many SMS one sweep hands over: about two intervals' worth at the rate limit, so a
     send task waits seconds, not minutes, for its slot; the rest stay due for the next sweep."""
-    return max(1, math.ceil(settings.sms_rate_per_second * max(settings.dispatch_interval_seconds,
-                                                                1.0) * 2))
+    return max(
+        1,
+        math.ceil(settings.sms_rate_per_second * max(settings.dispatch_interval_seconds, 1.0) * 2),
+    )
 
 
 def recover_expired_leases(
@@ -320,7 +325,9 @@ def _lock_customers(session: Session, phone: str) -> None:
     sweep has just handed over (PostgreSQL re-reads committed rows after the lock)."""
     if not is_sqlite(session):
         session.execute(
-            select(Customer.id).where(Customer.phone == phone).order_by(Customer.id)
+            select(Customer.id)
+            .where(Customer.phone == phone)
+            .order_by(Customer.id)
             .with_for_update()
         ).all()
 
@@ -360,7 +367,9 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
             report.deferred.append((survey.id, decision.until))
             logger.info(
                 "survey %s to %s deferred to %s (quiet hours)",
-                survey.id, mask_phone(phone), decision.until.isoformat(),
+                survey.id,
+                mask_phone(phone),
+                decision.until.isoformat(),
             )
         else:
             if survey.channel is SurveyChannel.SMS:
@@ -372,7 +381,10 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
 
 
 def _hand_over(
-    session: Session, survey: SurveySession, settings: Settings, now: datetime,
+    session: Session,
+    survey: SurveySession,
+    settings: Settings,
+    now: datetime,
     report: SweepReport,
 ) -> None:
     lease = now + timedelta(seconds=settings.dispatch_lease_seconds)

@@ -19,8 +19,13 @@ class IncidentError(ValueError):
 
 
 def list_incidents(
-    session: Session, *, status: str | None = None, team_id: int | None = None,
-    operator_external_id: str | None = None, limit: int = 100, offset: int = 0,
+    session: Session,
+    *,
+    status: str | None = None,
+    team_id: int | None = None,
+    operator_external_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> Sequence[Incident]:
     """Incidents newest first, optionally by status, team and operator."""
     query = select(Incident).join(Incident.operator, isouter=True)
@@ -32,7 +37,8 @@ def list_incidents(
         query = query.where(Operator.external_id == operator_external_id)
     query = query.options(
         selectinload(Incident.operator).selectinload(Operator.team),
-        selectinload(Incident.session).selectinload(SurveySession.interaction)
+        selectinload(Incident.session)
+        .selectinload(SurveySession.interaction)
         .selectinload(Interaction.customer),
     )
     return session.scalars(
@@ -54,8 +60,12 @@ def close_incident(
     incident.resolution = resolution.strip()
     session.add(
         AuditEvent(
-            at=now, actor=actor, action="incident.close", subject_type="incident",
-            subject_id=str(incident.id), detail={"resolution": incident.resolution},
+            at=now,
+            actor=actor,
+            action="incident.close",
+            subject_type="incident",
+            subject_id=str(incident.id),
+            detail={"resolution": incident.resolution},
         )
     )
     return incident
@@ -70,8 +80,12 @@ def assign_incident(
     incident.assignee = assignee.strip()
     session.add(
         AuditEvent(
-            at=now, actor=actor, action="incident.assign", subject_type="incident",
-            subject_id=str(incident.id), detail={"assignee": incident.assignee},
+            at=now,
+            actor=actor,
+            action="incident.assign",
+            subject_type="incident",
+            subject_id=str(incident.id),
+            detail={"assignee": incident.assignee},
         )
     )
     return incident

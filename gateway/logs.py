@@ -43,9 +43,7 @@ def configure_logging(level: str = "INFO") -> None:
     """Install the masking filter on the root handlers; idempotent."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root.setLevel(level)
     for handler in root.handlers:
         if not any(isinstance(f, PersonalDataFilter) for f in handler.filters):

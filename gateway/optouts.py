@@ -34,8 +34,12 @@ def opt_out_phone(session: Session, phone: str, source: str, now: datetime) -> l
         changed.append(customer)
         session.add(
             AuditEvent(
-                at=now, actor=source[:200], action="customer.opt_out", subject_type="customer",
-                subject_id=str(customer.id), detail={"source": source},
+                at=now,
+                actor=source[:200],
+                action="customer.opt_out",
+                subject_type="customer",
+                subject_id=str(customer.id),
+                detail={"source": source},
             )
         )
     return changed
@@ -53,8 +57,12 @@ def opt_in_phone(session: Session, phone: str, source: str, now: datetime) -> li
         changed.append(customer)
         session.add(
             AuditEvent(
-                at=now, actor=source[:200], action="customer.opt_in", subject_type="customer",
-                subject_id=str(customer.id), detail={"source": source, "opted_out_by": previous},
+                at=now,
+                actor=source[:200],
+                action="customer.opt_in",
+                subject_type="customer",
+                subject_id=str(customer.id),
+                detail={"source": source, "opted_out_by": previous},
             )
         )
     return changed
@@ -64,8 +72,6 @@ def phone_opted_out(session: Session, phone: str) -> bool:
     """True when any customer with this phone has opted out (opt-out follows the number)."""
     return bool(
         session.scalar(
-            select(
-                exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None))
-            )
+            select(exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None)))
         )
     )

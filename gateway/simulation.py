@@ -21,13 +21,15 @@ class SimulationError(click.ClickException):
     """The gateway refused, or answered something Twilio would not accept."""
 
 
-def post_signed(http: requests.Session, url: str, data: dict[str, str],
-                auth_token: str) -> ET.Element:
+def post_signed(
+    http: requests.Session, url: str, data: dict[str, str], auth_token: str
+) -> ET.Element:
     """Post `data` to `url` signed as Twilio signs it; the TwiML document answered."""
     signature = RequestValidator(auth_token).compute_signature(url, data)
     try:
-        response = http.post(url, data=data, headers={"X-Twilio-Signature": signature},
-                             timeout=HTTP_TIMEOUT_SECONDS)
+        response = http.post(
+            url, data=data, headers={"X-Twilio-Signature": signature}, timeout=HTTP_TIMEOUT_SECONDS
+        )
     except requests.RequestException as exc:
         raise SimulationError(f"the gateway at {url} is unreachable: {exc}") from exc
     path = urlsplit(url).path

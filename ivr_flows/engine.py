@@ -228,9 +228,7 @@ def advance(flow: Flow, channel: str, state: FlowState, given: Given) -> Step:
     return _next(questions, state, RecordedAnswer(question.key, None, raw))
 
 
-def _confirm(
-    flow: Flow, channel: str, state: FlowState, question: Question, given: Given
-) -> Step:
+def _confirm(flow: Flow, channel: str, state: FlowState, question: Question, given: Given) -> Step:
     """Key 1 keeps the value read back; anything else asks the question again."""
     assert state.pending is not None
     if isinstance(given, Value) and given.value == 1:

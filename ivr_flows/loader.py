@@ -14,9 +14,20 @@ from ivr_flows.engine import CHANNELS, Flow, FlowError, Question, QuestionType
 FLOWS_DIR = Path(__file__).parent
 REQUIRED_PROMPTS = ("greeting", "thanks")
 _QUESTION_FIELDS = {
-    "key", "type", "text", "sms_text", "reprompt", "channels", "parameter",
-    "operator_controlled", "weight", "importance_of", "gather_timeout_seconds",
-    "max_reprompts", "max_seconds", "confirm",
+    "key",
+    "type",
+    "text",
+    "sms_text",
+    "reprompt",
+    "channels",
+    "parameter",
+    "operator_controlled",
+    "weight",
+    "importance_of",
+    "gather_timeout_seconds",
+    "max_reprompts",
+    "max_seconds",
+    "confirm",
 }
 
 

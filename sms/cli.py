@@ -44,11 +44,25 @@ class SimulatedTexter:
         """The form Twilio posts for an inbound SMS."""
         sid = "SM" + uuid.uuid4().hex
         return {
-            "ToCountry": "", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0",
-            "ToCity": "", "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received",
-            "FromCity": "", "Body": body, "FromCountry": "", "To": self.survey_number,
-            "ToZip": "", "NumSegments": "1", "MessageSid": sid, "AccountSid": self.account_sid,
-            "From": self.phone, "ApiVersion": "2010-04-01",
+            "ToCountry": "",
+            "ToState": "",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "ToCity": "",
+            "FromZip": "",
+            "SmsSid": sid,
+            "FromState": "",
+            "SmsStatus": "received",
+            "FromCity": "",
+            "Body": body,
+            "FromCountry": "",
+            "To": self.survey_number,
+            "ToZip": "",
+            "NumSegments": "1",
+            "MessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": self.phone,
+            "ApiVersion": "2010-04-01",
         }
 
     def send(self, body: str) -> list[str]:
@@ -131,23 +145,49 @@ def register(main: click.Group) -> None:
 
     @simulate.command("sms")
     @click.option("--phone", required=True, help="the customer's number, e.g. +79161234567")
-    @click.option("--url", "base_url", default=None,
-                  help="the gateway's PUBLIC_BASE_URL (default: from the settings)")
-    @click.option("--auth-token", default=None,
-                  help="the token webhooks are signed with (default: TWILIO_AUTH_TOKEN, else "
-                  "the development token under var/)")
-    @click.option("--replies", default=None,
-                  help='replies to send without asking, comma-separated: "5,4,3,5,4" is five '
-                  "SMS (a reply with spaces, \"4 5 3\", is one SMS answering several questions)")
-    @click.option("--to", "survey_number", default=None,
-                  help="the survey's number the customer texts (default: TWILIO_FROM_NUMBER)")
-    @click.option("--wait", "wait_seconds", type=float, default=0.0, show_default=True,
-                  help="seconds to wait for the survey's first SMS to go out")
-    @click.option("--no-database", is_flag=True,
-                  help="do not read the first SMS from the gateway's database")
+    @click.option(
+        "--url",
+        "base_url",
+        default=None,
+        help="the gateway's PUBLIC_BASE_URL (default: from the settings)",
+    )
+    @click.option(
+        "--auth-token",
+        default=None,
+        help="the token webhooks are signed with (default: TWILIO_AUTH_TOKEN, else "
+        "the development token under var/)",
+    )
+    @click.option(
+        "--replies",
+        default=None,
+        help='replies to send without asking, comma-separated: "5,4,3,5,4" is five '
+        'SMS (a reply with spaces, "4 5 3", is one SMS answering several questions)',
+    )
+    @click.option(
+        "--to",
+        "survey_number",
+        default=None,
+        help="the survey's number the customer texts (default: TWILIO_FROM_NUMBER)",
+    )
+    @click.option(
+        "--wait",
+        "wait_seconds",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="seconds to wait for the survey's first SMS to go out",
+    )
+    @click.option(
+        "--no-database", is_flag=True, help="do not read the first SMS from the gateway's database"
+    )
     def simulate_sms(
-        phone: str, base_url: str | None, auth_token: str | None, replies: str | None,
-        survey_number: str | None, wait_seconds: float, no_database: bool,
+        phone: str,
+        base_url: str | None,
+        auth_token: str | None,
+        replies: str | None,
+        survey_number: str | None,
+        wait_seconds: float,
+        no_database: bool,
     ) -> None:
         """Text a running gateway as a customer would: shows its messages, sends your replies."""
         from gateway.config import ConfigError, load_settings

@@ -64,8 +64,12 @@ def handle_inbound(
     try:
         with session.begin_nested():
             inbound = Message(
-                provider_sid=sms.message_sid, direction="inbound", phone=phone,
-                body=sms.body[:1600], status="received", created_at=now,
+                provider_sid=sms.message_sid,
+                direction="inbound",
+                phone=phone,
+                body=sms.body[:1600],
+                status="received",
+                created_at=now,
             )
             session.add(inbound)
             session.flush()
@@ -82,7 +86,11 @@ def handle_inbound(
             Message(
                 session_id=survey.id if survey else None,
                 customer_id=survey.customer_id if survey else None,
-                direction="outbound", phone=phone, body=reply, status="twiml", created_at=now,
+                direction="outbound",
+                phone=phone,
+                body=reply,
+                status="twiml",
+                created_at=now,
             )
         )
     session.add(
@@ -138,7 +146,11 @@ def _respond(
 
 
 def _opt_out(
-    session: Session, phone: str, word: str, survey: SurveySession | None, language: str,
+    session: Session,
+    phone: str,
+    word: str,
+    survey: SurveySession | None,
+    language: str,
     now: datetime,
 ) -> str | None:
     changed = opt_out_phone(session, phone, f"sms:{word}", now)
@@ -155,7 +167,7 @@ def _answer(
     flow = flow_of(survey)
     questions = flow.questions_for("sms")
     state = flow_state(survey)
-    remaining = questions[state.index:]
+    remaining = questions[state.index :]
     ranges = [q.value_range or (0, -1) for q in remaining]
     values = parse_answers(body, ranges)
     raw = body.strip()[:500]

@@ -38,8 +38,16 @@ KEYWORDS: dict[str, Keyword] = {
     **{
         word: Keyword.OPT_OUT
         for word in (
-            "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-            "СТОП", "ОТПИСАТЬСЯ",
+            "STOP",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "REVOKE",
+            "OPTOUT",
+            "СТОП",
+            "ОТПИСАТЬСЯ",
         )
     },
     **{word: Keyword.OPT_IN for word in ("START", "UNSTOP", "СТАРТ")},
@@ -58,11 +66,36 @@ def keyword_of(text: str) -> tuple[Keyword, str] | None:
 
 
 _WORD_NUMBERS = {
-    "ноль": 0, "нуль": 0, "один": 1, "одна": 1, "единица": 1, "два": 2, "две": 2, "двойка": 2,
-    "три": 3, "тройка": 3, "четыре": 4, "четверка": 4, "пять": 5, "пятерка": 5, "шесть": 6,
-    "семь": 7, "восемь": 8, "девять": 9, "десять": 10,
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10,
+    "ноль": 0,
+    "нуль": 0,
+    "один": 1,
+    "одна": 1,
+    "единица": 1,
+    "два": 2,
+    "две": 2,
+    "двойка": 2,
+    "три": 3,
+    "тройка": 3,
+    "четыре": 4,
+    "четверка": 4,
+    "пять": 5,
+    "пятерка": 5,
+    "шесть": 6,
+    "семь": 7,
+    "восемь": 8,
+    "девять": 9,
+    "десять": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
 }
 # The scale written after the score: "5 из 5", "5/5", "4 of 5", "4 out of 5".
 _SCALE = re.compile(r"(?:/|\bиз\b|\bout\s+of\b|\bof\b)\s*(?:5|10)(?!\d)", re.IGNORECASE)

@@ -82,7 +82,10 @@ class ProviderError(Exception):
     """A send that failed; `kind` says whether it may be tried again."""
 
     def __init__(
-        self, kind: FailureKind, reason: str, code: int | None = None,
+        self,
+        kind: FailureKind,
+        reason: str,
+        code: int | None = None,
         http_status: int | None = None,
     ) -> None:
         super().__init__(reason)

@@ -137,8 +137,14 @@ def send_first_sms(
     attempt.outcome, attempt.provider_id, attempt.finished_at = "sent", sent.sid, now
     session.add(
         Message(
-            provider_sid=sent.sid, session_id=survey.id, customer_id=survey.customer_id,
-            direction="outbound", phone=phone, body=body, status=sent.status, created_at=now,
+            provider_sid=sent.sid,
+            session_id=survey.id,
+            customer_id=survey.customer_id,
+            direction="outbound",
+            phone=phone,
+            body=body,
+            status=sent.status,
+            created_at=now,
         )
     )
     survey.status = SurveyStatus.ACTIVE
@@ -155,8 +161,12 @@ def send_first_sms(
 
 
 def _record_failure(
-    session: Session, settings: Settings, survey_id: int, attempt_id: int,
-    error: ProviderError, now: datetime,
+    session: Session,
+    settings: Settings,
+    survey_id: int,
+    attempt_id: int,
+    error: ProviderError,
+    now: datetime,
 ) -> SendOutcome:
     survey = _locked_survey(session, survey_id)
     attempt = session.get(SurveyAttempt, attempt_id)
@@ -179,12 +189,16 @@ def _record_failure(
             return SendOutcome("failed", survey.not_sent_reason or "")
         delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
         survey.status, survey.due_at, survey.claimed_until = (
-            SurveyStatus.SCHEDULED, now + delay, None,
+            SurveyStatus.SCHEDULED,
+            now + delay,
+            None,
         )
         session.commit()
         logger.warning(
             "survey %s: transient send failure (%s); retry in %ss",
-            survey.id, error.reason, int(delay.total_seconds()),
+            survey.id,
+            error.reason,
+            int(delay.total_seconds()),
         )
         return SendOutcome("retry", error.reason)
     attempt.outcome = "failed"
@@ -270,8 +284,12 @@ def record_status(
 
 
 def _first_message_failed(
-    session: Session, settings: Settings, survey: SurveySession, message: Message,
-    code: int | None, now: datetime,
+    session: Session,
+    settings: Settings,
+    survey: SurveySession,
+    message: Message,
+    code: int | None,
+    now: datetime,
 ) -> None:
     if code == UNSUBSCRIBED:
         opt_out_phone(session, message.phone, f"twilio:{UNSUBSCRIBED}", now)

@@ -140,9 +140,7 @@ def make_test_app(database_url: str, var_dir: Path, **overrides: Any) -> Flask:
 
 
 @pytest.fixture
-def app(
-    database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
-) -> Iterator[Flask]:
+def app(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[Flask]:
     """An app whose every session joins one outer transaction, rolled back after the test.
 
     Code under test commits as usual; its commits release savepoints only.

@@ -15,8 +15,9 @@ def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(
 ):
     runner = CliRunner()
     env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
-    result = runner.invoke(main, ["apikey", "create", "--name", "crm", "--role", "integration"],
-                           env=env)
+    result = runner.invoke(
+        main, ["apikey", "create", "--name", "crm", "--role", "integration"], env=env
+    )
     assert result.exit_code == 0, result.output
     key = result.stdout.strip()
     assert key.startswith("sgw_")
@@ -26,7 +27,8 @@ def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(
         assert len(rows) == 1
         assert key not in (rows[0].key_hash, rows[0].prefix)
     response = live_app.test_client().post(
-        "/api/v1/interactions", json=interaction_payload(),
+        "/api/v1/interactions",
+        json=interaction_payload(),
         headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 201

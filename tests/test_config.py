@@ -22,8 +22,13 @@ def test_defaults_run_embedded_with_the_console_provider(tmp_path):
 
 def test_environment_overrides_defaults_and_test_mapping_overrides_both():
     settings = load_settings(
-        {"PORT": "9000", "QUIET_HOURS": "", "SURVEY_COOLDOWN_DAYS": "0",
-         "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+        {
+            "PORT": "9000",
+            "QUIET_HOURS": "",
+            "SURVEY_COOLDOWN_DAYS": "0",
+            "TWILIO_ACCOUNT_SID": "AC1",
+            "TWILIO_AUTH_TOKEN": "t",
+        },
         {"survey_cooldown_days": 3},
     )
     assert settings.public_base_url == "http://127.0.0.1:9000"
@@ -49,9 +54,13 @@ def test_bad_or_missing_settings_fail_with_the_setting_named(env, message):
 
 def test_production_refuses_unsigned_webhooks():
     env = {
-        "GATEWAY_ENV": "production", "DATABASE_URL": "postgresql://db/sg",
-        "REDIS_URL": "redis://r:6379/0", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-        "TWILIO_FROM_NUMBER": "+15005550006", "SECRET_KEY": "s3cret",
+        "GATEWAY_ENV": "production",
+        "DATABASE_URL": "postgresql://db/sg",
+        "REDIS_URL": "redis://r:6379/0",
+        "TWILIO_ACCOUNT_SID": "AC1",
+        "TWILIO_AUTH_TOKEN": "t",
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "SECRET_KEY": "s3cret",
         "INSECURE_SKIP_TWILIO_SIGNATURE": "true",
     }
     with pytest.raises(ConfigError, match="INSECURE_SKIP_TWILIO_SIGNATURE"):

@@ -24,12 +24,16 @@ pytestmark = pytest.mark.both_databases
 
 def make_session(session, external_id="call-1"):
     interaction = Interaction(
-        channel=InteractionChannel.CALL, external_id=external_id,
+        channel=InteractionChannel.CALL,
+        external_id=external_id,
         ended_at=datetime(2026, 11, 2, 9, 30, tzinfo=timezone(timedelta(hours=3))),
     )
     survey = SurveySession(
-        interaction=interaction, channel=SurveyChannel.IVR, kind=SurveyKind.POST_CALL,
-        flow="post_call", language="ru",
+        interaction=interaction,
+        channel=SurveyChannel.IVR,
+        kind=SurveyKind.POST_CALL,
+        flow="post_call",
+        language="ru",
     )
     session.add(survey)
     session.flush()
@@ -71,19 +75,30 @@ def test_answer_values_stay_within_the_scales(session):
 def test_one_survey_per_interaction(session):
     survey = make_session(session)
     with pytest.raises(IntegrityError), session.begin_nested():
-        session.add(SurveySession(
-            interaction_id=survey.interaction_id, channel=SurveyChannel.SMS,
-            kind=SurveyKind.SMS, flow="post_call", language="ru",
-        ))
+        session.add(
+            SurveySession(
+                interaction_id=survey.interaction_id,
+                channel=SurveyChannel.SMS,
+                kind=SurveyKind.SMS,
+                flow="post_call",
+                language="ru",
+            )
+        )
         session.flush()
 
 
 def test_external_id_is_unique_per_channel_only(session):
     make_session(session, "X-1")
-    session.add(Interaction(channel=InteractionChannel.OFFICE_VISIT, external_id="X-1",
-                            ended_at=datetime.now(UTC)))
+    session.add(
+        Interaction(
+            channel=InteractionChannel.OFFICE_VISIT, external_id="X-1", ended_at=datetime.now(UTC)
+        )
+    )
     session.flush()
     with pytest.raises(IntegrityError), session.begin_nested():
-        session.add(Interaction(channel=InteractionChannel.CALL, external_id="X-1",
-                                ended_at=datetime.now(UTC)))
+        session.add(
+            Interaction(
+                channel=InteractionChannel.CALL, external_id="X-1", ended_at=datetime.now(UTC)
+            )
+        )
         session.flush()

@@ -85,20 +85,29 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: flo
 def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
     port = free_port()
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}
     }
     env.update(SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"), PORT=str(port))
     process = subprocess.Popen(
-        [str(COMMAND), "run"], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(COMMAND), "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, process, 30)
         key = subprocess.run(
             [str(COMMAND), "apikey", "create", "--name", "it", "--role", "integration"],
-            cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout.strip()
 
         status, created = request(f"{base}/api/v1/interactions", interaction_payload(), key)

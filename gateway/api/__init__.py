@@ -21,9 +21,7 @@ def init_app(app: Flask) -> None:
             "info": {
                 "description": "Report contacts, read their survey scores and operator ratings."
             },
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
         },
     )

@@ -40,12 +40,14 @@ def handle_http_exception(error: HTTPException) -> Response:
         located = [_flatten(v) for v in messages.values()] if isinstance(messages, dict) else []
         errors = [e for group in located for e in group]
         detail = "; ".join(
-            (f"{e['field']}: {e['message']}" if e["field"] and e["field"] != "_schema"
-             else e["message"]).rstrip(".")
+            (
+                f"{e['field']}: {e['message']}"
+                if e["field"] and e["field"] != "_schema"
+                else e["message"]
+            ).rstrip(".")
             for e in errors
         )
-        return problem(status, "Invalid request", detail or "the request is invalid",
-                       errors=errors)
+        return problem(status, "Invalid request", detail or "the request is invalid", errors=errors)
     detail = data.get("message") or error.description or error.name
     response = problem(status, error.name, detail)
     if status == 401:

@@ -16,7 +16,9 @@ from gateway.incidents import IncidentError, assign_incident, close_incident, li
 from gateway.models import ApiRole, Incident
 
 bp = Blueprint(
-    "incidents", __name__, url_prefix="/api/v1/incidents",
+    "incidents",
+    __name__,
+    url_prefix="/api/v1/incidents",
     description="Low scores that a responsible person must handle and close",
 )
 bp.before_request(authenticate_request)
@@ -73,8 +75,10 @@ def to_resource(incident: Incident) -> dict[str, Any]:
         "closed_by": incident.closed_by,
         "resolution": incident.resolution,
         "interaction_id": incident.session.interaction_id,
-        "operator": operator and {
-            "external_id": operator.external_id, "name": operator.name,
+        "operator": operator
+        and {
+            "external_id": operator.external_id,
+            "name": operator.name,
             "team": operator.team.name if operator.team else None,
         },
         "customer_phone": customer.phone if customer else None,
@@ -105,8 +109,11 @@ class Incidents(MethodView):
     def get(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """Incidents newest first; a supervisor sees its own team's."""
         rows = list_incidents(
-            _session(), status=query.get("status"), team_id=_team_scope(),
-            operator_external_id=query.get("operator"), limit=query["limit"],
+            _session(),
+            status=query.get("status"),
+            team_id=_team_scope(),
+            operator_external_id=query.get("operator"),
+            limit=query["limit"],
             offset=query["offset"],
         )
         return [to_resource(r) for r in rows]

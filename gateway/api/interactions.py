@@ -28,7 +28,9 @@ from gateway.models import ApiRole, Interaction, InteractionChannel, Operator, S
 from gateway.surveys import scores_of
 
 bp = Blueprint(
-    "interactions", __name__, url_prefix="/api/v1/interactions",
+    "interactions",
+    __name__,
+    url_prefix="/api/v1/interactions",
     description="Contacts reported by other systems, their surveys and scores",
 )
 bp.before_request(authenticate_request)
@@ -48,18 +50,21 @@ def to_resource(interaction: Interaction) -> dict[str, Any]:
         "ended_at": interaction.ended_at,
         "office": interaction.office,
         "disposition": interaction.disposition,
-        "operator": operator and {
+        "operator": operator
+        and {
             "external_id": operator.external_id,
             "name": operator.name,
             "team": operator.team.name if operator.team else None,
         },
-        "customer": customer and {
+        "customer": customer
+        and {
             "external_id": customer.external_id,
             "phone": customer.phone,
             "name": customer.name,
             "language": customer.language,
         },
-        "survey": survey and {
+        "survey": survey
+        and {
             "id": survey.id,
             "status": survey.status.value,
             "channel": survey.channel.value,
@@ -88,7 +93,9 @@ def _input_from(data: dict[str, Any]) -> InteractionInput:
         ended_at=data["ended_at"],
         operator=OperatorInput(operator["external_id"], operator.get("name"), operator.get("team")),
         customer=CustomerInput(
-            customer.get("phone"), customer.get("external_id"), customer.get("name"),
+            customer.get("phone"),
+            customer.get("external_id"),
+            customer.get("name"),
             customer.get("language"),
         ),
         office=data.get("office"),
@@ -129,7 +136,9 @@ class Interactions(MethodView):
         session.commit()
         if created:
             current_app.logger.info(
-                "interaction %s recorded (%s %s)", interaction.id, interaction.channel.value,
+                "interaction %s recorded (%s %s)",
+                interaction.id,
+                interaction.channel.value,
                 interaction.external_id,
             )
         return to_resource(interaction), 201 if created else 200
@@ -149,9 +158,7 @@ class Interactions(MethodView):
         if "to" in query:
             conditions.append(Interaction.ended_at < query["to"])
         if "operator" in query:
-            conditions.append(
-                Interaction.operator.has(Operator.external_id == query["operator"])
-            )
+            conditions.append(Interaction.operator.has(Operator.external_id == query["operator"]))
         base = _visible(select(Interaction).where(*conditions))
         session = _session()
         total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
@@ -163,7 +170,9 @@ class Interactions(MethodView):
             .offset((page - 1) * size)
         ).all()
         return {
-            "items": [to_resource(r) for r in rows], "page": page, "page_size": size,
+            "items": [to_resource(r) for r in rows],
+            "page": page,
+            "page_size": size,
             "total": total,
         }
 

@@ -72,7 +72,8 @@ def _known_flow(name: str) -> None:
 
 class InteractionInSchema(Schema):
     external_id = fields.String(
-        required=True, validate=validate.Length(1, 200),
+        required=True,
+        validate=validate.Length(1, 200),
         metadata={"description": "the id the reporting system gives this contact"},
     )
     channel = fields.String(
@@ -98,8 +99,10 @@ class InteractionInSchema(Schema):
     disposition = fields.String(
         allow_none=True,
         validate=validate.Length(max=50),
-        metadata={"description": "how the contact ended, as the PBX reports it "
-                  "(e.g. completed, transferred, operator_hangup)"},
+        metadata={
+            "description": "how the contact ended, as the PBX reports it "
+            "(e.g. completed, transferred, operator_hangup)"
+        },
     )
 
 
@@ -144,7 +147,8 @@ class InteractionOutSchema(Schema):
     customer = fields.Nested(CustomerOutSchema, allow_none=True)
     survey = fields.Nested(SurveyOutSchema, allow_none=True)
     scores = fields.Dict(
-        keys=fields.String(), values=fields.Integer(),
+        keys=fields.String(),
+        values=fields.Integer(),
         metadata={"description": "answered value by question key; unanswered keys are absent"},
     )
     created_at = fields.DateTime()

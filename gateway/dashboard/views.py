@@ -135,14 +135,21 @@ def operators() -> ResponseReturnValue:
         channel = InteractionChannel(channel_text)
     try:
         rows = operators_report(
-            _db(), ReportFilter(start, end, channel=channel, team=team),
+            _db(),
+            ReportFilter(start, end, channel=channel, team=team),
             current_app.config["SETTINGS"],
         )
     except ReportError as exc:
         abort(400, str(exc))
     return render_template(
-        "dashboard/operators.html", rows=rows, start=start, end=end, team=team, teams=teams,
-        channel=channel_text, channels=[c.value for c in InteractionChannel],
+        "dashboard/operators.html",
+        rows=rows,
+        start=start,
+        end=end,
+        team=team,
+        teams=teams,
+        channel=channel_text,
+        channels=[c.value for c in InteractionChannel],
         fixed_team=key.role is ApiRole.SUPERVISOR,
         minimum=current_app.config["SETTINGS"].report_min_responses,
     )
@@ -158,7 +165,10 @@ def incidents() -> ResponseReturnValue:
     status = "closed" if request.args.get("status") == "closed" else "open"
     rows = list_incidents(_db(), status=status, team_id=_team_id(g.api_key), limit=200)
     return render_template(
-        "dashboard/incidents.html", rows=rows, status=status, mask_phone=mask_phone,
+        "dashboard/incidents.html",
+        rows=rows,
+        status=status,
+        mask_phone=mask_phone,
         since=utcnow() - timedelta(days=1),
     )
 
@@ -176,7 +186,10 @@ def close(incident_id: int) -> ResponseReturnValue:
         abort(404)
     try:
         close_incident(
-            db, incident, f"{key.role.value}:{key.name}", request.form.get("resolution", ""),
+            db,
+            incident,
+            f"{key.role.value}:{key.name}",
+            request.form.get("resolution", ""),
             utcnow(),
         )
     except IncidentError as exc:

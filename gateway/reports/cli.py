@@ -15,10 +15,16 @@ def register(main: click.Group) -> None:
     assert isinstance(surveys, click.Group)
 
     @surveys.command("rebuild-scores")
-    @click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-                  help="first UTC day")
-    @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
-                  help="last UTC day, inclusive")
+    @click.option(
+        "--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="first UTC day"
+    )
+    @click.option(
+        "--to",
+        "end",
+        required=True,
+        type=click.DateTime(["%Y-%m-%d"]),
+        help="last UTC day, inclusive",
+    )
     def rebuild_scores(start: datetime, end: datetime) -> None:
         """Recompute the reports' daily rollup of these days from the raw answers.
 

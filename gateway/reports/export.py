@@ -22,11 +22,27 @@ def operator_columns(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] =
     keys = sorted({k for row in rows for k in row.get("parameters", {})})
     return [
         *leading,
-        "operator_external_id", "operator_name", "team", "surveys_sent", "responses",
-        "response_rate", "overall_mean", "csat", "csat_ci95_low", "csat_ci95_high", "csi",
-        "csi_all_parameters", *(f"parameter_{k}" for k in keys),
+        "operator_external_id",
+        "operator_name",
+        "team",
+        "surveys_sent",
+        "responses",
+        "response_rate",
+        "overall_mean",
+        "csat",
+        "csat_ci95_low",
+        "csat_ci95_high",
+        "csi",
+        "csi_all_parameters",
+        *(f"parameter_{k}" for k in keys),
         *(f"distribution_{v}" for v in range(1, 6)),
-        "nps", "nps_se", "nps_responses", "excluded", "ranked", "rank", "rank_reason",
+        "nps",
+        "nps_se",
+        "nps_responses",
+        "excluded",
+        "ranked",
+        "rank",
+        "rank_reason",
     ]
 
 

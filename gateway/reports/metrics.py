@@ -91,12 +91,8 @@ def csi_of(
     whose importance was skipped takes the mean of the customer's other importance answers.
     Without importance answers the flow's configured weights apply.
     """
-    given_importance = [
-        v for k in spec.importance_keys if (v := answers.get(k)) is not None
-    ]
-    mean_importance = (
-        sum(given_importance) / len(given_importance) if given_importance else None
-    )
+    given_importance = [v for k in spec.importance_keys if (v := answers.get(k)) is not None]
+    mean_importance = sum(given_importance) / len(given_importance) if given_importance else None
     total = weights = 0.0
     for parameter in spec.parameters:
         if operator_only and not parameter.operator_controlled:
@@ -248,11 +244,14 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
         "csi": csi_operator if operator_view else csi_all,
         "csi_all_parameters": csi_all,
         "parameters": {
-            key: total / count for key, (total, count) in sorted(tally.parameter_sums.items())
+            key: total / count
+            for key, (total, count) in sorted(tally.parameter_sums.items())
             if count
         },
         "distribution": {str(v): tally.distribution.get(v, 0) for v in range(1, 6)},
-        "nps": None if nps is None else {
+        "nps": None
+        if nps is None
+        else {
             "score": nps[0],
             "se": nps[1],
             "responses": tally.nps_n,

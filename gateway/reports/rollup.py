@@ -74,20 +74,37 @@ class Bucket:
     def values(self) -> dict[str, Any]:
         t = self.tally
         return {
-            "contacts": self.contacts, "offered": self.offered, "not_sent": self.not_sent,
-            "sent": self.sent, "started": self.started, "completed": self.completed,
-            "excluded": self.excluded, "calls_without_survey": self.calls_without_survey,
-            "dispositions": self.dispositions, "responses": t.responses,
+            "contacts": self.contacts,
+            "offered": self.offered,
+            "not_sent": self.not_sent,
+            "sent": self.sent,
+            "started": self.started,
+            "completed": self.completed,
+            "excluded": self.excluded,
+            "calls_without_survey": self.calls_without_survey,
+            "dispositions": self.dispositions,
+            "responses": t.responses,
             **{f"overall_{v}": t.distribution.get(v, 0) for v in range(1, 6)},
-            "csi_sum": t.csi_sum, "csi_n": t.csi_n,
-            "csi_operator_sum": t.csi_operator_sum, "csi_operator_n": t.csi_operator_n,
-            "nps_n": t.nps_n, "promoters": t.promoters, "detractors": t.detractors,
+            "csi_sum": t.csi_sum,
+            "csi_n": t.csi_n,
+            "csi_operator_sum": t.csi_operator_sum,
+            "csi_operator_n": t.csi_operator_n,
+            "nps_n": t.nps_n,
+            "promoters": t.promoters,
+            "detractors": t.detractors,
         }
 
     def parameter_rows(self, key: BucketKey) -> list[dict[str, Any]]:
         return [
-            {"operator_id": key.operator_id, "day": key.day, "channel": key.channel,
-             "office": key.office, "key": name, "total": total, "n": n}
+            {
+                "operator_id": key.operator_id,
+                "day": key.day,
+                "channel": key.channel,
+                "office": key.office,
+                "key": name,
+                "total": total,
+                "n": n,
+            }
             for name, (total, n) in sorted(self.tally.parameter_sums.items())
         ]
 
@@ -110,9 +127,15 @@ def compute(conn: Connection, condition: Any) -> dict[BucketKey, Bucket]:
     """Buckets of the interactions matching `condition`, computed from the raw rows."""
     rows = conn.execute(
         select(
-            interactions.c.id, interactions.c.operator_id, interactions.c.ended_at,
-            interactions.c.channel, interactions.c.office, interactions.c.disposition,
-            sessions.c.id.label("session_id"), sessions.c.status, sessions.c.flow,
+            interactions.c.id,
+            interactions.c.operator_id,
+            interactions.c.ended_at,
+            interactions.c.channel,
+            interactions.c.office,
+            interactions.c.disposition,
+            sessions.c.id.label("session_id"),
+            sessions.c.status,
+            sessions.c.flow,
             sessions.c.excluded_at,
         )
         .select_from(
@@ -123,7 +146,7 @@ def compute(conn: Connection, condition: Any) -> dict[BucketKey, Bucket]:
     session_ids = [r.session_id for r in rows if r.session_id is not None]
     given: dict[int, dict[str, int | None]] = defaultdict(dict)
     for chunk_start in range(0, len(session_ids), 5000):
-        chunk = session_ids[chunk_start:chunk_start + 5000]
+        chunk = session_ids[chunk_start : chunk_start + 5000]
         for session_id, key, value in conn.execute(
             select(answers.c.session_id, answers.c.question_key, answers.c.value).where(
                 answers.c.session_id.in_(chunk)
@@ -164,8 +187,10 @@ def _insert(conn: Connection) -> Any:
 
 def _key_condition(key: BucketKey, table: Table = scores) -> Any:
     return and_(
-        table.c.operator_id == key.operator_id, table.c.day == key.day,
-        table.c.channel == key.channel, table.c.office == key.office,
+        table.c.operator_id == key.operator_id,
+        table.c.day == key.day,
+        table.c.channel == key.channel,
+        table.c.office == key.office,
     )
 
 
@@ -175,11 +200,19 @@ def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
     if not ordered:
         return
     # Lock (or create) the bucket rows before reading: see the module docstring.
-    claim = _insert(conn).values([
-        {"operator_id": k.operator_id, "day": k.day, "channel": k.channel, "office": k.office,
-         "updated_at": now, **Bucket().values()}
-        for k in ordered
-    ])
+    claim = _insert(conn).values(
+        [
+            {
+                "operator_id": k.operator_id,
+                "day": k.day,
+                "channel": k.channel,
+                "office": k.office,
+                "updated_at": now,
+                **Bucket().values(),
+            }
+            for k in ordered
+        ]
+    )
     conn.execute(
         claim.on_conflict_do_update(
             index_elements=["operator_id", "day", "channel", "office"],
@@ -192,11 +225,16 @@ def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
     computed: dict[BucketKey, Bucket] = {}
     for day, operator_ids in by_day.items():
         start = day_start(day)
-        computed.update(compute(conn, and_(
-            interactions.c.operator_id.in_(operator_ids),
-            interactions.c.ended_at >= start,
-            interactions.c.ended_at < start + timedelta(days=1),
-        )))
+        computed.update(
+            compute(
+                conn,
+                and_(
+                    interactions.c.operator_id.in_(operator_ids),
+                    interactions.c.ended_at >= start,
+                    interactions.c.ended_at < start + timedelta(days=1),
+                ),
+            )
+        )
     new_parameters = []
     for key in ordered:  # only the locked buckets are written, though more were computed
         bucket = computed.get(key)
@@ -229,8 +267,12 @@ def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) ->
                 scores.insert(),
                 [
                     {
-                        "operator_id": k.operator_id, "day": k.day, "channel": k.channel,
-                        "office": k.office, "updated_at": now, **b.values(),
+                        "operator_id": k.operator_id,
+                        "day": k.day,
+                        "channel": k.channel,
+                        "office": k.office,
+                        "updated_at": now,
+                        **b.values(),
                     }
                     for k, b in buckets.items()
                 ],
@@ -279,17 +321,19 @@ def _touched(session: Session) -> tuple[set[int], set[int], set[BucketKey]]:
             # An interaction moved to another operator, day or office leaves its old bucket.
             moved.update(
                 BucketKey(op, day_of(ended), str(channel), office or "")
-                for op in _old_values(obj, "operator_id") if op is not None
-                for ended in _old_values(obj, "ended_at") if ended is not None
+                for op in _old_values(obj, "operator_id")
+                if op is not None
+                for ended in _old_values(obj, "ended_at")
+                if ended is not None
                 for channel in _old_values(obj, "channel")
                 for office in _old_values(obj, "office")
             )
     return interaction_ids, session_ids, moved
 
 
-def _keys_of(conn: Connection, interaction_ids: set[int], session_ids: set[int]) -> Iterator[
-    BucketKey
-]:
+def _keys_of(
+    conn: Connection, interaction_ids: set[int], session_ids: set[int]
+) -> Iterator[BucketKey]:
     conditions = []
     if interaction_ids:
         conditions.append(interactions.c.id.in_(interaction_ids))
@@ -303,7 +347,9 @@ def _keys_of(conn: Connection, interaction_ids: set[int], session_ids: set[int])
         return
     for op, ended, channel, office in conn.execute(
         select(
-            interactions.c.operator_id, interactions.c.ended_at, interactions.c.channel,
+            interactions.c.operator_id,
+            interactions.c.ended_at,
+            interactions.c.channel,
             interactions.c.office,
         ).where(or_(*conditions), interactions.c.operator_id.is_not(None))
     ):

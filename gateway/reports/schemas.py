@@ -14,7 +14,8 @@ _FORMATS = ["json", "csv", "xlsx"]
 
 class ReportQuerySchema(Schema):
     from_ = fields.Date(
-        data_key="from", required=True,
+        data_key="from",
+        required=True,
         metadata={"description": "first day (UTC) of the period, by the contact's end time"},
     )
     to = fields.Date(required=True, metadata={"description": "last day (UTC), inclusive"})
@@ -47,8 +48,10 @@ class NpsSchema(Schema):
 
 class FiguresSchema(Schema):
     surveys_sent = fields.Integer(
-        metadata={"description": "surveys that reached the customer (status active, completed, "
-                  "partial or expired), excluded ones left out"}
+        metadata={
+            "description": "surveys that reached the customer (status active, completed, "
+            "partial or expired), excluded ones left out"
+        }
     )
     responses = fields.Integer(metadata={"description": "surveys with an overall score"})
     response_rate = fields.Float(allow_none=True)

@@ -40,10 +40,27 @@ from ivr_flows import default_flows
 scores = cast(Table, OperatorDayScore.__table__)
 parameter_scores = cast(Table, OperatorDayParameter.__table__)
 _COUNTS = (
-    "contacts", "offered", "not_sent", "sent", "started", "completed", "excluded",
-    "calls_without_survey", "responses", "overall_1", "overall_2", "overall_3", "overall_4",
-    "overall_5", "csi_sum", "csi_n", "csi_operator_sum", "csi_operator_n", "nps_n",
-    "promoters", "detractors",
+    "contacts",
+    "offered",
+    "not_sent",
+    "sent",
+    "started",
+    "completed",
+    "excluded",
+    "calls_without_survey",
+    "responses",
+    "overall_1",
+    "overall_2",
+    "overall_3",
+    "overall_4",
+    "overall_5",
+    "csi_sum",
+    "csi_n",
+    "csi_operator_sum",
+    "csi_operator_n",
+    "nps_n",
+    "promoters",
+    "detractors",
 )
 # Dispositions a PBX reports for a call that never reached the survey hand-over.
 LOST_DISPOSITIONS = ("transferred", "operator_hangup")
@@ -135,7 +152,11 @@ def _tally_of(counts: dict[str, float]) -> Tally:
 
 
 def _totals(
-    session: Session, flt: ReportFilter, group: str, *, operator_id: int | None = None,
+    session: Session,
+    flt: ReportFilter,
+    group: str,
+    *,
+    operator_id: int | None = None,
     dispositions: bool = False,
 ) -> dict[Any, Totals]:
     """Rollup sums per operator or per day (`group`) over the filter."""
@@ -155,8 +176,10 @@ def _totals(
         result[g] = Totals(counts, _tally_of(counts), {})
     for g, key, total, n in session.execute(
         select(
-            parameter_scores.c[group], parameter_scores.c.key,
-            func.sum(parameter_scores.c.total), func.sum(parameter_scores.c.n),
+            parameter_scores.c[group],
+            parameter_scores.c.key,
+            func.sum(parameter_scores.c.total),
+            func.sum(parameter_scores.c.n),
         )
         .where(*parameter_conditions)
         .group_by(parameter_scores.c[group], parameter_scores.c.key)
@@ -243,9 +266,13 @@ def operators_report(
         responses = row["responses"]
         row["ranked"] = responses >= minimum and row["_rank_by"] is not None
         row["rank"] = None
-        row["rank_reason"] = None if row["ranked"] else (
-            f"{responses} {'response' if responses == 1 else 'responses'}, "
-            f"fewer than the {minimum} needed to be ranked"
+        row["rank_reason"] = (
+            None
+            if row["ranked"]
+            else (
+                f"{responses} {'response' if responses == 1 else 'responses'}, "
+                f"fewer than the {minimum} needed to be ranked"
+            )
         )
         rows.append(row)
     ranked = sorted(
@@ -274,21 +301,27 @@ def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dic
         members[name] += 1
         total.add(group)
     teams = [
-        {"team": name, "operators": members[name],
-         **_public(published(group, settings, operator_view=False))}
+        {
+            "team": name,
+            "operators": members[name],
+            **_public(published(group, settings, operator_view=False)),
+        }
         for name, group in sorted(per_team.items(), key=lambda item: item[0] or "")
     ]
     return {
         "teams": teams,
-        "total": {"operators": len(per_operator),
-                  **_public(published(total, settings, operator_view=False))},
+        "total": {
+            "operators": len(per_operator),
+            **_public(published(total, settings, operator_view=False)),
+        },
     }
 
 
 def find_operator(session: Session, external_id: str, team: str | None) -> Operator:
     """The operator, if visible to a caller restricted to `team` (None: any team)."""
     operator = session.scalar(
-        select(Operator).where(Operator.external_id == external_id)
+        select(Operator)
+        .where(Operator.external_id == external_id)
         .options(selectinload(Operator.team))
     )
     if operator is None or (
@@ -325,20 +358,22 @@ def funnel_report(session: Session, flt: ReportFilter) -> list[dict[str, Any]]:
     resurveys = _resurveys(session, flt)
     rows: list[dict[str, Any]] = []
     for operator_id, t in totals.items():
-        rows.append({
-            "operator": operators[operator_id],
-            "contacts": t.count("contacts"),
-            "surveys_offered": t.count("offered"),
-            "surveys_not_sent": t.count("not_sent"),
-            "surveys_sent": t.count("sent"),
-            "surveys_started": t.count("started"),
-            "surveys_completed": t.count("completed"),
-            "responses": t.count("responses"),
-            "excluded": t.count("excluded"),
-            "calls_without_survey": t.count("calls_without_survey"),
-            "dispositions": dict(sorted(t.dispositions.items())),
-            "resurveys": resurveys.get(operator_id, 0),
-        })
+        rows.append(
+            {
+                "operator": operators[operator_id],
+                "contacts": t.count("contacts"),
+                "surveys_offered": t.count("offered"),
+                "surveys_not_sent": t.count("not_sent"),
+                "surveys_sent": t.count("sent"),
+                "surveys_started": t.count("started"),
+                "surveys_completed": t.count("completed"),
+                "responses": t.count("responses"),
+                "excluded": t.count("excluded"),
+                "calls_without_survey": t.count("calls_without_survey"),
+                "dispositions": dict(sorted(t.dispositions.items())),
+                "resurveys": resurveys.get(operator_id, 0),
+            }
+        )
     rows.sort(key=lambda r: r["operator"]["external_id"])
     return rows
 
@@ -348,15 +383,20 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
     counted against the operator of the later contact."""
     numbered = (
         select(
-            Interaction.operator_id, Interaction.channel, Interaction.office,
-            func.row_number().over(
+            Interaction.operator_id,
+            Interaction.channel,
+            Interaction.office,
+            func.row_number()
+            .over(
                 partition_by=SurveySession.customer_id,
                 order_by=(Interaction.ended_at, Interaction.id),
-            ).label("n"),
+            )
+            .label("n"),
         )
         .join(SurveySession, SurveySession.interaction_id == Interaction.id)
         .where(
-            Interaction.ended_at >= flt.starts_at, Interaction.ended_at < flt.ends_before,
+            Interaction.ended_at >= flt.starts_at,
+            Interaction.ended_at < flt.ends_before,
             SurveySession.customer_id.is_not(None),
             SurveySession.status.in_(SENT_STATUSES),
         )
@@ -371,7 +411,8 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
         conditions.append(numbered.c.operator_id.in_(_team_operators(flt.team)))
     return dict(
         session.execute(
-            select(numbered.c.operator_id, func.count()).where(*conditions)
+            select(numbered.c.operator_id, func.count())
+            .where(*conditions)
             .group_by(numbered.c.operator_id)
         ).all()
     )
@@ -421,7 +462,8 @@ def scored_interactions(
         .order_by(Interaction.ended_at, Interaction.id)
         .options(
             selectinload(SurveySession.answers),
-            selectinload(SurveySession.interaction).selectinload(Interaction.operator)
+            selectinload(SurveySession.interaction)
+            .selectinload(Interaction.operator)
             .selectinload(Operator.team),
             selectinload(SurveySession.interaction).selectinload(Interaction.customer),
         )
@@ -457,10 +499,25 @@ def scored_interactions(
 
 def scored_columns() -> list[str]:
     return [
-        "interaction_id", "external_id", "channel", "ended_at", "office", "disposition",
-        "operator_external_id", "operator_name", "team", "customer_external_id", "survey_id",
-        "survey_status", "flow", "excluded", "exclusion_reason", *answer_keys(), "csi",
-        "csi_operator", "nps_class",
+        "interaction_id",
+        "external_id",
+        "channel",
+        "ended_at",
+        "office",
+        "disposition",
+        "operator_external_id",
+        "operator_name",
+        "team",
+        "customer_external_id",
+        "survey_id",
+        "survey_status",
+        "flow",
+        "excluded",
+        "exclusion_reason",
+        *answer_keys(),
+        "csi",
+        "csi_operator",
+        "nps_class",
     ]
 
 
@@ -512,18 +569,30 @@ def reinstate_rating(
 
 
 def _audit(
-    session: Session, survey: SurveySession, action: str, actor: str, now: datetime,
-    reason: str | None, **extra: Any,
+    session: Session,
+    survey: SurveySession,
+    action: str,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+    **extra: Any,
 ) -> None:
     interaction = survey.interaction
-    session.add(AuditEvent(
-        at=now, actor=actor, action=action, subject_type="survey_session",
-        subject_id=str(survey.id),
-        detail={
-            "reason": reason, "interaction_id": interaction.id,
-            "operator": interaction.operator and interaction.operator.external_id, **extra,
-        },
-    ))
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=actor,
+            action=action,
+            subject_type="survey_session",
+            subject_id=str(survey.id),
+            detail={
+                "reason": reason,
+                "interaction_id": interaction.id,
+                "operator": interaction.operator and interaction.operator.external_id,
+                **extra,
+            },
+        )
+    )
 
 
 # --- a customer's satisfaction, for the CRM -----------------------------------------------
@@ -554,8 +623,10 @@ def customer_satisfaction(session: Session, customers: Sequence[Customer]) -> di
         latest = {
             "survey_id": survey.id,
             "interaction": {
-                "id": interaction.id, "external_id": interaction.external_id,
-                "channel": interaction.channel.value, "ended_at": interaction.ended_at,
+                "id": interaction.id,
+                "external_id": interaction.external_id,
+                "channel": interaction.channel.value,
+                "ended_at": interaction.ended_at,
             },
             "scores": {a.question_key: a.value for a in survey.answers if a.value is not None},
             "mean": _round(sum(ratings) / len(ratings), 3) if ratings else None,

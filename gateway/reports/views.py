@@ -36,20 +36,27 @@ from gateway.reports.schemas import (
 )
 
 bp = Blueprint(
-    "reports", __name__, url_prefix="/api/v1/reports",
+    "reports",
+    __name__,
+    url_prefix="/api/v1/reports",
     description="Operator ratings, trends, teams, the survey funnel and scored interactions; "
     "JSON, CSV (Accept: text/csv) or XLSX",
 )
 surveys_bp = Blueprint(
-    "survey_exclusions", __name__, url_prefix="/api/v1/surveys",
+    "survey_exclusions",
+    __name__,
+    url_prefix="/api/v1/surveys",
     description="Excluding a rating from every figure (an appeal upheld), and reinstating it",
 )
 customers_bp = Blueprint(
-    "customers", __name__, url_prefix="/api/v1/customers",
+    "customers",
+    __name__,
+    url_prefix="/api/v1/customers",
     description="A customer's satisfaction, for the CRM",
 )
 for _blueprint in (bp, surveys_bp, customers_bp):
     _blueprint.before_request(authenticate_request)
+
 
 def _export_doc(json_schema: str | None) -> dict[str, Any]:
     """OpenAPI of a response that may also be CSV or XLSX (content negotiation)."""

@@ -55,9 +55,7 @@ NOT_REACHED_OUTCOMES = frozenset({"busy", "no-answer", "failed", "canceled", "ma
 
 def is_machine(answered_by: str | None) -> bool:
     """Twilio's AnsweredBy for an answering machine or a fax (not human, not unknown)."""
-    return bool(answered_by) and (
-        answered_by == "fax" or str(answered_by).startswith("machine")
-    )
+    return bool(answered_by) and (answered_by == "fax" or str(answered_by).startswith("machine"))
 
 
 @dataclass(frozen=True)
@@ -84,16 +82,19 @@ def _lock_cap(session: Session) -> None:
 
 def calls_in_flight(session: Session, now: datetime) -> int:
     """Outbound survey calls placed and not yet ended, across every worker."""
-    return session.scalar(
-        select(func.count(SurveyAttempt.id))
-        .join(SurveySession, SurveySession.id == SurveyAttempt.session_id)
-        .where(
-            SurveySession.channel == SurveyChannel.IVR,
-            SurveySession.kind == SurveyKind.IVR_CALLBACK,
-            SurveyAttempt.outcome.is_(None),
-            SurveyAttempt.started_at > now - CALL_WINDOW,
+    return (
+        session.scalar(
+            select(func.count(SurveyAttempt.id))
+            .join(SurveySession, SurveySession.id == SurveyAttempt.session_id)
+            .where(
+                SurveySession.channel == SurveyChannel.IVR,
+                SurveySession.kind == SurveyKind.IVR_CALLBACK,
+                SurveyAttempt.outcome.is_(None),
+                SurveyAttempt.started_at > now - CALL_WINDOW,
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def reserve_call(
@@ -105,7 +106,9 @@ def reserve_call(
     """
     _lock_cap(session)
     survey = session.scalar(
-        select(SurveySession).where(SurveySession.id == survey_id).with_for_update()
+        select(SurveySession)
+        .where(SurveySession.id == survey_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     if survey is None:
@@ -113,8 +116,12 @@ def reserve_call(
         return None
     if survey.kind is not SurveyKind.IVR_CALLBACK or survey.status is not SurveyStatus.SENDING:
         # Not claimed for us (or already handled by a duplicate task): leave it alone.
-        logger.info("survey %s is %s/%s, not a claimed call-back; not calling", survey.id,
-                    survey.kind, survey.status)
+        logger.info(
+            "survey %s is %s/%s, not a claimed call-back; not calling",
+            survey.id,
+            survey.kind,
+            survey.status,
+        )
         return None
     phone = survey.customer.phone if survey.customer else None
     if not phone:
@@ -131,12 +138,18 @@ def reserve_call(
         survey.status = SurveyStatus.SCHEDULED
         survey.due_at = now + CAP_WAIT
         survey.claimed_until = None
-        logger.info("survey %s waits: %s concurrent survey calls", survey.id,
-                    settings.ivr_max_concurrent_calls)
+        logger.info(
+            "survey %s waits: %s concurrent survey calls",
+            survey.id,
+            settings.ivr_max_concurrent_calls,
+        )
         return None
-    number = (session.scalar(
-        select(func.max(SurveyAttempt.number)).where(SurveyAttempt.session_id == survey.id)
-    ) or 0) + 1
+    number = (
+        session.scalar(
+            select(func.max(SurveyAttempt.number)).where(SurveyAttempt.session_id == survey.id)
+        )
+        or 0
+    ) + 1
     attempt = SurveyAttempt(session_id=survey.id, number=number, started_at=now)
     session.add(attempt)
     survey.attempts += 1
@@ -152,8 +165,14 @@ def reserve_call(
     )
 
 
-def call_placed(session: Session, request: CallRequest, call_sid: str, now: datetime,
-                *, delivery_status: str = "queued") -> None:
+def call_placed(
+    session: Session,
+    request: CallRequest,
+    call_sid: str,
+    now: datetime,
+    *,
+    delivery_status: str = "queued",
+) -> None:
     """Twilio accepted the call: its CallSid keys the survey from now on."""
     attempt = session.get(SurveyAttempt, request.attempt_id)
     survey = session.get(SurveySession, request.survey_id)
@@ -198,23 +217,33 @@ def call_refused(
     if not error.transient:
         _fail(survey, now, error.detail)
         return
-    errors = session.scalar(
-        select(func.count(SurveyAttempt.id)).where(
-            SurveyAttempt.session_id == survey.id, SurveyAttempt.outcome == "error"
+    errors = (
+        session.scalar(
+            select(func.count(SurveyAttempt.id)).where(
+                SurveyAttempt.session_id == survey.id, SurveyAttempt.outcome == "error"
+            )
         )
-    ) or 0
+        or 0
+    )
     if errors >= MAX_TRANSIENT_ERRORS:
         _fail(survey, now, f"Twilio unreachable after {errors} tries: {error.detail}")
         return
     survey.status = SurveyStatus.SCHEDULED
     survey.due_at = now + timedelta(minutes=2 ** (errors - 1))
     survey.claimed_until = None
-    logger.warning("survey %s: call not placed (%s); again at %s", survey.id, error.detail,
-                   survey.due_at.isoformat())
+    logger.warning(
+        "survey %s: call not placed (%s); again at %s",
+        survey.id,
+        error.detail,
+        survey.due_at.isoformat(),
+    )
 
 
 def machine_answered(
-    session: Session, survey: SurveySession, call_sid: str, answered_by: str | None,
+    session: Session,
+    survey: SurveySession,
+    call_sid: str,
+    answered_by: str | None,
     now: datetime,
 ) -> None:
     """An answering machine took the call: hang up; the call's end re-schedules the session."""
@@ -267,12 +296,18 @@ def call_ended(
     survey.status = SurveyStatus.SCHEDULED
     survey.due_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
     survey.claimed_until = None
-    logger.info("survey %s: call %s ended %s; again at %s", survey.id, attempt.number, outcome,
-                survey.due_at.isoformat())
+    logger.info(
+        "survey %s: call %s ended %s; again at %s",
+        survey.id,
+        attempt.number,
+        outcome,
+        survey.due_at.isoformat(),
+    )
 
 
-def stray_status(session: Session, settings: Settings, now: datetime, call_sid: str,
-                 call_status: str | None) -> None:
+def stray_status(
+    session: Session, settings: Settings, now: datetime, call_sid: str, call_status: str | None
+) -> None:
     """A status callback for a call no survey knows (e.g. a hotline call never handed over)."""
     logger.debug("status %s of call %s: no survey", call_status, call_sid)
 
@@ -335,8 +370,9 @@ def place_survey_call(
         _close(client)
     with transaction() as session:
         call_placed(session, request, call.sid, clock(), delivery_status=call.status or "queued")
-    logger.info("survey %s: calling %s (call %s)", request.survey_id, mask_phone(request.to),
-                call.sid)
+    logger.info(
+        "survey %s: calling %s (call %s)", request.survey_id, mask_phone(request.to), call.sid
+    )
     return str(call.sid)
 
 
@@ -353,7 +389,10 @@ def _console_call(
     logger.warning(
         "console provider: would call %s for survey %s (call %s); answer it with "
         "`survey-gateway simulate call --session %s`",
-        mask_phone(request.to), request.survey_id, call_sid, request.survey_id,
+        mask_phone(request.to),
+        request.survey_id,
+        call_sid,
+        request.survey_id,
     )
     return call_sid
 

@@ -55,10 +55,12 @@ class SimulatedCall:
             "Called": self.called,
         }
 
-    def post(self, url: str, extra: dict[str, str] | None = None,
-             status: str = "in-progress") -> ET.Element:
-        return post_signed(self.http, url, {**self.params(status), **(extra or {})},
-                           self.auth_token)
+    def post(
+        self, url: str, extra: dict[str, str] | None = None, status: str = "in-progress"
+    ) -> ET.Element:
+        return post_signed(
+            self.http, url, {**self.params(status), **(extra or {})}, self.auth_token
+        )
 
     def describe(self, element: ET.Element) -> str:
         if element.tag == "Say":
@@ -73,8 +75,9 @@ class SimulatedCall:
             if element.tag in {"Say", "Play"}:
                 self.out(f"  gateway: {self.describe(element)}")
 
-    def run(self, first_url: str, first_extra: dict[str, str],
-            next_input: Callable[[str], str | None]) -> str:
+    def run(
+        self, first_url: str, first_extra: dict[str, str], next_input: Callable[[str], str | None]
+    ) -> str:
         """Walk the survey; returns how the call ended (completed or hung up)."""
         document = self.post(first_url, first_extra)
         for _ in range(MAX_STEPS):
@@ -111,11 +114,15 @@ class SimulatedCall:
                     continue  # nothing recorded: Twilio goes on to the next verb
                 self.out(f"  caller:  (records) {spoken}")
                 seconds = max(1, min(60, len(spoken.split())))
-                recording = (f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}"
-                             f"/Recordings/RE{uuid.uuid4().hex}")
+                recording = (
+                    f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}"
+                    f"/Recordings/RE{uuid.uuid4().hex}"
+                )
                 return verb.attrib["action"], {
-                    "RecordingUrl": recording, "RecordingDuration": str(seconds),
-                    "RecordingSid": recording.rsplit("/", 1)[-1], "Digits": "#",
+                    "RecordingUrl": recording,
+                    "RecordingDuration": str(seconds),
+                    "RecordingSid": recording.rsplit("/", 1)[-1],
+                    "Digits": "#",
                 }
             elif verb.tag == "Redirect":
                 return (verb.text or "").strip(), {}
@@ -156,11 +163,13 @@ def _input_source(keys: str | None) -> Callable[[str], str | None]:
         return scripted
 
     def typed(kind: str) -> str | None:
-        hint = ("speak a comment (text), empty = silence" if kind == "comment"
-                else "press keys, empty = no input")
+        hint = (
+            "speak a comment (text), empty = silence"
+            if kind == "comment"
+            else "press keys, empty = no input"
+        )
         try:
-            line = click.prompt(f"  {hint}; 'hangup' to hang up", default="",
-                                show_default=False)
+            line = click.prompt(f"  {hint}; 'hangup' to hang up", default="", show_default=False)
         except (click.Abort, EOFError):
             return None
         return None if line.strip().lower() == "hangup" else line.strip()
@@ -174,27 +183,59 @@ def register(main: click.Group) -> None:
     assert isinstance(group, click.Group)
 
     @group.command("call")
-    @click.option("--operator", default=None, help="the operator's external id (required "
-                  "unless --session)")
-    @click.option("--from", "caller", default=DEFAULT_CALLER, show_default=True,
-                  help="the caller's number")
-    @click.option("--url", "base_url", default=None,
-                  help="the gateway's PUBLIC_BASE_URL (default: from the environment, else "
-                  "http://127.0.0.1:$PORT)")
+    @click.option(
+        "--operator", default=None, help="the operator's external id (required unless --session)"
+    )
+    @click.option(
+        "--from", "caller", default=DEFAULT_CALLER, show_default=True, help="the caller's number"
+    )
+    @click.option(
+        "--url",
+        "base_url",
+        default=None,
+        help="the gateway's PUBLIC_BASE_URL (default: from the environment, else "
+        "http://127.0.0.1:$PORT)",
+    )
     @click.option("--flow", default=None, help="survey flow (default post_call)")
-    @click.option("--lang", type=click.Choice(["ru", "en"]), default=None,
-                  help="language when the customer has none")
-    @click.option("--interaction", default=None, help="the call's external id (default: the "
-                  "simulated CallSid)")
-    @click.option("--auth-token", default=None, help="token to sign with (default: "
-                  "TWILIO_AUTH_TOKEN, else the development token under var/)")
-    @click.option("--keys", default=None, help="answers without a terminal: comma-separated "
-                  "keys per question, empty for no input, 'hangup' to hang up, e.g. 5,4,3,5,4")
-    @click.option("--session", "session_id", type=int, default=None,
-                  help="answer the call-back call of this survey session (console provider)")
+    @click.option(
+        "--lang",
+        type=click.Choice(["ru", "en"]),
+        default=None,
+        help="language when the customer has none",
+    )
+    @click.option(
+        "--interaction",
+        default=None,
+        help="the call's external id (default: the simulated CallSid)",
+    )
+    @click.option(
+        "--auth-token",
+        default=None,
+        help="token to sign with (default: "
+        "TWILIO_AUTH_TOKEN, else the development token under var/)",
+    )
+    @click.option(
+        "--keys",
+        default=None,
+        help="answers without a terminal: comma-separated "
+        "keys per question, empty for no input, 'hangup' to hang up, e.g. 5,4,3,5,4",
+    )
+    @click.option(
+        "--session",
+        "session_id",
+        type=int,
+        default=None,
+        help="answer the call-back call of this survey session (console provider)",
+    )
     def simulate_call(
-        operator: str | None, caller: str, base_url: str | None, flow: str | None,
-        lang: str | None, interaction: str | None, auth_token: str | None, keys: str | None,
+        operator: str | None,
+        caller: str,
+        base_url: str | None,
+        flow: str | None,
+        lang: str | None,
+        interaction: str | None,
+        auth_token: str | None,
+        keys: str | None,
         session_id: int | None,
     ) -> None:
         """Call the survey as a customer would: hear the prompts, press keys."""
@@ -208,7 +249,10 @@ def register(main: click.Group) -> None:
         token = auth_token or settings.webhook_auth_token()
         hotline = settings.twilio_from_number or DEFAULT_HOTLINE
         call = SimulatedCall(
-            base_url=base, auth_token=token, caller=caller, called=hotline,
+            base_url=base,
+            auth_token=token,
+            caller=caller,
+            called=hotline,
             account_sid=settings.twilio_account_sid or DEMO_ACCOUNT_SID,
             prompt_texts=_prompt_lookup(settings.audio_dir),
         )
@@ -223,8 +267,12 @@ def register(main: click.Group) -> None:
             if not operator:
                 raise click.UsageError("--operator is required (or --session for a call-back)")
             query = {"operator": operator}
-            extra = {"DialCallStatus": "completed", "DialCallSid": "CA" + uuid.uuid4().hex,
-                     "DialCallDuration": "95", "DialBridged": "true"}
+            extra = {
+                "DialCallStatus": "completed",
+                "DialCallSid": "CA" + uuid.uuid4().hex,
+                "DialCallDuration": "95",
+                "DialBridged": "true",
+            }
         if interaction:
             query["interaction"] = interaction
         if flow:

@@ -15,12 +15,30 @@ from ivr_flows.engine import Flow, Question, Say, SayKind
 # Read-backs speak the value as a word: synthesised digits read "10" as "one zero" in places.
 NUMBER_WORDS: dict[str, tuple[str, ...]] = {
     "ru": (
-        "ноль", "один", "два", "три", "четыре", "пять",
-        "шесть", "семь", "восемь", "девять", "десять",
+        "ноль",
+        "один",
+        "два",
+        "три",
+        "четыре",
+        "пять",
+        "шесть",
+        "семь",
+        "восемь",
+        "девять",
+        "десять",
     ),
     "en": (
-        "zero", "one", "two", "three", "four", "five",
-        "six", "seven", "eight", "nine", "ten",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
     ),
 }
 

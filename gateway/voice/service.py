@@ -243,8 +243,7 @@ def survey_language(
     customer: Customer | None, requested: str | None, flow: Flow, settings: Settings
 ) -> str:
     """The customer's language, else the one the URL asks for, else DEFAULT_LANGUAGE."""
-    for language in (customer.language if customer else None, requested,
-                     settings.default_language):
+    for language in (customer.language if customer else None, requested, settings.default_language):
         if language and language in flow.languages:
             return language
     return flow.languages[0]
@@ -320,15 +319,15 @@ def _start_callback(
 ) -> str:
     survey = _locked(session, survey_id)
     if survey is None or survey.kind is not SurveyKind.IVR_CALLBACK:
-        logger.warning("call %s names survey %s, not a call-back survey", call.call_sid,
-                       survey_id)
+        logger.warning("call %s names survey %s, not a call-back survey", call.call_sid, survey_id)
         return str(hangup(settings))
     replay = _receipt(session, call.call_sid, START_STEP)
     if replay is not None:
         return replay
     if survey.provider_id != call.call_sid or survey.status is not SurveyStatus.SENDING:
-        logger.warning("call %s is not survey %s's current call (%s)", call.call_sid,
-                       survey.id, survey.status)
+        logger.warning(
+            "call %s is not survey %s's current call (%s)", call.call_sid, survey.id, survey.status
+        )
         return str(hangup(settings))
     if callbacks.is_machine(call.answered_by):
         callbacks.machine_answered(session, survey, call.call_sid, call.answered_by, now)
@@ -359,8 +358,9 @@ def answer_step(
         return replay
     survey = _locked(session, survey_id)
     if survey is None or survey.provider_id != call.call_sid:
-        logger.warning("call %s sent a step of survey %s, which is not its own", call.call_sid,
-                       survey_id)
+        logger.warning(
+            "call %s sent a step of survey %s, which is not its own", call.call_sid, survey_id
+        )
         return str(hangup(settings))  # not remembered: it changed nothing
     replay = _receipt(session, call.call_sid, step_key)
     if replay is not None:  # a concurrent copy of this webhook answered while we waited
@@ -381,7 +381,7 @@ def _advance(
     state = flow_state(survey)
     questions = flow.questions_for("ivr")
     if survey.status is not SurveyStatus.ACTIVE:
-        _late_comment(session, settings, now, survey, questions[state.index:], given)
+        _late_comment(session, settings, now, survey, questions[state.index :], given)
         return str(hangup(settings))
     if state.index >= len(questions):
         finish_survey(survey, now, completed=True)
@@ -418,8 +418,12 @@ def _late_comment(
         record_answer(
             session,
             survey,
-            RecordedAnswer(remaining[0].key, None, recording_url=given.recording_url,
-                           recording_duration=given.recording_duration),
+            RecordedAnswer(
+                remaining[0].key,
+                None,
+                recording_url=given.recording_url,
+                recording_duration=given.recording_duration,
+            ),
             settings,
             now,
         )
@@ -469,7 +473,13 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
     assert survey is not None
     if survey.kind is SurveyKind.IVR_CALLBACK:
         callbacks.call_ended(
-            session, settings, now, survey, call.call_sid, call.call_status, call.answered_by,
+            session,
+            settings,
+            now,
+            survey,
+            call.call_sid,
+            call.call_status,
+            call.answered_by,
             status.error_code,
         )
         return
@@ -498,8 +508,11 @@ def close_silent_calls(session: Session, settings: Settings, now: datetime) -> l
     ).all()
     for survey in silent:
         finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
-        logger.info("survey %s: no status callback for its call; closed as %s",
-                    survey.id, survey.status.value)
+        logger.info(
+            "survey %s: no status callback for its call; closed as %s",
+            survey.id,
+            survey.status.value,
+        )
     return [survey.id for survey in silent]
 
 

@@ -41,8 +41,9 @@ def play_url(settings: Settings, language: str, prompt_id: str) -> str:
     return f"{base.rstrip('/')}/{language}/{prompt_id}.wav"
 
 
-def _speak(target: VoiceResponse | Gather, prompt: Prompt, language: str,
-           settings: Settings) -> None:
+def _speak(
+    target: VoiceResponse | Gather, prompt: Prompt, language: str, settings: Settings
+) -> None:
     if prompt_file(audio_root(settings.audio_dir), language, prompt.id).is_file():
         target.play(play_url(settings, language, prompt.id))
         return
@@ -80,9 +81,7 @@ def render_step(
         response.redirect(action, method="POST")
         return response
 
-    two_digits = (
-        question.type is QuestionType.NPS and step.state.pending is None
-    )
+    two_digits = question.type is QuestionType.NPS and step.state.pending is None
     gather = Gather(
         input="dtmf",
         action=action,
@@ -100,8 +99,9 @@ def render_step(
     return response
 
 
-def hangup(settings: Settings, language: str | None = None, prompt: Prompt | None = None
-           ) -> VoiceResponse:
+def hangup(
+    settings: Settings, language: str | None = None, prompt: Prompt | None = None
+) -> VoiceResponse:
     """A polite end: an optional prompt, then <Hangup/>."""
     response = VoiceResponse()
     if prompt is not None and language is not None:

@@ -83,9 +83,7 @@ def survey_step() -> Response:
         recording_url=form.get("RecordingUrl") or None,
         recording_duration=_int(form.get("RecordingDuration")),
     )
-    body = service.answer_step(
-        _session(), _settings(), utcnow(), _call(), survey_id, number, given
-    )
+    body = service.answer_step(_session(), _settings(), utcnow(), _call(), survey_id, number, given)
     return _reply(body)
 
 

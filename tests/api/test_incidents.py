@@ -20,10 +20,16 @@ def answer_overall(app, client, auth, score, team="Front office"):
     with app.app_context():
         session = app.extensions["database"].session()
         survey = session.get(SurveySession, created["survey"]["id"])
-        record_answer(session, survey, RecordedAnswer("overall", score, str(score)),
-                      app.config["SETTINGS"], utcnow())
-        record_answer(session, survey, RecordedAnswer("overall", 1, "1"),
-                      app.config["SETTINGS"], utcnow())  # a retried webhook: no second one
+        record_answer(
+            session,
+            survey,
+            RecordedAnswer("overall", score, str(score)),
+            app.config["SETTINGS"],
+            utcnow(),
+        )
+        record_answer(
+            session, survey, RecordedAnswer("overall", 1, "1"), app.config["SETTINGS"], utcnow()
+        )  # a retried webhook: no second one
         session.commit()
     return created
 
@@ -45,16 +51,23 @@ def test_supervisor_assigns_and_closes_with_a_resolution_audited(app, client, au
     supervisor = {"Authorization": f"Bearer {key}"}
     incident = client.get("/api/v1/incidents?status=open", headers=supervisor).json[0]
 
-    assigned = client.post(f"/api/v1/incidents/{incident['id']}/assign",
-                           json={"assignee": "Olga"}, headers=supervisor)
+    assigned = client.post(
+        f"/api/v1/incidents/{incident['id']}/assign", json={"assignee": "Olga"}, headers=supervisor
+    )
     assert assigned.json["assignee"] == "Olga"
-    closed = client.post(f"/api/v1/incidents/{incident['id']}/close",
-                         json={"resolution": "Called back, tariff explained"}, headers=supervisor)
+    closed = client.post(
+        f"/api/v1/incidents/{incident['id']}/close",
+        json={"resolution": "Called back, tariff explained"},
+        headers=supervisor,
+    )
     assert closed.status_code == 200
     assert closed.json["status"] == "closed"
     assert closed.json["closed_by"] == "supervisor:Olga"
-    again = client.post(f"/api/v1/incidents/{incident['id']}/close",
-                        json={"resolution": "again"}, headers=supervisor)
+    again = client.post(
+        f"/api/v1/incidents/{incident['id']}/close",
+        json={"resolution": "again"},
+        headers=supervisor,
+    )
     assert again.status_code == 409
     assert client.get("/api/v1/incidents?status=open", headers=supervisor).json == []
     with app.app_context():
@@ -68,8 +81,11 @@ def test_supervisor_cannot_see_or_close_another_teams_incident(app, client, auth
     other = client.get("/api/v1/incidents", headers=admin).json[0]
     supervisor = {"Authorization": f"Bearer {make_api_key('supervisor', team='Front office')}"}
     assert client.get("/api/v1/incidents", headers=supervisor).json == []
-    response = client.post(f"/api/v1/incidents/{other['id']}/close",
-                           json={"resolution": "not mine"}, headers=supervisor)
+    response = client.post(
+        f"/api/v1/incidents/{other['id']}/close",
+        json={"resolution": "not mine"},
+        headers=supervisor,
+    )
     assert response.status_code == 404
 
 

@@ -26,7 +26,9 @@ def test_office_visit_is_recorded_with_an_sms_survey_due_after_the_delay(client,
     assert body["external_id"] == payload["external_id"]
     assert body["customer"]["phone"] == "+79161234567"
     assert body["operator"] == {
-        "external_id": "op-7", "name": "Анна Петрова", "team": "Front office"
+        "external_id": "op-7",
+        "name": "Анна Петрова",
+        "team": "Front office",
     }
     survey = body["survey"]
     assert survey["status"] == "scheduled"
@@ -137,21 +139,29 @@ def test_listing_pages_by_period_and_operator(client, auth):
     for day in range(5):
         ended = (base + timedelta(days=day)).isoformat()
         post(client, auth, interaction_payload(ended_at=ended, survey="none"))
-    post(client, auth, interaction_payload(
-        ended_at=base.isoformat(), survey="none", operator={"external_id": "op-other"}
-    ))
+    post(
+        client,
+        auth,
+        interaction_payload(
+            ended_at=base.isoformat(), survey="none", operator={"external_id": "op-other"}
+        ),
+    )
     page = client.get(
         "/api/v1/interactions",
-        query_string={"from": "2026-10-02", "to": "2026-10-06", "operator": "op-7",
-                      "page_size": 2},
+        query_string={"from": "2026-10-02", "to": "2026-10-06", "operator": "op-7", "page_size": 2},
         headers=auth,
     ).json
     assert page["total"] == 4
     assert len(page["items"]) == 2
     second = client.get(
         "/api/v1/interactions",
-        query_string={"from": "2026-10-02", "to": "2026-10-06", "operator": "op-7",
-                      "page_size": 2, "page": 2},
+        query_string={
+            "from": "2026-10-02",
+            "to": "2026-10-06",
+            "operator": "op-7",
+            "page_size": 2,
+            "page": 2,
+        },
         headers=auth,
     ).json
     seen = {i["id"] for i in page["items"]} | {i["id"] for i in second["items"]}
@@ -171,11 +181,9 @@ def test_no_key_wrong_key_and_wrong_role(client, make_api_key):
 
 def test_supervisor_sees_only_its_team(client, auth, make_api_key):
     mine = post(client, auth, interaction_payload()).json
-    theirs = post(client, auth, interaction_payload(
-        operator={"external_id": "op-9", "team": "Hotline"}
-    )).json
+    theirs = post(
+        client, auth, interaction_payload(operator={"external_id": "op-9", "team": "Hotline"})
+    ).json
     supervisor = {"Authorization": f"Bearer {make_api_key('supervisor', team='Front office')}"}
     assert client.get(f"/api/v1/interactions/{mine['id']}", headers=supervisor).status_code == 200
-    assert client.get(
-        f"/api/v1/interactions/{theirs['id']}", headers=supervisor
-    ).status_code == 404
+    assert client.get(f"/api/v1/interactions/{theirs['id']}", headers=supervisor).status_code == 404

@@ -23,8 +23,13 @@ def new_call_sid() -> str:
 
 
 def signed_post(
-    client: FlaskClient, url: str, params: dict[str, Any], *, token: str = AUTH_TOKEN,
-    signature: str | None = None, signed: bool = True,
+    client: FlaskClient,
+    url: str,
+    params: dict[str, Any],
+    *,
+    token: str = AUTH_TOKEN,
+    signature: str | None = None,
+    signed: bool = True,
 ) -> TestResponse:
     """POST to an absolute gateway URL as Twilio does: form body, X-Twilio-Signature."""
     parts = urlsplit(url)
@@ -86,16 +91,19 @@ class Call:
             self.twiml = ET.fromstring(response.data)
         return response
 
-    def start(self, query: str = "operator=op-1", *, dial_status: str | None = "completed",
-              **extra: str) -> TestResponse:
+    def start(
+        self, query: str = "operator=op-1", *, dial_status: str | None = "completed", **extra: str
+    ) -> TestResponse:
         params = dict(extra)
         if dial_status is not None:
-            params.update({
-                "DialCallSid": new_call_sid(),
-                "DialCallStatus": dial_status,
-                "DialCallDuration": "95",
-                "DialBridged": "true" if dial_status == "completed" else "false",
-            })
+            params.update(
+                {
+                    "DialCallSid": new_call_sid(),
+                    "DialCallStatus": dial_status,
+                    "DialCallDuration": "95",
+                    "DialBridged": "true" if dial_status == "completed" else "false",
+                }
+            )
         return self.post(f"{PUBLIC_BASE_URL}/voice/survey?{query}", params)
 
     @property
@@ -115,15 +123,25 @@ class Call:
         return self.post(self.action, {"msg": "Gather End"})
 
     def record(self, url: str, seconds: int) -> TestResponse:
-        return self.post(self.action, {
-            "RecordingUrl": url, "RecordingSid": "RE" + uuid.uuid4().hex,
-            "RecordingDuration": str(seconds), "Digits": "#",
-        })
+        return self.post(
+            self.action,
+            {
+                "RecordingUrl": url,
+                "RecordingSid": "RE" + uuid.uuid4().hex,
+                "RecordingDuration": str(seconds),
+                "Digits": "#",
+            },
+        )
 
     def status(self, status: str = "completed", **extra: str) -> TestResponse:
-        params = {**self.base_params(status), "CallDuration": "120",
-                  "Timestamp": "Mon, 23 Nov 2026 10:00:00 +0000", "SequenceNumber": "3",
-                  "CallbackSource": "call-progress-events", **extra}
+        params = {
+            **self.base_params(status),
+            "CallDuration": "120",
+            "Timestamp": "Mon, 23 Nov 2026 10:00:00 +0000",
+            "SequenceNumber": "3",
+            "CallbackSource": "call-progress-events",
+            **extra,
+        }
         return signed_post(self.client, f"{PUBLIC_BASE_URL}/voice/status", params)
 
     def verbs(self) -> list[str]:

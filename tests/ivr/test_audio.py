@@ -25,8 +25,10 @@ def needs_espeak() -> None:
     if shutil.which("espeak-ng") is None:
         if IN_CI:
             pytest.fail("espeak-ng is missing under CI=true (make system-deps installs it)")
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng sox); "
-                    "`audio build` cannot be tried here")
+        pytest.skip(
+            "espeak-ng is not installed (apt-get install espeak-ng sox); "
+            "`audio build` cannot be tried here"
+        )
 
 
 def write_wav(path: Path, rate: int, channels: int = 1, frames: int = 800) -> None:
@@ -109,23 +111,29 @@ def test_prompts_are_served_with_cache_headers(client: FlaskClient) -> None:
         assert "max-age=86400" in response.headers["Cache-Control"]
         etag = response.headers["ETag"]
         assert response.data[:4] == b"RIFF"
-    with client.get("/audio/ru/post_call/greeting.wav",
-                    headers={"If-None-Match": etag}) as again:
+    with client.get("/audio/ru/post_call/greeting.wav", headers={"If-None-Match": etag}) as again:
         assert again.status_code == 304
 
 
-@pytest.mark.parametrize("path", [
-    "/audio/ru/post_call/nothing.wav", "/audio/de/post_call/greeting.wav",
-    "/audio/ru/../manifest.json", "/audio/ru/%2e%2e/%2e%2e/manifest.json",
-    "/audio/ru/post_call/greeting.mp3",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/audio/ru/post_call/nothing.wav",
+        "/audio/de/post_call/greeting.wav",
+        "/audio/ru/../manifest.json",
+        "/audio/ru/%2e%2e/%2e%2e/manifest.json",
+        "/audio/ru/post_call/greeting.mp3",
+    ],
+)
 def test_only_prompts_are_served(client: FlaskClient, path: str) -> None:
     with client.get(path) as response:
         assert response.status_code == 404
 
 
 def test_audio_base_url_points_play_elsewhere(app: Flask) -> None:
-    settings = dataclasses.replace(app.config["SETTINGS"],
-                                   audio_base_url="https://cdn.example.com/prompts/")
+    settings = dataclasses.replace(
+        app.config["SETTINGS"], audio_base_url="https://cdn.example.com/prompts/"
+    )
     assert play_url(settings, "en", "post_call/thanks") == (
-        "https://cdn.example.com/prompts/en/post_call/thanks.wav")
+        "https://cdn.example.com/prompts/en/post_call/thanks.wav"
+    )

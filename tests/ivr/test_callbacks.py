@@ -50,13 +50,16 @@ def settings_overrides(fake: FakeTwilio) -> dict[str, Any]:
     }
 
 
-def claimed_survey(session: Session, external_id: str = "req-1", phone: str = CUSTOMER,
-                   language: str | None = None) -> SurveySession:
+def claimed_survey(
+    session: Session, external_id: str = "req-1", phone: str = CUSTOMER, language: str | None = None
+) -> SurveySession:
     """A call-back survey as the dispatcher hands it over: status sending, leased."""
     interaction, _ = record_interaction(
         session,
         InteractionInput(
-            external_id=external_id, channel=InteractionChannel.REQUEST, ended_at=utcnow(),
+            external_id=external_id,
+            channel=InteractionChannel.REQUEST,
+            ended_at=utcnow(),
             operator=OperatorInput("op-3"),
             customer=CustomerInput(phone=phone, language=language),
             survey="ivr_callback",
@@ -76,14 +79,18 @@ def place(app: Flask, survey_id: int, now: datetime | None = None) -> str | None
     """The task's body, as a worker runs it."""
     database = app.extensions["database"]
     return callbacks.place_survey_call(
-        database.session_scope, app.config["SETTINGS"], survey_id,
-        lambda: now or utcnow(), twilio_client,
+        database.session_scope,
+        app.config["SETTINGS"],
+        survey_id,
+        lambda: now or utcnow(),
+        twilio_client,
     )
 
 
 def refreshed(session: Session, survey_id: int) -> SurveySession:
     survey = session.scalar(
-        select(SurveySession).where(SurveySession.id == survey_id)
+        select(SurveySession)
+        .where(SurveySession.id == survey_id)
         .execution_options(populate_existing=True)
     )
     assert survey is not None
@@ -91,15 +98,24 @@ def refreshed(session: Session, survey_id: int) -> SurveySession:
 
 
 def attempts(session: Session, survey_id: int) -> list[SurveyAttempt]:
-    return list(session.scalars(
-        select(SurveyAttempt).where(SurveyAttempt.session_id == survey_id)
-        .order_by(SurveyAttempt.number).execution_options(populate_existing=True)
-    ))
+    return list(
+        session.scalars(
+            select(SurveyAttempt)
+            .where(SurveyAttempt.session_id == survey_id)
+            .order_by(SurveyAttempt.number)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def answered_call(app: Flask, call_sid: str) -> Call:
-    return Call(app.test_client(), caller=SURVEY_NUMBER, called=CUSTOMER,
-                direction="outbound-api", call_sid=call_sid)
+    return Call(
+        app.test_client(),
+        caller=SURVEY_NUMBER,
+        called=CUSTOMER,
+        direction="outbound-api",
+        call_sid=call_sid,
+    )
 
 
 def test_the_call_is_placed_with_machine_detection_and_status_callbacks(
@@ -115,11 +131,13 @@ def test_the_call_is_placed_with_machine_detection_and_status_callbacks(
     assert request.params["From"] == SURVEY_NUMBER
     assert request.params["MachineDetection"] == "Enable"
     assert request.params["StatusCallback"] == f"{PUBLIC_BASE_URL}/voice/status"
-    assert request.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered",
-                                                   "completed"]
+    assert request.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
     assert request.params["Url"].startswith(f"{PUBLIC_BASE_URL}/voice/survey?")
     assert query_of(request.params["Url"]) == {
-        "session": str(survey.id), "flow": "post_call", "lang": "en"}
+        "session": str(survey.id),
+        "flow": "post_call",
+        "lang": "en",
+    }
     assert int(request.params["Timeout"]) > 0
     if openapi_available():
         assert_matches_twilio_openapi(request)
@@ -153,7 +171,13 @@ def test_a_human_answer_runs_the_survey_and_completes_the_attempt(
     survey = refreshed(session, survey.id)
     assert survey.status is SurveyStatus.COMPLETED
     assert {a.question_key: a.value for a in survey.answers} == {
-        "overall": 4, "cost": 5, "speed": 4, "politeness": 5, "quality": 4, "comment": None}
+        "overall": 4,
+        "cost": 5,
+        "speed": 4,
+        "politeness": 5,
+        "quality": 4,
+        "comment": None,
+    }
     (attempt,) = attempts(session, survey.id)
     assert attempt.outcome == "answered" and attempt.finished_at is not None
 
@@ -204,9 +228,7 @@ def test_busy_and_no_answer_are_retried_then_the_customer_is_not_reached(
 def test_at_the_concurrent_call_cap_the_session_waits_and_is_never_dropped(
     app: Flask, session: Session, fake: FakeTwilio
 ) -> None:
-    app.config["SETTINGS"] = dataclasses.replace(
-        app.config["SETTINGS"], ivr_max_concurrent_calls=1
-    )
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], ivr_max_concurrent_calls=1)
     first = claimed_survey(session, "req-a", "+79161110001")
     second = claimed_survey(session, "req-b", "+79161110002")
     first_call = place(app, first.id)
@@ -293,9 +315,7 @@ def test_a_call_of_an_older_attempt_is_hung_up_on(
 def test_console_provider_logs_a_masked_number_and_waits_for_the_simulator(
     app: Flask, session: Session, fake: FakeTwilio, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app.config["SETTINGS"] = dataclasses.replace(
-        app.config["SETTINGS"], twilio_account_sid=None
-    )
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], twilio_account_sid=None)
     survey = claimed_survey(session)
     with caplog.at_level(logging.WARNING, logger="gateway.voice.callbacks"):
         call_sid = place(app, survey.id)
@@ -314,12 +334,18 @@ def live_fake_app(live_app: Flask, fake: FakeTwilio) -> Flask:
 
 
 def test_the_cap_holds_across_workers_placing_at_once(
-    live_fake_app: Flask, database_url: str, tmp_path: Path, fake: FakeTwilio,
+    live_fake_app: Flask,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeTwilio,
     settings_overrides: dict[str, Any],
 ) -> None:
     apps = [live_fake_app] + [
-        make_test_app(database_url, tmp_path / f"w{i}", **{**settings_overrides,
-                                                         "ivr_max_concurrent_calls": 2})
+        make_test_app(
+            database_url,
+            tmp_path / f"w{i}",
+            **{**settings_overrides, "ivr_max_concurrent_calls": 2},
+        )
         for i in range(3)
     ]
     apps[0].config["SETTINGS"] = dataclasses.replace(

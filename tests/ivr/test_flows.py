@@ -77,9 +77,7 @@ def test_a_confirming_question_needs_the_confirm_prompt() -> None:
         parse_flow(data)
 
 
-def test_an_invalid_flow_stops_start_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_invalid_flow_stops_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway import create_app
 
     data = raw_flow("quick_csat")
@@ -90,8 +88,13 @@ def test_an_invalid_flow_stops_start_up(
     default_flows.cache_clear()
     try:
         with pytest.raises(FlowError, match="unknown question type 'smiley'"):
-            create_app({"env": "test", "var_dir": tmp_path / "var",
-                        "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+            create_app(
+                {
+                    "env": "test",
+                    "var_dir": tmp_path / "var",
+                    "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                }
+            )
     finally:
         monkeypatch.undo()
         default_flows.cache_clear()
@@ -138,7 +141,9 @@ class TestEngine:
         assert step.finished
         assert step.recorded is not None
         assert (step.recorded.recording_url, step.recorded.recording_duration) == (
-            "https://r/RE1", 9)
+            "https://r/RE1",
+            9,
+        )
 
     def test_nps_is_read_back_by_phone_and_stored_on_key_one(self) -> None:
         at_nps = FlowState(5)

@@ -34,8 +34,9 @@ def stored(app: Flask, call_sid: str) -> tuple[SurveySession, dict[str, int | No
         return survey, {a.question_key: a.value for a in rows}
 
 
-def post_on_both_at_once(apps: tuple[Flask, Flask], url: str,
-                         params: dict[str, str]) -> list[tuple[int, bytes]]:
+def post_on_both_at_once(
+    apps: tuple[Flask, Flask], url: str, params: dict[str, str]
+) -> list[tuple[int, bytes]]:
     """The same signed webhook, delivered to both instances at the same moment."""
     barrier = threading.Barrier(2)
     bodies: list[tuple[int, bytes]] = [(0, b""), (0, b"")]
@@ -68,8 +69,7 @@ def test_alternate_steps_on_two_instances_complete_one_survey(
     call.status("completed")
     survey, answers = stored(other_app, call.call_sid)
     assert survey.status is SurveyStatus.COMPLETED
-    assert answers == {"overall": 5, "cost": 4, "speed": 3, "politeness": 2, "quality": 1,
-                       "nps": 8}
+    assert answers == {"overall": 5, "cost": 4, "speed": 3, "politeness": 2, "quality": 1, "nps": 8}
 
 
 def test_the_same_step_on_two_instances_at_once_records_one_answer(

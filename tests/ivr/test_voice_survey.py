@@ -35,7 +35,8 @@ def answers(session: Session, call: Call) -> dict[str, int | None]:
 
 def survey_of(session: Session, call: Call) -> SurveySession:
     survey = session.scalar(
-        select(SurveySession).where(SurveySession.provider_id == call.call_sid)
+        select(SurveySession)
+        .where(SurveySession.provider_id == call.call_sid)
         .execution_options(populate_existing=True)
     )
     assert survey is not None
@@ -83,7 +84,8 @@ def test_whole_flow_records_every_answer_and_the_api_shows_scores(
     assert call.status("completed").status_code == 200
 
     found = client.get(
-        "/api/v1/interactions", query_string={"channel": "call", "external_id": "pbx-1001"},
+        "/api/v1/interactions",
+        query_string={"channel": "call", "external_id": "pbx-1001"},
         headers=auth,
     )
     assert found.status_code == 200
@@ -91,8 +93,7 @@ def test_whole_flow_records_every_answer_and_the_api_shows_scores(
     assert item["survey"]["status"] == "completed"
     assert item["survey"]["channel"] == "ivr"
     assert item["survey"]["kind"] == "post_call"
-    assert item["scores"] == {"overall": 5, "cost": 4, "speed": 3, "politeness": 4,
-                              "quality": 5}
+    assert item["scores"] == {"overall": 5, "cost": 4, "speed": 3, "politeness": 4, "quality": 5}
     assert item["operator"]["external_id"] == "op-7"
     assert item["customer"]["phone"] == CALLER
 
@@ -140,8 +141,14 @@ def test_a_comment_recorded_as_the_caller_hangs_up_is_kept_after_the_status_call
         call.press(digit)
     action = call.action
     call.status("completed")  # Twilio's status callback overtakes the <Record> action
-    call.post(action, {"RecordingUrl": "https://api.twilio.com/x/Recordings/RE9",
-                       "RecordingDuration": "7", "Digits": "hangup"})
+    call.post(
+        action,
+        {
+            "RecordingUrl": "https://api.twilio.com/x/Recordings/RE9",
+            "RecordingDuration": "7",
+            "Digits": "hangup",
+        },
+    )
     comment = session.scalar(select(Answer).where(Answer.question_key == "comment"))
     assert comment is not None and comment.recording_duration == 7
     assert survey_of(session, call).status is SurveyStatus.COMPLETED
@@ -217,12 +224,18 @@ def test_forged_or_missing_signatures_get_403_and_record_nothing(
     make_call: Callable[..., Call], session: Session, signature: str
 ) -> None:
     call = make_call()
-    kwargs: dict[str, Any] = {"signed": False} if signature == "" else (
-        {"token": "not-the-auth-token"} if signature == "signed-with-another-token"
-        else {"signature": signature}
+    kwargs: dict[str, Any] = (
+        {"signed": False}
+        if signature == ""
+        else (
+            {"token": "not-the-auth-token"}
+            if signature == "signed-with-another-token"
+            else {"signature": signature}
+        )
     )
-    response = call.post(f"{PUBLIC_BASE_URL}/voice/survey?operator=op-1", {
-        "DialCallStatus": "completed"}, **kwargs)
+    response = call.post(
+        f"{PUBLIC_BASE_URL}/voice/survey?operator=op-1", {"DialCallStatus": "completed"}, **kwargs
+    )
     assert response.status_code == 403
     assert session.scalar(select(func.count(Interaction.id))) == 0
     assert session.scalar(select(func.count(SurveySession.id))) == 0
@@ -235,8 +248,9 @@ def test_a_forged_step_changes_nothing(make_call: Callable[..., Call], session: 
     assert response.status_code == 403
     assert answers(session, call) == {}
     # a status callback with a tampered body is refused too
-    response = call.post(f"{PUBLIC_BASE_URL}/voice/status", {"CallStatus": "completed"},
-                         signature="forged")
+    response = call.post(
+        f"{PUBLIC_BASE_URL}/voice/status", {"CallStatus": "completed"}, signature="forged"
+    )
     assert response.status_code == 403
     assert survey_of(session, call).status is SurveyStatus.ACTIVE
 
@@ -276,19 +290,26 @@ def test_the_interaction_is_the_parent_call_without_an_interaction_parameter(
 
     plain = make_call()
     plain.start("operator=op-2")
-    assert session.scalar(
-        select(Interaction).where(Interaction.external_id == plain.call_sid)
-    ) is not None
+    assert (
+        session.scalar(select(Interaction).where(Interaction.external_id == plain.call_sid))
+        is not None
+    )
 
 
 def test_an_interaction_posted_by_the_pbx_is_completed_not_duplicated(
     make_call: Callable[..., Call], client: FlaskClient, auth: dict[str, str], session: Session
 ) -> None:
-    posted = client.post("/api/v1/interactions", headers=auth, json={
-        "external_id": "pbx-42", "channel": "call", "ended_at": "2026-11-23T10:00:00+03:00",
-        "operator": {"external_id": "op-9", "name": "Anna"},
-        "customer": {"phone": "+79160000042", "language": "en"},
-    })
+    posted = client.post(
+        "/api/v1/interactions",
+        headers=auth,
+        json={
+            "external_id": "pbx-42",
+            "channel": "call",
+            "ended_at": "2026-11-23T10:00:00+03:00",
+            "operator": {"external_id": "op-9", "name": "Anna"},
+            "customer": {"phone": "+79160000042", "language": "en"},
+        },
+    )
     assert posted.status_code == 201, posted.get_json()
     call = make_call(caller="+79160000042")
     call.start("operator=op-other&interaction=pbx-42&lang=ru")

@@ -70,22 +70,30 @@ def month(seeder: Seeder, session: Session, with_nps_flow: None) -> Month:
             complete = len(answers) >= 5 and None not in answers.values()
             ended = at("2026-09-01", 8) + timedelta(hours=rng.randrange(0, 29 * 24 + 15))
             seeder.survey(
-                operator, answers, ended, flow=flow, office=office,
+                operator,
+                answers,
+                ended,
+                flow=flow,
+                office=office,
                 channel="office_visit" if n % 4 == 0 else "call",
-                status="completed" if complete else "partial", flush=False,
+                status="completed" if complete else "partial",
+                flush=False,
             )
         for status in ("expired", "not_sent", "scheduled", "not_reached"):
-            seeder.survey(operator, {}, at("2026-09-10"), status=status, office=office,
-                          flush=False)
-        seeder.survey(operator, {"overall": 4}, at("2026-09-11"), status="active", office=office,
-                      flush=False)
+            seeder.survey(operator, {}, at("2026-09-10"), status=status, office=office, flush=False)
+        seeder.survey(
+            operator, {"overall": 4}, at("2026-09-11"), status="active", office=office, flush=False
+        )
         seeder.contact(operator, at("2026-09-12"), disposition="transferred", office=office)
         # Just outside the month: must count nowhere.
         seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-08-31", 23, 59), office=office)
         seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-10-01", 0, 0), office=office)
     excluded = seeder.survey(
-        operators["op-d"][0], {"overall": 1, "cost": 1, "speed": 1}, at("2026-09-15"),
-        office="port", excluded="the customer rated the tariff, not the call (appeal 17)",
+        operators["op-d"][0],
+        {"overall": 1, "cost": 1, "speed": 1},
+        at("2026-09-15"),
+        office="port",
+        excluded="the customer rated the tariff, not the call (appeal 17)",
     )
     session.commit()
     return Month("2026-09-01", "2026-09-30", excluded.id)
@@ -102,4 +110,3 @@ def keys(make_api_key: Callable[..., str]) -> dict[str, dict[str, str]]:
         "south": bearer("supervisor", "South", "south supervisor"),
         "integration": bearer("integration", name="crm"),
     }
-

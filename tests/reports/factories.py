@@ -35,23 +35,42 @@ NPS_FLOW = parse_flow(
         "key": "test_nps",
         "languages": ["en"],
         "prompts": {
-            "greeting": {"en": "Hello"}, "thanks": {"en": "Thanks"},
-            "reprompt_rating": {"en": "1 to 5"}, "reprompt_importance": {"en": "1 to 5"},
+            "greeting": {"en": "Hello"},
+            "thanks": {"en": "Thanks"},
+            "reprompt_rating": {"en": "1 to 5"},
+            "reprompt_importance": {"en": "1 to 5"},
             "reprompt_nps": {"en": "0 to 10"},
         },
         "settings": {"ask_importance": True},
         "questions": [
             {"key": "overall", "type": "rating", "text": {"en": "Overall?"}},
-            {"key": "cost", "parameter": True, "operator_controlled": False, "weight": 2.0,
-             "text": {"en": "Cost?"}},
+            {
+                "key": "cost",
+                "parameter": True,
+                "operator_controlled": False,
+                "weight": 2.0,
+                "text": {"en": "Cost?"},
+            },
             {"key": "speed", "parameter": True, "weight": 1.0, "text": {"en": "Speed?"}},
             {"key": "politeness", "parameter": True, "weight": 3.0, "text": {"en": "Polite?"}},
-            {"key": "importance_cost", "type": "importance", "importance_of": "cost",
-             "text": {"en": "Cost matters?"}},
-            {"key": "importance_speed", "type": "importance", "importance_of": "speed",
-             "text": {"en": "Speed matters?"}},
-            {"key": "importance_politeness", "type": "importance",
-             "importance_of": "politeness", "text": {"en": "Politeness matters?"}},
+            {
+                "key": "importance_cost",
+                "type": "importance",
+                "importance_of": "cost",
+                "text": {"en": "Cost matters?"},
+            },
+            {
+                "key": "importance_speed",
+                "type": "importance",
+                "importance_of": "speed",
+                "text": {"en": "Speed matters?"},
+            },
+            {
+                "key": "importance_politeness",
+                "type": "importance",
+                "importance_of": "politeness",
+                "text": {"en": "Politeness matters?"},
+            },
             {"key": "nps", "type": "nps", "text": {"en": "Recommend us, 0 to 10?"}},
         ],
     }
@@ -81,7 +100,8 @@ class Seeder:
         self, external_id: str, team: str | None = None, name: str | None = None
     ) -> Operator:
         operator = Operator(
-            external_id=external_id, name=name or f"Operator {external_id}",
+            external_id=external_id,
+            name=name or f"Operator {external_id}",
             team=self.team(team) if team else None,
         )
         self.session.add(operator)
@@ -113,8 +133,12 @@ class Seeder:
     ) -> Interaction:
         """An interaction with no survey."""
         interaction = Interaction(
-            channel=InteractionChannel(channel), external_id=f"contact-{next(_numbers)}",
-            ended_at=ended_at, operator=operator, customer=customer, office=office,
+            channel=InteractionChannel(channel),
+            external_id=f"contact-{next(_numbers)}",
+            ended_at=ended_at,
+            operator=operator,
+            customer=customer,
+            office=office,
             disposition=disposition,
         )
         self.session.add(interaction)
@@ -140,14 +164,23 @@ class Seeder:
         """An interaction and its survey with these answers (None: asked and skipped)."""
         customer = customer or self.customer(flush=False)
         interaction = self.contact(
-            operator, ended_at, channel=channel, office=office, customer=customer,
-            disposition=disposition, flush=False,
+            operator,
+            ended_at,
+            channel=channel,
+            office=office,
+            customer=customer,
+            disposition=disposition,
+            flush=False,
         )
         survey = SurveySession(
-            interaction=interaction, customer=customer,
+            interaction=interaction,
+            customer=customer,
             channel=SurveyChannel.SMS if channel == "office_visit" else SurveyChannel.IVR,
             kind=SurveyKind.SMS if channel == "office_visit" else SurveyKind.POST_CALL,
-            flow=flow, language="ru", status=SurveyStatus(status), attempts=1,
+            flow=flow,
+            language="ru",
+            status=SurveyStatus(status),
+            attempts=1,
             started_at=ended_at if answers else None,
             finished_at=ended_at if SurveyStatus(status).is_final else None,
             answers=[
@@ -157,7 +190,9 @@ class Seeder:
         )
         if excluded:
             survey.excluded_at, survey.excluded_by, survey.exclusion_reason = (
-                ended_at, "admin:test", excluded,
+                ended_at,
+                "admin:test",
+                excluded,
             )
         self.session.add(survey)
         if flush:
@@ -175,7 +210,8 @@ def nps_flows(monkeypatch: Any) -> None:
     monkeypatch.setattr(service, "default_flows", lambda: flows)
 
 
-def report(client: Any, headers: dict[str, str], path: str = "/api/v1/reports/operators",
-           **params: Any) -> Any:
+def report(
+    client: Any, headers: dict[str, str], path: str = "/api/v1/reports/operators", **params: Any
+) -> Any:
     query = {"from": "2026-09-01", "to": "2026-09-30", **params}
     return client.get(path, query_string=query, headers=headers)

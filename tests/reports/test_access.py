@@ -68,7 +68,8 @@ def test_without_a_key_nothing_is_read(client, month):
 def test_a_supervisor_cannot_exclude_another_teams_rating(client, keys, month, session):
     response = client.post(
         f"/api/v1/surveys/{month.excluded_survey_id}/exclusion",
-        json={"reason": "appeal"}, headers=keys["north"],
+        json={"reason": "appeal"},
+        headers=keys["north"],
     )
     assert response.status_code == 404
     delete = client.delete(
@@ -81,7 +82,8 @@ def test_a_supervisor_cannot_exclude_another_teams_rating(client, keys, month, s
 def test_an_integration_key_cannot_exclude_ratings(client, keys, month):
     response = client.post(
         f"/api/v1/surveys/{month.excluded_survey_id}/exclusion",
-        json={"reason": "appeal"}, headers=keys["integration"],
+        json={"reason": "appeal"},
+        headers=keys["integration"],
     )
     assert response.status_code == 403
 
@@ -89,6 +91,7 @@ def test_an_integration_key_cannot_exclude_ratings(client, keys, month):
 def test_a_supervisor_reads_no_customer_satisfaction(client, keys, seeder, session):
     seeder.customer("crm-77")
     session.commit()
-    assert client.get(
-        "/api/v1/customers/crm-77/satisfaction", headers=keys["north"]
-    ).status_code == 403
+    assert (
+        client.get("/api/v1/customers/crm-77/satisfaction", headers=keys["north"]).status_code
+        == 403
+    )

@@ -11,12 +11,23 @@ from tests.reports.factories import at
 def customer(seeder, session, with_nps_flow):
     operator = seeder.operator("op-s", "North")
     person = seeder.customer("crm-500", "+79161112233")
-    seeder.survey(operator, {"overall": 2, "speed": 1, "nps": 3}, at("2026-09-01"),
-                  customer=person, flow="test_nps")
-    seeder.survey(operator, {"overall": 4, "cost": 3, "speed": 5, "politeness": None, "nps": 9},
-                  at("2026-09-10"), customer=person, flow="test_nps")
-    seeder.survey(operator, {"overall": 1}, at("2026-09-20"), customer=person,
-                  excluded="wrong number dialled")
+    seeder.survey(
+        operator,
+        {"overall": 2, "speed": 1, "nps": 3},
+        at("2026-09-01"),
+        customer=person,
+        flow="test_nps",
+    )
+    seeder.survey(
+        operator,
+        {"overall": 4, "cost": 3, "speed": 5, "politeness": None, "nps": 9},
+        at("2026-09-10"),
+        customer=person,
+        flow="test_nps",
+    )
+    seeder.survey(
+        operator, {"overall": 1}, at("2026-09-20"), customer=person, excluded="wrong number dialled"
+    )
     seeder.survey(operator, {}, at("2026-09-25"), customer=person, status="expired")
     session.commit()
     return person
@@ -39,7 +50,8 @@ def test_the_crm_reads_the_latest_scores_their_mean_and_nps_class(client, keys, 
 
 def test_the_same_by_phone_in_any_writing(client, keys, customer):
     response = client.get(
-        "/api/v1/customers/satisfaction", query_string={"phone": "8 (916) 111-22-33"},
+        "/api/v1/customers/satisfaction",
+        query_string={"phone": "8 (916) 111-22-33"},
         headers=keys["integration"],
     )
     assert response.status_code == 200
@@ -48,15 +60,21 @@ def test_the_same_by_phone_in_any_writing(client, keys, customer):
 
 
 def test_an_unknown_customer_or_phone_is_404(client, keys, customer):
-    assert client.get(
-        "/api/v1/customers/nobody/satisfaction", headers=keys["integration"]
-    ).status_code == 404
-    assert client.get(
-        "/api/v1/customers/satisfaction", query_string={"phone": "+79990000000"},
-        headers=keys["integration"],
-    ).status_code == 404
+    assert (
+        client.get("/api/v1/customers/nobody/satisfaction", headers=keys["integration"]).status_code
+        == 404
+    )
+    assert (
+        client.get(
+            "/api/v1/customers/satisfaction",
+            query_string={"phone": "+79990000000"},
+            headers=keys["integration"],
+        ).status_code
+        == 404
+    )
     bad = client.get(
-        "/api/v1/customers/satisfaction", query_string={"phone": "12"},
+        "/api/v1/customers/satisfaction",
+        query_string={"phone": "12"},
         headers=keys["integration"],
     )
     assert bad.status_code == 422

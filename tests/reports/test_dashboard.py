@@ -47,7 +47,7 @@ def test_admin_sees_unranked_operators_marked(client, month, make_api_key):
     html = client.get(f"/dashboard/operators?from={month.start}&to={month.end}").get_data(
         as_text=True
     )
-    row = html[html.index("Clara") - 400: html.index("Clara")]
+    row = html[html.index("Clara") - 400 : html.index("Clara")]
     assert 'class="unranked"' in row and "fewer than the 30 needed" in row
 
 
@@ -62,11 +62,12 @@ def test_incident_is_closed_from_the_page_with_a_csrf_token(app, client, month, 
     page = client.get("/dashboard/incidents").get_data(as_text=True)
     assert f"/dashboard/incidents/{incident_id}/close" in page
 
-    forged = client.post(f"/dashboard/incidents/{incident_id}/close",
-                         data={"resolution": "done"})
+    forged = client.post(f"/dashboard/incidents/{incident_id}/close", data={"resolution": "done"})
     assert forged.status_code == 400
-    closed = client.post(f"/dashboard/incidents/{incident_id}/close",
-                         data={"resolution": "Called the customer back", "csrf_token": csrf(page)})
+    closed = client.post(
+        f"/dashboard/incidents/{incident_id}/close",
+        data={"resolution": "Called the customer back", "csrf_token": csrf(page)},
+    )
     assert closed.status_code == 302
     closed_page = client.get("/dashboard/incidents?status=closed").get_data(as_text=True)
     assert "Called the customer back" in closed_page

@@ -45,9 +45,7 @@ def test_an_excluded_rating_counts_in_no_figure_and_reinstating_restores_it(
     assert funnel[0]["excluded"] == 1 and funnel[0]["responses"] == 3
 
     # Shown as excluded where the interaction is read, never deleted.
-    shown = client.get(
-        f"/api/v1/interactions/{unfair.interaction_id}", headers=keys["admin"]
-    ).json
+    shown = client.get(f"/api/v1/interactions/{unfair.interaction_id}", headers=keys["admin"]).json
     assert shown["survey"]["excluded"] is True
     assert shown["survey"]["exclusion_reason"].startswith("The customer was angry")
     assert shown["scores"] == {"overall": 1, "speed": 1, "cost": 1}
@@ -59,7 +57,8 @@ def test_an_excluded_rating_counts_in_no_figure_and_reinstating_restores_it(
     assert again.json["exclusion_reason"].startswith("The customer was angry")
 
     reinstated = client.delete(
-        f"/api/v1/surveys/{unfair.id}/exclusion", json={"reason": "appeal reopened"},
+        f"/api/v1/surveys/{unfair.id}/exclusion",
+        json={"reason": "appeal reopened"},
         headers=keys["admin"],
     )
     assert reinstated.status_code == 200 and reinstated.json["excluded"] is False
@@ -89,9 +88,12 @@ def test_an_exclusion_needs_a_written_reason(client, keys, seeder, session):
             f"/api/v1/surveys/{survey.id}/exclusion", json=body, headers=keys["north"]
         )
         assert response.status_code == 422, body
-    assert client.get(
-        f"/api/v1/interactions/{survey.interaction_id}", headers=keys["admin"]
-    ).json["survey"]["excluded"] is False
+    assert (
+        client.get(f"/api/v1/interactions/{survey.interaction_id}", headers=keys["admin"]).json[
+            "survey"
+        ]["excluded"]
+        is False
+    )
 
 
 def test_an_unknown_survey_is_404(client, keys):

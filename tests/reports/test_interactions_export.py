@@ -18,8 +18,12 @@ PATH = "/api/v1/reports/interactions"
 def _seed(seeder, session):
     north = seeder.operator("op-e", "North", "Elena")
     south = seeder.operator("op-h", "South")
-    seeder.survey(north, {"overall": 4, "cost": 1, "speed": 5, "quality": None},
-                  at("2026-09-02"), office="central")
+    seeder.survey(
+        north,
+        {"overall": 4, "cost": 1, "speed": 5, "quality": None},
+        at("2026-09-02"),
+        office="central",
+    )
     seeder.survey(north, {"overall": 1}, at("2026-09-03"), excluded="appeal upheld")
     seeder.survey(south, {"overall": 5}, at("2026-09-04"))
     seeder.survey(north, {"overall": 2}, at("2026-10-01"))  # outside
@@ -46,9 +50,9 @@ def test_csv_has_one_row_per_surveyed_interaction_scored_from_raw_answers(
 
 def test_a_supervisor_exports_its_own_team_only(client, keys, seeder, session):
     _seed(seeder, session)
-    rows = list(csv.DictReader(io.StringIO(
-        report(client, keys["south"], PATH).get_data(as_text=True)
-    )))
+    rows = list(
+        csv.DictReader(io.StringIO(report(client, keys["south"], PATH).get_data(as_text=True)))
+    )
     assert [r["operator_external_id"] for r in rows] == ["op-h"]
 
 

@@ -61,8 +61,13 @@ def test_configured_weights_are_used_when_no_importance_was_asked():
 
 
 def test_csi_weights_come_from_the_customers_own_importance_answers():
-    answers = {**SATISFACTION, "importance_cost": 5, "importance_speed": 1,
-               "importance_politeness": 3, "importance_quality": 1}
+    answers = {
+        **SATISFACTION,
+        "importance_cost": 5,
+        "importance_speed": 1,
+        "importance_politeness": 3,
+        "importance_quality": 1,
+    }
     # (5*0 + 1*100 + 3*75 + 1*50) / (5+1+3+1) = 375 / 10
     assert csi_of(answers, WITH_IMPORTANCE) == pytest.approx(37.5)
     # without cost: (100 + 225 + 50) / 5
@@ -70,8 +75,13 @@ def test_csi_weights_come_from_the_customers_own_importance_answers():
 
 
 def test_a_skipped_importance_takes_the_mean_of_the_customers_other_importance_answers():
-    answers = {**SATISFACTION, "importance_cost": 5, "importance_speed": 1,
-               "importance_politeness": 3, "importance_quality": None}
+    answers = {
+        **SATISFACTION,
+        "importance_cost": 5,
+        "importance_speed": 1,
+        "importance_politeness": 3,
+        "importance_quality": None,
+    }
     # quality's weight is (5+1+3)/3 = 3: (0 + 100 + 225 + 150) / (5+1+3+3)
     assert csi_of(answers, WITH_IMPORTANCE) == pytest.approx(475 / 12)
 
@@ -117,7 +127,13 @@ def test_nps_and_its_standard_error():
     assert (nps["promoters"], nps["passives"], nps["detractors"]) == (5, 2, 3)
     assert nps_of(0, 0, 0) is None
     assert [nps_class(v) for v in (0, 6, 7, 8, 9, 10, None)] == [
-        "detractor", "detractor", "passive", "passive", "promoter", "promoter", None,
+        "detractor",
+        "detractor",
+        "passive",
+        "passive",
+        "promoter",
+        "promoter",
+        None,
     ]
 
 

@@ -21,7 +21,8 @@ SENT = ("active", "completed", "partial", "expired")
 
 def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The report computed again, plainly, from the raw rows (no code of the reports' own)."""
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT o.external_id AS operator, s.id AS survey, s.status, s.flow,
                s.excluded_at IS NOT NULL AS excluded, a.question_key, a.value
         FROM interactions i
@@ -29,13 +30,20 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
         JOIN survey_sessions s ON s.interaction_id = i.id
         LEFT JOIN answers a ON a.session_id = s.id
         WHERE i.ended_at >= '2026-09-01T00:00:00+00:00' AND i.ended_at < '2026-10-01T00:00:00+00:00'
-    """)).all()
+    """)
+    ).all()
     surveys: dict[int, dict[str, Any]] = {}
     for r in rows:
-        survey = surveys.setdefault(r.survey, {
-            "operator": r.operator, "status": r.status, "flow": r.flow,
-            "excluded": r.excluded, "answers": {},
-        })
+        survey = surveys.setdefault(
+            r.survey,
+            {
+                "operator": r.operator,
+                "status": r.status,
+                "flow": r.flow,
+                "excluded": r.excluded,
+                "answers": {},
+            },
+        )
         if r.question_key is not None and r.value is not None:
             survey["answers"][r.question_key] = r.value
     per_operator: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -59,8 +67,11 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
         for s in counted:
             flow = flows[s["flow"]]
             answers = s["answers"]
-            importance = {q.importance_of: answers.get(q.key) for q in flow.questions
-                          if q.type is QuestionType.IMPORTANCE}
+            importance = {
+                q.importance_of: answers.get(q.key)
+                for q in flow.questions
+                if q.type is QuestionType.IMPORTANCE
+            }
             stated = [v for v in importance.values() if v is not None]
             total = weights = 0.0
             for q in flow.questions:
@@ -93,9 +104,9 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
             "parameters": {k: sum(v) / len(v) for k, v in params.items()},
             "distribution": {str(k): overall.count(k) for k in range(1, 6)},
             "nps": None if not nps_values else (promoters - detractors) * 100,
-            "nps_se": None if not nps_values else math.sqrt(
-                (promoters + detractors - (promoters - detractors) ** 2) / m
-            ) * 100,
+            "nps_se": None
+            if not nps_values
+            else math.sqrt((promoters + detractors - (promoters - detractors) ** 2) / m) * 100,
         }
     return result
 
@@ -136,12 +147,17 @@ def test_the_report_matches_figures_computed_independently_from_raw_answers(
 
 
 def test_the_month_excludes_the_day_before_and_the_day_after(client, keys, month):
-    rows = {r["operator"]["external_id"]: r for r in report(client, keys["admin"]).json[
-        "operators"]}
+    rows = {
+        r["operator"]["external_id"]: r for r in report(client, keys["admin"]).json["operators"]
+    }
     # Each operator has a 1 just outside the month on both sides; op-c's three 5s stay perfect.
     assert rows["op-c"]["distribution"] == {"1": 0, "2": 0, "3": 0, "4": 1, "5": 3}
-    wider = {r["operator"]["external_id"]: r for r in report(
-        client, keys["admin"], **{"from": "2026-08-31", "to": "2026-10-01"}).json["operators"]}
+    wider = {
+        r["operator"]["external_id"]: r
+        for r in report(client, keys["admin"], **{"from": "2026-08-31", "to": "2026-10-01"}).json[
+            "operators"
+        ]
+    }
     assert wider["op-c"]["distribution"]["1"] == 2
 
 
@@ -170,14 +186,18 @@ def test_the_minimum_for_ranking_is_a_setting(app, client, keys, month):
     assert all(r["ranked"] for r in operators)
 
 
-def test_cost_counts_in_the_company_csi_but_not_in_the_operators(client, keys, month, seeder,
-                                                                  session):
+def test_cost_counts_in_the_company_csi_but_not_in_the_operators(
+    client, keys, month, seeder, session
+):
     tariff = seeder.operator("op-tariff", "North")
     for _ in range(2):
         seeder.survey(tariff, {"overall": 4, "cost": 1, "speed": 5}, seeder_at())
     session.commit()
-    row = next(r for r in report(client, keys["admin"]).json["operators"]
-               if r["operator"]["external_id"] == "op-tariff")
+    row = next(
+        r
+        for r in report(client, keys["admin"]).json["operators"]
+        if r["operator"]["external_id"] == "op-tariff"
+    )
     assert row["csi"] == 100.0  # speed only: the tariff is not the operator's doing
     assert row["csi_all_parameters"] == 50.0
     assert row["parameters"] == {"cost": 1.0, "speed": 5.0}
@@ -261,9 +281,7 @@ def test_the_xlsx_opens_with_the_same_numbers_as_the_json(client, keys, month):
     for request in ({"format": "xlsx"}, {}):
         headers = dict(keys["admin"])
         if not request:
-            headers["Accept"] = (
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            )
+            headers["Accept"] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         response = report(client, headers, **request)
         assert response.status_code == 200
         assert response.mimetype.endswith("spreadsheetml.sheet")

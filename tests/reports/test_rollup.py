@@ -42,8 +42,9 @@ def test_recording_an_answer_and_finishing_a_survey_update_the_figures(app, sess
 
     def bucket() -> OperatorDayScore:
         session.expire_all()
-        return session.scalar(select(OperatorDayScore).where(
-            OperatorDayScore.operator_id == operator.id))
+        return session.scalar(
+            select(OperatorDayScore).where(OperatorDayScore.operator_id == operator.id)
+        )
 
     assert (bucket().sent, bucket().responses) == (1, 0)
     record_answer(session, survey, RecordedAnswer("overall", 5), settings, at("2026-09-05", 13))
@@ -82,8 +83,9 @@ def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
         setup = database.session_factory()
         seeder = Seeder(setup)
         operator = seeder.operator("op-race")
-        ids = [seeder.survey(operator, {}, at("2026-09-05", h), status="active").id
-               for h in (9, 10)]
+        ids = [
+            seeder.survey(operator, {}, at("2026-09-05", h), status="active").id for h in (9, 10)
+        ]
         setup.commit()
         setup.close()
 
@@ -91,15 +93,21 @@ def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
 
     first = database.session_factory()
     second = database.session_factory()
-    record_answer(first, first.get(SurveySession, ids[0]), RecordedAnswer("overall", 5),
-                  settings, utcnow())
+    record_answer(
+        first, first.get(SurveySession, ids[0]), RecordedAnswer("overall", 5), settings, utcnow()
+    )
     refresh_now(first)  # takes the bucket's lock (as commit would), held until it commits
     failures: list[BaseException] = []
 
     def answer_second() -> None:
         try:
-            record_answer(second, second.get(SurveySession, ids[1]),
-                          RecordedAnswer("overall", 4), settings, utcnow())
+            record_answer(
+                second,
+                second.get(SurveySession, ids[1]),
+                RecordedAnswer("overall", 4),
+                settings,
+                utcnow(),
+            )
             second.commit()
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
@@ -110,10 +118,12 @@ def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
     with database.engine.connect() as probe:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            waiting = probe.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"
-            )).scalar()
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar()
             if waiting:
                 break
             probe.rollback()
@@ -125,7 +135,8 @@ def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
     second.close()
     with database.engine.connect() as conn:
         responses, fives, fours = conn.execute(
-            select(OperatorDayScore.responses, OperatorDayScore.overall_5,
-                   OperatorDayScore.overall_4)
+            select(
+                OperatorDayScore.responses, OperatorDayScore.overall_5, OperatorDayScore.overall_4
+            )
         ).one()
     assert (responses, fives, fours) == (2, 1, 1)

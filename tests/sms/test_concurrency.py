@@ -112,8 +112,9 @@ def test_three_concurrent_sweeps_send_each_survey_exactly_once(
                 handed.extend(ids)
                 for survey_id in ids:
                     with database.session_scope() as s:
-                        send_first_sms(s, app_settings, provider, survey_id, NOON_MSK,
-                                       lambda _s: None)
+                        send_first_sms(
+                            s, app_settings, provider, survey_id, NOON_MSK, lambda _s: None
+                        )
         finally:
             provider.close()
 

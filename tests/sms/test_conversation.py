@@ -47,12 +47,14 @@ def start_survey(
 ) -> Interaction:
     """A visit whose first SMS went out just now (console provider)."""
     now = utcnow()
-    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=phone,
-                         language=language)
+    visit = record_visit(
+        session, settings, ended_at=now - minutes(61), phone=phone, language=language
+    )
     sweep(session, settings, now)
     session.commit()
-    outcome = send_first_sms(session, settings, ConsoleSmsProvider(), visit.survey.id, now,
-                             lambda _s: None)
+    outcome = send_first_sms(
+        session, settings, ConsoleSmsProvider(), visit.survey.id, now, lambda _s: None
+    )
     assert outcome.result == "sent"
     return visit
 
@@ -60,10 +62,24 @@ def start_survey(
 def inbound_params(body: str, phone: str = PHONE, sid: str | None = None) -> dict[str, str]:
     sid = sid or new_sid()
     return {
-        "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": "0",
-        "ToCity": "", "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received",
-        "FromCity": "", "Body": body, "FromCountry": "RU", "To": SURVEY_NUMBER, "ToZip": "",
-        "NumSegments": "1", "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": phone,
+        "ToCountry": "US",
+        "ToState": "CA",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "ToCity": "",
+        "FromZip": "",
+        "SmsSid": sid,
+        "FromState": "",
+        "SmsStatus": "received",
+        "FromCity": "",
+        "Body": body,
+        "FromCountry": "RU",
+        "To": SURVEY_NUMBER,
+        "ToZip": "",
+        "NumSegments": "1",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": phone,
         "ApiVersion": "2010-04-01",
     }
 
@@ -96,7 +112,10 @@ def answers_of(session: Session, survey_id: int) -> dict[str, int | None]:
 
 
 def test_a_customer_answers_question_by_question_and_the_api_shows_the_scores(
-    session: Session, settings: Settings, text: Callable[..., list[str]], client: Any,
+    session: Session,
+    settings: Settings,
+    text: Callable[..., list[str]],
+    client: Any,
     auth: dict[str, str],
 ) -> None:
     visit = start_survey(session, settings)
@@ -122,7 +141,11 @@ def test_one_reply_answers_several_questions_at_once(
     survey = survey_of(session, visit)
     assert survey.status is SurveyStatus.COMPLETED
     assert answers_of(session, survey.id) == {
-        "overall": 4, "cost": 4, "speed": 5, "politeness": 3, "quality": 5,
+        "overall": 4,
+        "cost": 4,
+        "speed": 5,
+        "politeness": 3,
+        "quality": 5,
     }
 
 
@@ -208,7 +231,8 @@ def test_start_or_yes_opts_an_opted_out_number_back_in(
     customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
     assert customer is not None and customer.opted_out_at is None
     assert session.scalars(select(AuditEvent.action)).all() == [
-        "customer.opt_out", "customer.opt_in",
+        "customer.opt_out",
+        "customer.opt_in",
     ]
 
 
@@ -249,8 +273,13 @@ def test_an_unsigned_or_forged_inbound_is_refused_and_changes_nothing(
 
 def status_params(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
     params = {
-        "SmsSid": sid, "SmsStatus": status, "MessageStatus": status, "To": PHONE,
-        "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": SURVEY_NUMBER,
+        "SmsSid": sid,
+        "SmsStatus": status,
+        "MessageStatus": status,
+        "To": PHONE,
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": SURVEY_NUMBER,
         "ApiVersion": "2010-04-01",
     }
     if error_code:
@@ -283,11 +312,16 @@ def test_status_callbacks_out_of_order_never_move_the_status_backwards(
 
 @pytest.mark.parametrize(
     ("code", "reason"),
-    [("30006", "twilio 30006: landline or unreachable carrier"),
-     ("30007", "twilio 30007: filtered by the carrier")],
+    [
+        ("30006", "twilio 30006: landline or unreachable carrier"),
+        ("30007", "twilio 30007: filtered by the carrier"),
+    ],
 )
 def test_a_failed_first_message_fails_the_survey_with_the_reason(
-    session: Session, settings: Settings, report_status: Callable[..., None], code: str,
+    session: Session,
+    settings: Settings,
+    report_status: Callable[..., None],
+    code: str,
     reason: str,
 ) -> None:
     visit = start_survey(session, settings)

@@ -76,8 +76,9 @@ def test_a_visit_reported_late_is_still_surveyed_within_the_lateness_limit(
     session: Session, settings: Settings
 ) -> None:
     recent = record_visit(session, settings, ended_at=NOON_MSK - timedelta(hours=20))
-    too_old = record_visit(session, settings, ended_at=NOON_MSK - timedelta(hours=25),
-                           phone="+79161234568")
+    too_old = record_visit(
+        session, settings, ended_at=NOON_MSK - timedelta(hours=25), phone="+79161234568"
+    )
     report = sweep(session, settings, NOON_MSK)
     session.commit()
     assert (SEND_SMS_TASK, survey_of(session, recent).id) in report.handed_over
@@ -96,7 +97,10 @@ def test_a_visit_reported_late_is_still_surveyed_within_the_lateness_limit(
     ],
 )
 def test_quiet_hours_move_the_survey_to_the_end_of_the_window_in_local_time(
-    session: Session, settings: Settings, office: str, utc_hour: float,
+    session: Session,
+    settings: Settings,
+    office: str,
+    utc_hour: float,
     local_end_utc: datetime,
 ) -> None:
     now = datetime(2026, 3, 10, tzinfo=UTC) + timedelta(hours=utc_hour)
@@ -117,8 +121,9 @@ def test_the_same_moment_is_quiet_in_vladivostok_and_not_in_kaliningrad(
 ) -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # 22:00 Vladivostok, 14:00 Kaliningrad
     east = record_visit(session, settings, ended_at=now - minutes(61), office="vladivostok")
-    west = record_visit(session, settings, ended_at=now - minutes(61), office="kaliningrad",
-                        phone="+79161234599")
+    west = record_visit(
+        session, settings, ended_at=now - minutes(61), office="kaliningrad", phone="+79161234599"
+    )
     report = sweep(session, settings, now)
     session.commit()
     assert report.handed_over == [(SEND_SMS_TASK, survey_of(session, west).id)]
@@ -159,8 +164,14 @@ def test_an_opted_out_number_is_not_surveyed_on_any_channel(
     session: Session, settings: Settings
 ) -> None:
     sms = record_visit(session, settings, ended_at=NOON_MSK - minutes(61))
-    call = record_visit(session, settings, ended_at=NOON_MSK - minutes(61), survey="ivr_callback",
-                        channel=InteractionChannel.CALL, customer_id="crm-2")
+    call = record_visit(
+        session,
+        settings,
+        ended_at=NOON_MSK - minutes(61),
+        survey="ivr_callback",
+        channel=InteractionChannel.CALL,
+        customer_id="crm-2",
+    )
     # Another customer row with the same number opted out: opt-out follows the number.
     for customer in session.scalars(select(Customer)).all():
         if customer.external_id == "crm-2":
@@ -180,8 +191,14 @@ def test_a_landline_gets_no_sms_but_may_get_a_call_back(
     session: Session, settings: Settings
 ) -> None:
     sms = record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone="+74951234567")
-    call = record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone="+74951234568",
-                        survey="ivr_callback", channel=InteractionChannel.CALL)
+    call = record_visit(
+        session,
+        settings,
+        ended_at=NOON_MSK - minutes(61),
+        phone="+74951234568",
+        survey="ivr_callback",
+        channel=InteractionChannel.CALL,
+    )
     report = sweep(session, settings, NOON_MSK)
     session.commit()
     assert survey_of(session, sms).not_sent_reason == REASON_NOT_MOBILE
@@ -262,8 +279,14 @@ def test_silent_sms_surveys_expire_a_day_after_the_last_message_keeping_answers(
         survey.status = SurveyStatus.ACTIVE
         survey.started_at = NOON_MSK
         survey.last_sent_at = NOON_MSK + timedelta(hours=2)  # a reply was answered later
-    session.add(Answer(session_id=survey_of(session, answered).id, question_key="overall",
-                       value=4, answered_at=NOON_MSK))
+    session.add(
+        Answer(
+            session_id=survey_of(session, answered).id,
+            question_key="overall",
+            value=4,
+            answered_at=NOON_MSK,
+        )
+    )
     session.commit()
     assert sweep(session, settings, NOON_MSK + timedelta(hours=25)).expired == []
     report = sweep(session, settings, NOON_MSK + timedelta(hours=26))
@@ -283,12 +306,12 @@ def test_dispatch_due_command_runs_one_sweep_and_says_what_it_did(
         settings = live_app.config["SETTINGS"]
         now = datetime.now(UTC)
         due = record_visit(session, settings, ended_at=now - minutes(61), office=None)
-        not_yet = record_visit(session, settings, ended_at=now - minutes(5), office=None,
-                               phone="+79161234500")
+        not_yet = record_visit(
+            session, settings, ended_at=now - minutes(5), office=None, phone="+79161234500"
+        )
         due_id, not_yet_id = due.survey.id, not_yet.survey.id
         session.close()
-    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path),
-           "QUIET_HOURS": ""}
+    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path), "QUIET_HOURS": ""}
     result = CliRunner().invoke(main, ["surveys", "dispatch-due"], env=env)
     assert result.exit_code == 0, result.output
     assert "handed over 1 (1 sms, 0 calls)" in result.output

@@ -29,8 +29,9 @@ def test_a_reply_delivered_twice_at_once_is_applied_once_and_answered_the_same(
         visit = record_visit(session, settings, ended_at=now - minutes(61), office=None)
         sweep(session, settings, now)
         session.commit()
-        send_first_sms(session, settings, ConsoleSmsProvider(), visit.survey.id, now,
-                       lambda _s: None)
+        send_first_sms(
+            session, settings, ConsoleSmsProvider(), visit.survey.id, now, lambda _s: None
+        )
         survey_id = visit.survey.id
         session.close()
 
@@ -45,8 +46,9 @@ def test_a_reply_delivered_twice_at_once_is_applied_once_and_answered_the_same(
         barrier.wait(timeout=10)
         answers[index] = client.post("/sms/inbound", data=params, headers=headers)
 
-    threads = [threading.Thread(target=deliver, args=(i, a))
-               for i, a in enumerate((live_app, other))]
+    threads = [
+        threading.Thread(target=deliver, args=(i, a)) for i, a in enumerate((live_app, other))
+    ]
     try:
         for thread in threads:
             thread.start()
@@ -59,11 +61,18 @@ def test_a_reply_delivered_twice_at_once_is_applied_once_and_answered_the_same(
     assert first == second and len(first) == 1
     with live_app.app_context():
         session = live_app.extensions["database"].session()
-        assert session.scalar(
-            select(func.count()).select_from(Answer).where(Answer.session_id == survey_id)
-        ) == 1
-        assert session.scalar(
-            select(func.count()).select_from(Message)
-            .where(Message.provider_sid == params["MessageSid"])
-        ) == 1
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Answer).where(Answer.session_id == survey_id)
+            )
+            == 1
+        )
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.provider_sid == params["MessageSid"])
+            )
+            == 1
+        )
         session.close()

@@ -38,8 +38,19 @@ def test_lenient_replies_are_read_as_scores(text: str, expected: tuple[int, ...]
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "отлично", "хорошо, спасибо", "6", "0", "4.5", "100", "+79161234567", "-",
-     "5 5 5 5 5 5"],
+    [
+        "",
+        "   ",
+        "отлично",
+        "хорошо, спасибо",
+        "6",
+        "0",
+        "4.5",
+        "100",
+        "+79161234567",
+        "-",
+        "5 5 5 5 5 5",
+    ],
 )
 def test_replies_that_answer_nothing_are_refused(text: str) -> None:
     assert parse_answers(text, FIVE_RATINGS) == ()
@@ -89,19 +100,29 @@ def test_any_list_of_valid_scores_reads_back(scores: list[int], separator: str) 
 @pytest.mark.parametrize(
     ("text", "keyword"),
     [
-        ("STOP", Keyword.OPT_OUT), ("stop", Keyword.OPT_OUT), (" Stop. ", Keyword.OPT_OUT),
-        ("StopAll", Keyword.OPT_OUT), ("unsubscribe", Keyword.OPT_OUT),
-        ("cancel", Keyword.OPT_OUT), ("END", Keyword.OPT_OUT), ("quit", Keyword.OPT_OUT),
-        ("revoke", Keyword.OPT_OUT), ("optout", Keyword.OPT_OUT), ("стоп", Keyword.OPT_OUT),
-        ("Стоп!", Keyword.OPT_OUT), ("ОТПИСАТЬСЯ", Keyword.OPT_OUT),
-        ("start", Keyword.OPT_IN), ("UNSTOP", Keyword.OPT_IN), ("старт", Keyword.OPT_IN),
-        ("help", Keyword.HELP), ("Info", Keyword.HELP), ("помощь", Keyword.HELP),
+        ("STOP", Keyword.OPT_OUT),
+        ("stop", Keyword.OPT_OUT),
+        (" Stop. ", Keyword.OPT_OUT),
+        ("StopAll", Keyword.OPT_OUT),
+        ("unsubscribe", Keyword.OPT_OUT),
+        ("cancel", Keyword.OPT_OUT),
+        ("END", Keyword.OPT_OUT),
+        ("quit", Keyword.OPT_OUT),
+        ("revoke", Keyword.OPT_OUT),
+        ("optout", Keyword.OPT_OUT),
+        ("стоп", Keyword.OPT_OUT),
+        ("Стоп!", Keyword.OPT_OUT),
+        ("ОТПИСАТЬСЯ", Keyword.OPT_OUT),
+        ("start", Keyword.OPT_IN),
+        ("UNSTOP", Keyword.OPT_IN),
+        ("старт", Keyword.OPT_IN),
+        ("help", Keyword.HELP),
+        ("Info", Keyword.HELP),
+        ("помощь", Keyword.HELP),
         ("yes", Keyword.YES),
     ],
 )
-def test_keywords_count_case_insensitively_as_the_whole_reply(
-    text: str, keyword: Keyword
-) -> None:
+def test_keywords_count_case_insensitively_as_the_whole_reply(text: str, keyword: Keyword) -> None:
     found = keyword_of(text)
     assert found is not None and found[0] is keyword
 

@@ -59,16 +59,15 @@ def _every_text() -> list[tuple[str, str]]:
             for question in flow.questions_for("sms"):
                 found.append((f"{where}: {question.key}", question.text_for("sms", language)))
                 found.append(
-                    (f"{where}: reprompt {question.key}",
-                     texts.reprompt(flow, question, language))
+                    (f"{where}: reprompt {question.key}", texts.reprompt(flow, question, language))
                 )
                 found.append(
-                    (f"{where}: reprompt and {question.key} again",
-                     texts.render(flow, (Say(SayKind.REPROMPT, question.key),), language))
+                    (
+                        f"{where}: reprompt and {question.key} again",
+                        texts.render(flow, (Say(SayKind.REPROMPT, question.key),), language),
+                    )
                 )
-            found.append(
-                (f"{where}: thanks", texts.render(flow, (Say(SayKind.THANKS),), language))
-            )
+            found.append((f"{where}: thanks", texts.render(flow, (Say(SayKind.THANKS),), language)))
     for name, variants in texts.TEXTS.items():
         for language in ("ru", "en"):
             found.append((f"{name}/{language}", variants[language]))

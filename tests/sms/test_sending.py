@@ -215,14 +215,15 @@ def test_the_rate_limit_spaces_messages_of_one_sender(
     provider = TwilioSmsProvider(slow)
     try:
         for survey_id in ids:
-            assert send_first_sms(session, slow, provider, survey_id, NOON_MSK,
-                                  clock.sleep).result == "sent"
+            assert (
+                send_first_sms(session, slow, provider, survey_id, NOON_MSK, clock.sleep).result
+                == "sent"
+            )
     finally:
         provider.close()
     assert clock.sleeps == [0.5, 1.0]
     starts = sorted(session.get(SurveySession, i).started_at for i in ids)
-    assert starts == [NOON_MSK, NOON_MSK + timedelta(seconds=0.5),
-                      NOON_MSK + timedelta(seconds=1)]
+    assert starts == [NOON_MSK, NOON_MSK + timedelta(seconds=0.5), NOON_MSK + timedelta(seconds=1)]
 
 
 def test_the_send_task_uses_the_configured_provider(

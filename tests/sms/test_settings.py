@@ -16,17 +16,25 @@ def test_sms_settings_have_their_defaults() -> None:
 
 def test_sms_settings_are_read_from_the_environment() -> None:
     settings = load_settings(
-        {"DEFAULT_TIMEZONE": "Asia/Vladivostok", "SMS_SEND_MAX_ATTEMPTS": "3",
-         "SMS_RETRY_BASE_SECONDS": "10"}
+        {
+            "DEFAULT_TIMEZONE": "Asia/Vladivostok",
+            "SMS_SEND_MAX_ATTEMPTS": "3",
+            "SMS_RETRY_BASE_SECONDS": "10",
+        }
     )
-    assert (settings.default_timezone, settings.sms_send_max_attempts,
-            settings.sms_retry_base_seconds) == ("Asia/Vladivostok", 3, 10)
+    assert (
+        settings.default_timezone,
+        settings.sms_send_max_attempts,
+        settings.sms_retry_base_seconds,
+    ) == ("Asia/Vladivostok", 3, 10)
 
 
 @pytest.mark.parametrize(
     ("environ", "named"),
-    [({"DEFAULT_TIMEZONE": "Mars/Olympus"}, "DEFAULT_TIMEZONE"),
-     ({"SMS_SEND_MAX_ATTEMPTS": "0"}, "SMS_SEND_MAX_ATTEMPTS")],
+    [
+        ({"DEFAULT_TIMEZONE": "Mars/Olympus"}, "DEFAULT_TIMEZONE"),
+        ({"SMS_SEND_MAX_ATTEMPTS": "0"}, "SMS_SEND_MAX_ATTEMPTS"),
+    ],
 )
 def test_a_bad_sms_setting_stops_start_up_naming_it(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):

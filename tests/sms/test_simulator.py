@@ -40,12 +40,14 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
     """The gateway served over HTTP on 127.0.0.1, as `make run` serves it: console provider,
     webhooks signed with the development token kept under var/."""
     holder: dict[str, Any] = {}
-    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
-                         threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
+    )
     url = f"http://127.0.0.1:{server.port}"
     var_dir = tmp_path / "var"
-    app = make_test_app(database_url, var_dir, public_base_url=url, twilio_auth_token=None,
-                        quiet_hours=None)
+    app = make_test_app(
+        database_url, var_dir, public_base_url=url, twilio_auth_token=None, quiet_hours=None
+    )
     holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -61,8 +63,12 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
 
 
 def simulate(gateway: Gateway, *args: str) -> Any:
-    env = {"DATABASE_URL": gateway.database_url, "SURVEY_GATEWAY_VAR_DIR": str(gateway.var_dir),
-           "TWILIO_AUTH_TOKEN": "", "TWILIO_ACCOUNT_SID": ""}
+    env = {
+        "DATABASE_URL": gateway.database_url,
+        "SURVEY_GATEWAY_VAR_DIR": str(gateway.var_dir),
+        "TWILIO_AUTH_TOKEN": "",
+        "TWILIO_ACCOUNT_SID": "",
+    }
     return CliRunner().invoke(main, ["simulate", "sms", "--url", gateway.url, *args], env=env)
 
 
@@ -95,7 +101,11 @@ def test_the_simulator_shows_the_first_sms_and_answers_the_survey_to_the_end(
         survey = session.get(SurveySession, survey_id)
         assert survey is not None and survey.status is SurveyStatus.COMPLETED
         assert {a.question_key: a.value for a in survey.answers} == {
-            "overall": 5, "cost": 4, "speed": 3, "politeness": 5, "quality": 4,
+            "overall": 5,
+            "cost": 4,
+            "speed": 3,
+            "politeness": 5,
+            "quality": 4,
         }
         assert survey.interaction_id == visit.id
         session.close()
@@ -111,7 +121,15 @@ def test_the_simulator_says_when_no_survey_waits_and_the_gateway_still_answers(
 
 
 def test_a_wrong_token_is_refused_with_a_hint(gateway: Gateway) -> None:
-    result = simulate(gateway, "--phone", "+79161234567", "--auth-token", "wrong",
-                      "--no-database", "--replies", "5")
+    result = simulate(
+        gateway,
+        "--phone",
+        "+79161234567",
+        "--auth-token",
+        "wrong",
+        "--no-database",
+        "--replies",
+        "5",
+    )
     assert result.exit_code != 0
     assert "signature was refused" in result.output
