@@ -31,7 +31,8 @@ def _flows() -> list:  # type: ignore[type-arg]
 def register(main: click.Group) -> None:
     """Add this domain's commands to the groups of `main`."""
     group = main.commands["audio"]
-    assert isinstance(group, click.Group)
+    if not isinstance(group, click.Group):
+        raise TypeError("'audio' must be a command group")
 
     @group.command("build")
     @click.option(

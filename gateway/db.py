@@ -114,7 +114,8 @@ class Database:
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         """A session committed at the end of the block, rolled back on error."""
-        assert self.session is not None, "Database.init_app() was not called"
+        if self.session is None:
+            raise RuntimeError("Database.init_app() was not called")
         session = self.session()
         try:
             yield session

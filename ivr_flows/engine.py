@@ -205,7 +205,7 @@ def advance(flow: Flow, channel: str, state: FlowState, given: Given) -> Step:
     question = questions[state.index]
 
     if state.pending is not None:
-        return _confirm(flow, channel, state, question, given)
+        return _confirm(flow, channel, state, state.pending, question, given)
 
     if isinstance(given, Recorded) and question.type is QuestionType.COMMENT:
         answer = RecordedAnswer(
@@ -228,11 +228,12 @@ def advance(flow: Flow, channel: str, state: FlowState, given: Given) -> Step:
     return _next(questions, state, RecordedAnswer(question.key, None, raw))
 
 
-def _confirm(flow: Flow, channel: str, state: FlowState, question: Question, given: Given) -> Step:
-    """Key 1 keeps the value read back; anything else asks the question again."""
-    assert state.pending is not None
+def _confirm(
+    flow: Flow, channel: str, state: FlowState, pending: int, question: Question, given: Given
+) -> Step:
+    """Key 1 keeps the value read back (`pending`); anything else asks the question again."""
     if isinstance(given, Value) and given.value == 1:
-        answer = RecordedAnswer(question.key, state.pending, str(state.pending))
+        answer = RecordedAnswer(question.key, pending, str(pending))
         return _next(flow.questions_for(channel), replace(state, pending=None), answer)
     return Step(FlowState(state.index, state.reprompts), (Say(SayKind.QUESTION, question.key),))
 

@@ -141,7 +141,8 @@ def run_texter(texter: SimulatedTexter, replies: Iterable[str] | None) -> None:
 def register(main: click.Group) -> None:
     """Add this domain's commands to the groups of `main`."""
     simulate = main.commands["simulate"]
-    assert isinstance(simulate, click.Group)
+    if not isinstance(simulate, click.Group):
+        raise TypeError("'simulate' must be a command group")
 
     @simulate.command("sms")
     @click.option("--phone", required=True, help="the customer's number, e.g. +79161234567")

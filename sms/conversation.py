@@ -31,7 +31,7 @@ from gateway.optouts import opt_in_phone, opt_out_phone, phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import engine
-from ivr_flows.engine import Invalid, Say, SayKind, Step, Value
+from ivr_flows.engine import Invalid, Value
 from sms import texts
 from sms.parsing import Keyword, keyword_of, parse_answers
 
@@ -172,36 +172,25 @@ def _answer(
     values = parse_answers(body, ranges)
     raw = body.strip()[:500]
 
-    says: list[Say] = []
-    step: Step | None = None
-    if not values:
-        step = engine.advance(flow, "sms", state, Invalid(raw))
-        says.extend(step.say)
+    # Several values in one SMS answer as many questions; only the last question asked (or
+    # the thanks) is sent back. The engine reads nothing back on "sms": a text is seen as typed.
+    given: list[Value | Invalid] = [Value(value, raw) for value in values] or [Invalid(raw)]
+    for answer in given:
+        step = engine.advance(flow, "sms", state, answer)
         state = step.state
         if step.recorded is not None:
             record_answer(session, survey, step.recorded, settings, now)
-    else:
-        for value in values:
-            step = engine.advance(flow, "sms", state, Value(value, raw))
-            if any(say.kind is SayKind.CONFIRM for say in step.say):
-                # A text reply is seen as typed: nothing to read back.
-                step = engine.advance(flow, "sms", step.state, Value(1, raw))
-            state = step.state
-            if step.recorded is not None:
-                record_answer(session, survey, step.recorded, settings, now)
-            if step.finished:
-                break
-        assert step is not None
-        says.extend(step.say)  # only the last question asked (or thanks) is sent
+        if step.finished:
+            break
 
     save_flow_state(survey, state)
-    if step is not None and step.finished:
+    if step.finished:
         session.flush()
         session.refresh(survey, attribute_names=["answers"])
         finish_survey(survey, now, completed=True)
     survey.last_sent_at = now
     survey.expires_at = now + timedelta(hours=settings.sms_survey_expiry_hours)
-    return texts.render(flow, tuple(says), survey.language)
+    return texts.render(flow, step.say, survey.language)
 
 
 def _silent_too_long(survey: SurveySession, settings: Settings, now: datetime) -> bool:

@@ -132,7 +132,8 @@ def send_first_sms(
         return _record_failure(session, settings, survey_id, attempt.id, error, now)
 
     survey = _locked_survey(session, survey_id)
-    assert survey is not None
+    if survey is None:
+        raise LookupError(f"survey {survey_id} vanished while sending it")
     attempt = session.get(SurveyAttempt, attempt.id) or attempt
     attempt.outcome, attempt.provider_id, attempt.finished_at = "sent", sent.sid, now
     session.add(
@@ -170,7 +171,8 @@ def _record_failure(
 ) -> SendOutcome:
     survey = _locked_survey(session, survey_id)
     attempt = session.get(SurveyAttempt, attempt_id)
-    assert survey is not None and attempt is not None
+    if survey is None or attempt is None:
+        raise LookupError(f"survey {survey_id} or its attempt {attempt_id} is gone")
     attempt.error_code = str(error.code) if error.code else None
     attempt.detail = error.reason[:1000]
     attempt.finished_at = now

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from flask.views import MethodView
@@ -97,8 +97,7 @@ def _incident(incident_id: int) -> Incident:
         team is not None and (incident.operator is None or incident.operator.team_id != team)
     ):
         abort(404, message=f"no incident {incident_id}")
-    assert incident is not None
-    return incident
+    return cast(Incident, incident)  # abort() raises
 
 
 @bp.route("")

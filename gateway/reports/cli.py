@@ -12,7 +12,8 @@ from gateway.db import utcnow
 def register(main: click.Group) -> None:
     """Add the reports' commands to the groups of `main`."""
     surveys = main.commands["surveys"]
-    assert isinstance(surveys, click.Group)
+    if not isinstance(surveys, click.Group):
+        raise TypeError("'surveys' must be a command group")
 
     @surveys.command("rebuild-scores")
     @click.option(

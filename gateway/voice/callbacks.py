@@ -176,7 +176,8 @@ def call_placed(
     """Twilio accepted the call: its CallSid keys the survey from now on."""
     attempt = session.get(SurveyAttempt, request.attempt_id)
     survey = session.get(SurveySession, request.survey_id)
-    assert attempt is not None and survey is not None
+    if attempt is None or survey is None:
+        raise LookupError(f"survey {request.survey_id} or its attempt {request.attempt_id} is gone")
     attempt.provider_id = call_sid
     survey.provider_id = call_sid
     survey.delivery_status = delivery_status
@@ -208,7 +209,8 @@ def call_refused(
     survey = session.scalar(
         select(SurveySession).where(SurveySession.id == request.survey_id).with_for_update()
     )
-    assert attempt is not None and survey is not None
+    if attempt is None or survey is None:
+        raise LookupError(f"survey {request.survey_id} or its attempt {request.attempt_id} is gone")
     attempt.outcome = "error"
     attempt.error_code = error.code
     attempt.detail = error.detail
@@ -303,13 +305,6 @@ def call_ended(
         outcome,
         survey.due_at.isoformat(),
     )
-
-
-def stray_status(
-    session: Session, settings: Settings, now: datetime, call_sid: str, call_status: str | None
-) -> None:
-    """A status callback for a call no survey knows (e.g. a hotline call never handed over)."""
-    logger.debug("status %s of call %s: no survey", call_status, call_sid)
 
 
 def _fail(survey: SurveySession, now: datetime, reason: str) -> None:

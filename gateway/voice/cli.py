@@ -180,7 +180,8 @@ def _input_source(keys: str | None) -> Callable[[str], str | None]:
 def register(main: click.Group) -> None:
     """Add this domain's commands to the groups of `main`."""
     group = main.commands["simulate"]
-    assert isinstance(group, click.Group)
+    if not isinstance(group, click.Group):
+        raise TypeError("'simulate' must be a command group")
 
     @group.command("call")
     @click.option(

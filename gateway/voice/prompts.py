@@ -73,15 +73,16 @@ def confirm_text(flow: Flow, language: str, value: int) -> str:
 
 def prompt_for(flow: Flow, say: Say, language: str) -> Prompt:
     """The prompt id and text of one thing the engine says."""
-    if say.kind is SayKind.QUESTION:
-        assert say.question_key is not None
+    if say.kind in (SayKind.QUESTION, SayKind.REPROMPT) and say.question_key is None:
+        raise ValueError(f"{say.kind.value} without its question")
+    if say.kind is SayKind.QUESTION and say.question_key is not None:
         question = flow.question(say.question_key)
         return Prompt(f"{flow.key}/q/{question.key}", question.text_for("ivr", language))
-    if say.kind is SayKind.REPROMPT:
-        assert say.question_key is not None
+    if say.kind is SayKind.REPROMPT and say.question_key is not None:
         return reprompt_for(flow, flow.question(say.question_key), language)
     if say.kind is SayKind.CONFIRM:
-        assert say.value is not None
+        if say.value is None:
+            raise ValueError("a read-back without its value")
         return Prompt(f"{flow.key}/{CONFIRM}/{say.value}", confirm_text(flow, language, say.value))
     name = say.kind.value  # greeting, thanks
     return Prompt(f"{flow.key}/{name}", flow.prompt(name, language))

@@ -195,7 +195,8 @@ def _start_post_call(
         logger.info("call %s: interaction %s already surveyed", call.call_sid, interaction.id)
         return str(hangup(settings))
     survey = _locked(session, survey.id)
-    assert survey is not None
+    if survey is None:
+        raise LookupError(f"survey of call {call.call_sid} vanished while locking it")
     replay = _receipt(session, call.call_sid, START_STEP)
     if replay is not None:  # a concurrent copy of this webhook answered while we waited
         return replay
@@ -457,7 +458,6 @@ def _question_key(flow: Flow, state: FlowState, finished: bool) -> str | None:
 class StatusInput:
     call: CallInput
     error_code: str | None = None
-    duration_seconds: int | None = None
 
 
 def call_status(session: Session, settings: Settings, now: datetime, status: StatusInput) -> None:
@@ -467,10 +467,12 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
         select(SurveySession.id).where(SurveySession.provider_id == call.call_sid)
     )
     if survey_id is None:
-        callbacks.stray_status(session, settings, now, call.call_sid, call.call_status)
+        # A call no survey knows, e.g. a hotline call never handed over to the survey.
+        logger.debug("status %s of call %s: no survey", call.call_status, call.call_sid)
         return
     survey = _locked(session, survey_id)
-    assert survey is not None
+    if survey is None:
+        raise LookupError(f"survey {survey_id} vanished while locking it")
     if survey.kind is SurveyKind.IVR_CALLBACK:
         callbacks.call_ended(
             session,

@@ -95,11 +95,7 @@ def status() -> Response:
         _session(),
         _settings(),
         utcnow(),
-        service.StatusInput(
-            _call(),
-            error_code=form.get("ErrorCode") or None,
-            duration_seconds=_int(form.get("CallDuration")),
-        ),
+        service.StatusInput(_call(), error_code=form.get("ErrorCode") or None),
     )
     _session().commit()
     return twiml(VoiceResponse())
