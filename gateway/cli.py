@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
 
 import click
 from flask import Flask
@@ -111,6 +113,66 @@ def surveys_dispatch_due() -> None:
         click.echo(f"  survey {survey_id}: not sent ({reason})")
     for survey_id, until in report.deferred:
         click.echo(f"  survey {survey_id}: deferred to {until.isoformat()} (quiet hours)")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment
+        return "unknown"
+
+
+def _period_bound(text: str, *, end: bool) -> datetime:
+    """A UTC date (the whole day; `--to` inclusive) or an ISO 8601 date-time with offset."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day + timedelta(days=1 if end else 0), time(0), UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: use 2026-11-01 or 2026-11-01T09:00:00+03:00") from exc
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{text!r}: a date-time needs its UTC offset")
+    return moment
+
+
+@surveys.command("retry")
+@click.option(
+    "--status",
+    type=click.Choice(["failed"]),
+    required=True,
+    help="which surveys: failed (refused by the provider, or given up)",
+)
+@click.option("--from", "from_", required=True, help="contacts ended on or after (UTC date)")
+@click.option("--to", required=True, help="contacts ended on or before (UTC date, inclusive)")
+@click.option("--reason", default=None, help="only those whose failure reason contains this")
+@click.option("--dry-run", is_flag=True, help="say what would be sent again, change nothing")
+def surveys_retry(status: str, from_: str, to: str, reason: str | None, dry_run: bool) -> None:
+    """Send failed surveys again (never one that may have reached the customer); audited."""
+    from gateway.db import utcnow
+    from gateway.models import SurveyStatus
+    from gateway.retries import retry_surveys
+
+    start, end = _period_bound(from_, end=False), _period_bound(to, end=True)
+    with app_session() as (app, session):
+        report = retry_surveys(
+            session,
+            app.config["SETTINGS"],
+            status=SurveyStatus(status),
+            ended_from=start,
+            ended_before=end,
+            reason=reason,
+            actor=f"cli:{_user()}",
+            now=utcnow(),
+            dry_run=dry_run,
+        )
+        if dry_run:
+            session.rollback()
+    click.echo(("dry run: " if dry_run else "") + report.summary())
+    for why, ids in sorted(report.skipped.items()):
+        click.echo(
+            f"  {why}: surveys {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}"
+        )
 
 
 @main.command("run")

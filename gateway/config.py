@@ -78,10 +78,13 @@ class Settings:
     sms_survey_max_lateness_hours: int = 24
     sms_survey_expiry_hours: int = 24
     sms_rate_per_second: float = 1.0
-    # Bounded retries of a survey's first SMS after a transient provider error (429, 5xx,
-    # connection failures): exponential backoff from the base, with jitter.
-    sms_send_max_attempts: int = 5
-    sms_retry_base_seconds: int = 30
+    # Retries of a survey's first SMS after a transient provider error (429, 5xx, connection
+    # failures): exponential backoff from the base (up to 32 times it), with jitter, until the
+    # survey would be later than SMS_SURVEY_MAX_LATENESS_HOURS after the contact.
+    sms_retry_base_seconds: float = 30.0
+    # An account-level refusal (401, 20003, a suspended sender) pauses the provider; one due
+    # survey probes it this often until it is accepted again.
+    provider_probe_seconds: float = 60.0
     quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(9, 0))
     survey_cooldown_days: int = 7
     office_timezones: Mapping[str, str] = field(default_factory=dict)
@@ -181,8 +184,8 @@ _CONVERTERS: dict[str, Any] = {
     "sms_survey_max_lateness_hours": int,
     "sms_survey_expiry_hours": int,
     "sms_rate_per_second": float,
-    "sms_send_max_attempts": int,
-    "sms_retry_base_seconds": int,
+    "sms_retry_base_seconds": float,
+    "provider_probe_seconds": float,
     "quiet_hours": QuietHours.parse,
     "survey_cooldown_days": int,
     "office_timezones": _parse_office_timezones,
@@ -249,8 +252,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("LOW_SCORE_THRESHOLD must be between 1 and 5")
     if settings.sms_rate_per_second <= 0:
         raise ConfigError("SMS_RATE_PER_SECOND must be positive")
-    if settings.sms_send_max_attempts < 1:
-        raise ConfigError("SMS_SEND_MAX_ATTEMPTS must be at least 1")
+    if settings.sms_retry_base_seconds <= 0:
+        raise ConfigError("SMS_RETRY_BASE_SECONDS must be positive")
+    if settings.provider_probe_seconds <= 0:
+        raise ConfigError("PROVIDER_PROBE_SECONDS must be positive")
     try:
         ZoneInfo(settings.default_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

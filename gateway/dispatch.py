@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from gateway import circuit
 from gateway.config import QuietHours, Settings
 from gateway.db import is_sqlite
 from gateway.models import (
@@ -85,6 +86,7 @@ class SweepReport:
     recovered: list[tuple[int, str]] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     left_for_next: int = 0
+    paused: int = 0  # due, but the provider's circuit is open
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -108,6 +110,8 @@ class SweepReport:
         parts.append(f"expired {len(self.expired)}")
         if self.left_for_next:
             parts.append(f"left for the next sweep (rate limit) {self.left_for_next}")
+        if self.paused:
+            parts.append(f"waiting for the provider (paused) {self.paused}")
         return ", ".join(parts)
 
 
@@ -193,6 +197,12 @@ def surveyed_recently(
     )
 
 
+def too_late_at(survey: SurveySession, settings: Settings) -> datetime:
+    """After this moment the survey is not sent any more: SMS_SURVEY_MAX_LATENESS_HOURS after
+    the contact. It is also the budget of retries through provider errors."""
+    return survey.interaction.ended_at + timedelta(hours=settings.sms_survey_max_lateness_hours)
+
+
 def decide(session: Session, survey: SurveySession, settings: Settings, now: datetime) -> Decision:
     """Whether a due survey may go out now, must wait for the end of quiet hours, or is not
     sent (with the reason)."""
@@ -204,8 +214,7 @@ def decide(session: Session, survey: SurveySession, settings: Settings, now: dat
         return Skip(REASON_OPTED_OUT)
     if survey.channel is SurveyChannel.SMS and not is_mobile(phone):
         return Skip(REASON_NOT_MOBILE)
-    ended_at = survey.interaction.ended_at
-    if now - ended_at > timedelta(hours=settings.sms_survey_max_lateness_hours):
+    if now > too_late_at(survey, settings):
         return Skip(REASON_TOO_LATE)
     if surveyed_recently(session, survey, phone, settings, now):
         return Skip(REASON_COOLDOWN)
@@ -350,12 +359,23 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
     # circle.
     claimed.sort(key=lambda s: ((s.customer.phone or "") if s.customer else "", s.id))
     sms_budget = sms_per_sweep(settings)
+    paused = circuit.circuit_of(session, settings.provider)
     for survey in claimed:
         phone = survey.customer.phone if survey.customer else None
         if phone:
             _lock_customers(session, phone)
         decision = decide(session, survey, settings, now)
-        if isinstance(decision, Skip):
+        if isinstance(decision, Skip) and decision.reason == REASON_TOO_LATE and survey.attempts:
+            # Tried before and refused each time by the provider until too late: a failure the
+            # operator may want to retry (`surveys retry`), not a rule that stopped it.
+            last = survey.attempt_log[-1].detail if survey.attempt_log else None
+            reason = f"gave up after {survey.attempts} attempts: too late to send"
+            survey.status = SurveyStatus.FAILED
+            survey.not_sent_reason = (reason + (f" (last: {last})" if last else ""))[:200]
+            survey.finished_at, survey.claimed_until = now, None
+            report.not_sent.append((survey.id, reason))
+            logger.warning("survey %s: %s", survey.id, survey.not_sent_reason)
+        elif isinstance(decision, Skip):
             survey.status = SurveyStatus.NOT_SENT
             survey.not_sent_reason = decision.reason
             survey.finished_at = now
@@ -372,6 +392,11 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
                 decision.until.isoformat(),
             )
         else:
+            if circuit.is_open(paused) and not circuit.take_probe(
+                session, settings.provider, survey.id, now, settings.provider_probe_seconds
+            ):
+                report.paused += 1
+                continue
             if survey.channel is SurveyChannel.SMS:
                 if sms_budget <= 0:
                     report.left_for_next += 1

@@ -343,5 +343,23 @@ class RateLimitSlot(Base):
     next_free_at: Mapped[datetime]
 
 
+class ProviderCircuit(Base):
+    """Whether a provider is paused after an account-level refusal (gateway.circuit); one row
+    per provider, shared by every worker through the database."""
+
+    __tablename__ = "provider_circuits"
+
+    provider: Mapped[str] = mapped_column(String(50), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), default="closed")  # closed, open
+    opened_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    refusals: Mapped[int] = mapped_column(Integer, default=0)
+    next_probe_at: Mapped[datetime | None]
+    probe_session_id: Mapped[int | None] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # The reports' rollup lives with its domain; imported here so the metadata (and Alembic) has it.
 from gateway.reports.models import OperatorDayParameter, OperatorDayScore  # noqa: E402, F401

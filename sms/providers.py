@@ -1,20 +1,12 @@
 """SMS providers behind one interface: `twilio` (the real SDK) and `console` (development).
 
 A provider sends one message and either returns its id and status, or raises `ProviderError`
-saying what kind of failure it was, which decides what the gateway does next:
-
-* TRANSIENT: the message was certainly not accepted and may be sent again later (HTTP 429 /
-  20429, 5xx, a refused or timed-out connection, delivery errors 30001 queue overflow and
-  30003 unreachable handset);
-* PERMANENT: sending again cannot help (21211 invalid number, 21614 not a mobile, 21610
-  unsubscribed, 30006 landline, 30007 filtered, any other 4xx);
-* UNKNOWN: the request may have been accepted and the answer lost (a read timeout, a
-  connection dropped after the request was written). Never re-sent: see gateway.dispatch.
+with the error's class (gateway.provider_errors: transient, account, permanent, unknown), which
+decides what the gateway does next (sms.service).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import sys
 import uuid
@@ -27,55 +19,10 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from gateway.config import Settings
 from gateway.phones import mask_phone
+from gateway.provider_errors import FailureKind, classify, describe
 from gateway.twilio_client import make_twilio_client
 
 logger = logging.getLogger(__name__)
-
-
-class FailureKind(enum.StrEnum):
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
-    UNKNOWN = "unknown"
-
-
-# Twilio error codes: https://www.twilio.com/docs/api/errors
-PERMANENT_CODES: dict[int, str] = {
-    21211: "invalid phone number",
-    21214: "number cannot be reached",
-    21408: "sending to this region is not enabled",
-    21610: "the recipient unsubscribed (STOP)",
-    21612: "number not reachable by SMS",
-    21614: "not a mobile number",
-    30004: "message blocked",
-    30005: "unknown or inactive handset",
-    30006: "landline or unreachable carrier",
-    30007: "filtered by the carrier",
-}
-TRANSIENT_CODES: dict[int, str] = {
-    20429: "too many requests",
-    20500: "provider internal error",
-    20503: "provider unavailable",
-    30001: "provider queue overflow",
-    30003: "unreachable handset",
-}
-UNSUBSCRIBED = 21610
-
-
-def classify(http_status: int | None, code: int | None) -> FailureKind:
-    """Transient or permanent, from Twilio's error code, else from the HTTP status."""
-    if code in TRANSIENT_CODES:
-        return FailureKind.TRANSIENT
-    if code in PERMANENT_CODES:
-        return FailureKind.PERMANENT
-    if http_status is not None and (http_status == 429 or http_status >= 500):
-        return FailureKind.TRANSIENT
-    return FailureKind.PERMANENT
-
-
-def describe(code: int | None, fallback: str = "") -> str:
-    """A short reason for a person: "twilio 21211: invalid phone number"."""
-    text = PERMANENT_CODES.get(code or 0) or TRANSIENT_CODES.get(code or 0) or fallback
-    return f"twilio {code}: {text}" if code else text or "provider error"
 
 
 class ProviderError(Exception):

@@ -2,10 +2,17 @@
 
 `send_first_sms` is at most once (see gateway.dispatch for why): it commits an attempt row
 before the provider call and the outcome after it, so it commits several times itself, unlike
-most services. Transient failures re-schedule the session in the database (`scheduled`, due
-after an exponential backoff with jitter, at most SMS_SEND_MAX_ATTEMPTS tries) rather than
-retrying inside Celery: the retry then passes through the sweep again, so opt-out, quiet
-hours and the lateness limit are checked anew, and no worker sleeps on it.
+most services. What a failure leads to depends on its class (sms.providers):
+
+* transient: the session is re-scheduled in the database (`scheduled`, due after an
+  exponential backoff with jitter) rather than retried inside Celery, so the retry passes
+  through the sweep again (opt-out, quiet hours checked anew) and no worker sleeps on it. The
+  budget is time, not tries: it is given up (`failed`) only when the next try would be later
+  than SMS_SURVEY_MAX_LATENESS_HOURS after the contact;
+* account: the provider's circuit opens (gateway.circuit) and the survey waits for the
+  probe, unharmed;
+* permanent: `failed` with the provider's reason (21610 also opts the number out);
+* unknown: possibly sent; the provider's message list decides later (sms.reconcile).
 """
 
 from __future__ import annotations
@@ -19,22 +26,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import circuit
 from gateway.config import Settings
 from gateway.db import is_sqlite
-from gateway.dispatch import mark_possibly_sent
-from gateway.models import Message, SurveyAttempt, SurveySession, SurveyStatus
+from gateway.dispatch import mark_possibly_sent, too_late_at
+from gateway.models import (
+    Message,
+    ProviderCircuit,
+    SurveyAttempt,
+    SurveySession,
+    SurveyStatus,
+)
 from gateway.optouts import opt_out_phone, phone_opted_out
 from gateway.phones import mask_phone
+from gateway.provider_errors import UNSUBSCRIBED, FailureKind, classify, describe
 from gateway.surveys import flow_of, save_flow_state
 from ivr_flows import engine
-from sms.providers import (
-    UNSUBSCRIBED,
-    FailureKind,
-    ProviderError,
-    SmsProvider,
-    classify,
-    describe,
-)
+from sms.providers import ProviderError, SmsProvider
 from sms.texts import first_message
 
 logger = logging.getLogger(__name__)
@@ -53,10 +61,23 @@ class SendOutcome:
     detail: str = ""
 
 
+# The backoff doubles up to this many times (32 x the base: 16 minutes by default), so a
+# survey is tried at least that often through a long outage and goes out soon after it.
+MAX_DOUBLINGS = 5
+
+
 def retry_delay(attempt: int, base_seconds: float, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with jitter: base * 2^(attempt-1), times a random 0.5-1.5."""
+    """Exponential backoff with jitter: base * 2^(attempt-1) (at most 2^5), times 0.5-1.5."""
     rng = rng or random.Random()
-    return timedelta(seconds=base_seconds * (2 ** max(attempt - 1, 0)) * rng.uniform(0.5, 1.5))
+    doublings = min(max(attempt - 1, 0), MAX_DOUBLINGS)
+    return timedelta(seconds=base_seconds * (2**doublings) * rng.uniform(0.5, 1.5))
+
+
+def _pause(survey: SurveySession, paused: ProviderCircuit | None, now: datetime) -> SendOutcome:
+    """Put a claimed survey back in the schedule, untouched, while its provider is paused."""
+    survey.status, survey.claimed_until = SurveyStatus.SCHEDULED, None
+    survey.due_at = (paused.next_probe_at if paused else None) or now
+    return SendOutcome("paused", "the provider is paused after an account-level refusal")
 
 
 def _locked_survey(session: Session, survey_id: int) -> SurveySession | None:
@@ -99,6 +120,12 @@ def send_first_sms(
         session.commit()
         return SendOutcome("not_sent", survey.not_sent_reason)
     body = first_message(flow_of(survey), survey.language)
+    paused = circuit.circuit_of(session, provider.name)
+    if not circuit.may_call(paused, survey.id):
+        # Queued before the circuit opened: no slot, no attempt, no provider call.
+        outcome = _pause(survey, paused, now)
+        session.commit()
+        return outcome
     session.commit()  # release the row before waiting for a slot
 
     slot = reserve_slot(session, provider.sender, settings.sms_rate_per_second, now)
@@ -119,6 +146,11 @@ def send_first_sms(
     if survey is None or not _may_send(survey):
         session.commit()
         return SendOutcome("skipped", "taken by another worker while waiting for a slot")
+    paused = circuit.circuit_of(session, provider.name)
+    if not circuit.may_call(paused, survey.id):
+        outcome = _pause(survey, paused, now)
+        session.commit()
+        return outcome
     survey.attempts += 1
     attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
     survey.attempt_log.append(attempt)
@@ -129,7 +161,7 @@ def send_first_sms(
     try:
         sent = provider.send(phone, body, callback)
     except ProviderError as error:
-        return _record_failure(session, settings, survey_id, attempt.id, error, now)
+        return _record_failure(session, settings, provider.name, survey_id, attempt.id, error, now)
 
     survey = _locked_survey(session, survey_id)
     if survey is None:
@@ -156,6 +188,8 @@ def send_first_sms(
     survey.expires_at = now + timedelta(hours=settings.sms_survey_expiry_hours)
     survey.claimed_until = None
     save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
+    if circuit.is_open(paused):
+        circuit.close(session, provider.name, now)
     session.commit()
     logger.info("survey %s: first sms %s sent to %s", survey.id, sent.sid, mask_phone(phone))
     return SendOutcome("sent", sent.sid)
@@ -164,6 +198,7 @@ def send_first_sms(
 def _record_failure(
     session: Session,
     settings: Settings,
+    provider_name: str,
     survey_id: int,
     attempt_id: int,
     error: ProviderError,
@@ -183,13 +218,27 @@ def _record_failure(
         session.commit()
         logger.warning("survey %s: send outcome unknown (%s); not re-sent", survey.id, error)
         return SendOutcome("unknown", error.reason)
+    if error.kind is FailureKind.ACCOUNT:
+        attempt.outcome = "refused"
+        paused = circuit.trip(
+            session,
+            provider_name,
+            error.reason,
+            attempt.error_code,
+            now,
+            settings.provider_probe_seconds,
+        )
+        outcome = _pause(survey, paused, now)
+        session.commit()
+        logger.warning("survey %s: provider refused the account (%s); waits", survey.id, error)
+        return outcome
     if error.kind is FailureKind.TRANSIENT:
         attempt.outcome = "retry"
-        if survey.attempts >= settings.sms_send_max_attempts:
+        delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+        if now + delay > too_late_at(survey, settings):
             _fail(survey, f"gave up after {survey.attempts} attempts: {error.reason}", now)
             session.commit()
             return SendOutcome("failed", survey.not_sent_reason or "")
-        delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
         survey.status, survey.due_at, survey.claimed_until = (
             SurveyStatus.SCHEDULED,
             now + delay,
@@ -302,9 +351,10 @@ def _first_message_failed(
         attempt.outcome, attempt.error_code = "undelivered", str(code) if code else None
     reason = describe(code, "message not delivered")
     if classify(None, code) is FailureKind.TRANSIENT and code is not None:
-        if survey.attempts < settings.sms_send_max_attempts:
+        due = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+        if due <= too_late_at(survey, settings):
             survey.status = SurveyStatus.SCHEDULED
-            survey.due_at = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+            survey.due_at = due
             survey.state = None
             survey.started_at = survey.last_sent_at = survey.expires_at = None
             survey.provider_id = None

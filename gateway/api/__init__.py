@@ -9,7 +9,7 @@ from gateway.api import errors
 
 
 def init_app(app: Flask) -> None:
-    from gateway.api import incidents, interactions
+    from gateway.api import incidents, interactions, surveys
 
     app.config.update(
         API_TITLE="survey-gateway",
@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
     api = Api(app)
     api.register_blueprint(interactions.bp)
     api.register_blueprint(incidents.bp)
+    api.register_blueprint(surveys.bp)
     for blueprint in extra_blueprints():
         api.register_blueprint(blueprint)
     app.extensions["api"] = api

@@ -30,6 +30,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
+from gateway import circuit, provider_errors
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
@@ -188,14 +189,20 @@ class PlaceError:
     transient: bool
     code: str | None
     detail: str
+    account: bool = False  # refused for the whole account: pauses the provider
 
 
 def classify(exc: Exception) -> PlaceError:
-    """Transient (rate limit, Twilio or network trouble) or permanent (Twilio said no)."""
+    """Transient (rate limit, Twilio or network trouble), the account's (401, 20003, a
+    suspended account: gateway.provider_errors), or permanent (Twilio said no)."""
     if isinstance(exc, TwilioRestException):
-        transient = exc.status == 429 or exc.status >= 500
+        kind = provider_errors.classify(exc.status, exc.code)
         code = str(exc.code) if exc.code is not None else str(exc.status)
-        return PlaceError(transient, code, f"Twilio {exc.status} {code}: {exc.msg}"[:500])
+        detail = f"Twilio {exc.status} {code}: {exc.msg}"[:500]
+        account = kind is provider_errors.FailureKind.ACCOUNT
+        return PlaceError(
+            kind is provider_errors.FailureKind.TRANSIENT or account, code, detail, account
+        )
     # A read timeout may hide a call Twilio did create; the survey URL then hangs up on it,
     # because the session's CallSid is the next try's.
     return PlaceError(True, None, f"{type(exc).__name__}: {exc}"[:500])
@@ -216,6 +223,20 @@ def call_refused(
     attempt.detail = error.detail
     attempt.finished_at = now
     survey.attempts = max(survey.attempts - 1, 0)  # no call was made: the budget is untouched
+    if error.account:
+        # Nobody's number is at fault: the provider pauses, the survey waits for its probe.
+        attempt.outcome = "refused"
+        paused = circuit.trip(
+            session,
+            settings.provider,
+            error.detail,
+            error.code,
+            now,
+            settings.provider_probe_seconds,
+        )
+        survey.status, survey.claimed_until = SurveyStatus.SCHEDULED, None
+        survey.due_at = paused.next_probe_at or now
+        return
     if not error.transient:
         _fail(survey, now, error.detail)
         return
@@ -365,6 +386,7 @@ def place_survey_call(
         _close(client)
     with transaction() as session:
         call_placed(session, request, call.sid, clock(), delivery_status=call.status or "queued")
+        circuit.close(session, settings.provider, clock())
     logger.info(
         "survey %s: calling %s (call %s)", request.survey_id, mask_phone(request.to), call.sid
     )

@@ -157,25 +157,6 @@ def test_errors_21610_21211_and_500_in_turn(
     assert survey_of(session, again).not_sent_reason == "customer opted out"
 
 
-def test_transient_failures_give_up_after_the_attempt_limit(
-    session: Session, settings: Settings, fake: FakeTwilio
-) -> None:
-    limited = dataclasses.replace(settings, sms_send_max_attempts=2)
-    visit = record_visit(session, settings, ended_at=NOON_MSK - minutes(61))
-    fake.fail_next("messages", 429, 20429)
-    fake.fail_next("messages", 503)
-    now = NOON_MSK
-    [survey_id] = claim(session, limited, now)
-    assert send(session, limited, survey_id, now) == "retry"
-    now = survey_of(session, visit).due_at
-    assert claim(session, limited, now) == [survey_id]
-    assert send(session, limited, survey_id, now) == "failed"
-    survey = survey_of(session, visit)
-    assert survey.status is SurveyStatus.FAILED
-    assert survey.not_sent_reason.startswith("gave up after 2 attempts")
-    assert len(fake.messages()) == 2
-
-
 def test_a_timeout_after_the_request_is_never_retried(
     session: Session, settings: Settings, fake: FakeTwilio
 ) -> None:
