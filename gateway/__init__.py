@@ -14,7 +14,7 @@ from gateway.db import Database
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
     from audio import views as audio_views
-    from gateway import api, health, logs, tasking
+    from gateway import api, health, logs, security, tasking
     from gateway.dashboard import views as dashboard_views
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
     )
     logs.configure_logging(settings.log_level)
+    security.init_app(app, settings.max_content_length)  # before blueprints: bounded routes
 
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)

@@ -61,6 +61,8 @@ class Settings:
     var_dir: Path = field(default_factory=_var_dir)
     log_level: str = "INFO"
     secret_key: str | None = None  # signs the dashboard's login cookie
+    # Largest request body accepted (bytes); webhooks and sign-in forms get a smaller limit.
+    max_content_length: int = 2 * 1024 * 1024
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -178,6 +180,7 @@ def _parse_office_timezones(text: str) -> dict[str, str]:
 
 _CONVERTERS: dict[str, Any] = {
     "port": int,
+    "max_content_length": int,
     "twilio_timeout_seconds": float,
     "insecure_skip_twilio_signature": _as_bool,
     "sms_survey_delay_minutes": int,
@@ -245,7 +248,28 @@ def load_settings(
     return settings
 
 
+KNOWN_ENVIRONMENTS = ("development", "test", "production")
+# A production SECRET_KEY: long and not a repeated or trivial string.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT = 12
+
+
+def _strong_secret(secret: str | None) -> bool:
+    return (
+        secret is not None
+        and len(secret) >= MIN_SECRET_KEY_LENGTH
+        and len(set(secret)) >= MIN_SECRET_KEY_DISTINCT
+    )
+
+
 def _validate(settings: Settings) -> None:
+    if settings.env not in KNOWN_ENVIRONMENTS:
+        # A near miss ("Production", "prod") must not start with production's guards off.
+        raise ConfigError(
+            f"GATEWAY_ENV must be one of {', '.join(KNOWN_ENVIRONMENTS)}, got {settings.env!r}"
+        )
+    if settings.max_content_length < 64 * 1024:
+        raise ConfigError("MAX_CONTENT_LENGTH must be at least 65536 bytes")
     if settings.default_language not in {"ru", "en"}:
         raise ConfigError("DEFAULT_LANGUAGE must be ru or en")
     if not 1 <= settings.low_score_threshold <= 5:
@@ -286,3 +310,10 @@ def _validate(settings: Settings) -> None:
             )
         if settings.insecure_skip_twilio_signature:
             raise ConfigError("INSECURE_SKIP_TWILIO_SIGNATURE is refused in production")
+        if not settings.public_base_url.startswith("https://"):
+            raise ConfigError("GATEWAY_ENV=production needs an https:// PUBLIC_BASE_URL")
+        if not _strong_secret(settings.secret_key):
+            raise ConfigError(
+                f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
+                "random characters (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+            )

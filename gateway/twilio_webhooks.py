@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,25 @@ from twilio.request_validator import RequestValidator
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Twilio's ids are two letters and 32 hex digits; anything unlike an id is refused before a
+# service stores it (the columns hold 64 characters).
+_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+SID_FIELDS = (
+    "AccountSid",
+    "CallSid",
+    "ParentCallSid",
+    "DialCallSid",
+    "MessageSid",
+    "SmsSid",
+    "SmsMessageSid",
+    "MessagingServiceSid",
+    "RecordingSid",
+)
+MAX_FIELD_CHARS = 500  # the longest Twilio field we store is a recording URL
+MAX_QUERY_CHARS = 200  # operator and interaction ids in our own callback URLs
+# Free text a customer typed may carry a NUL; it is dropped there (see `form_text`).
+_FREE_TEXT = frozenset({"Body"})
 
 
 def signed_url() -> str:
@@ -42,9 +62,42 @@ def twilio_signed(view: F) -> F:
         ):
             logger.warning("rejected %s: missing or wrong X-Twilio-Signature", request.path)
             return Response("invalid or missing X-Twilio-Signature", 403, mimetype="text/plain")
+        ours = current_app.config["SETTINGS"].twilio_account_sid
+        if ours and request.form.get("AccountSid") != ours:
+            # Signed with our token yet for another account: a sub-account or a replay.
+            logger.warning("rejected %s: AccountSid is not this gateway's", request.path)
+            return Response("the webhook is for another Twilio account", 403, mimetype="text/plain")
+        problem = malformed_field()
+        if problem:
+            return Response(problem, 400, mimetype="text/plain")
         return view(*args, **kwargs)
 
     return checked  # type: ignore[return-value]
+
+
+def malformed_field() -> str | None:
+    """Why the webhook's form cannot be stored (an id unlike Twilio's, a NUL), or None."""
+    form = request.form
+    for name in SID_FIELDS:
+        value = form.get(name)
+        if value and not _SID.fullmatch(value):
+            return f"{name} is not a Twilio id (letters and digits, at most 64)"
+    for name, value in form.items(multi=True):
+        if name in _FREE_TEXT:
+            continue
+        if "\x00" in value:
+            return f"{name} contains a NUL character"
+        if len(value) > MAX_FIELD_CHARS:
+            return f"{name} is longer than {MAX_FIELD_CHARS} characters"
+    for name, value in request.args.items(multi=True):
+        if len(value) > MAX_QUERY_CHARS:
+            return f"{name} is longer than {MAX_QUERY_CHARS} characters"
+    return None
+
+
+def form_text(name: str) -> str:
+    """A free-text field as stored: without NUL characters, which no database column holds."""
+    return request.form.get(name, "").replace("\x00", "")
 
 
 def twiml(body: Any) -> Response:

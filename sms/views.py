@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from gateway.db import utcnow
-from gateway.twilio_webhooks import twilio_signed, twiml
+from gateway.twilio_webhooks import form_text, twilio_signed, twiml
 from sms.conversation import InboundSms, handle_inbound
 from sms.service import StatusUpdate, record_status
 
@@ -30,7 +30,7 @@ def inbound() -> Response:
         message_sid=form.get("MessageSid") or form.get("SmsSid") or "",
         from_number=form.get("From", ""),
         to_number=form.get("To", ""),
-        body=form.get("Body", ""),
+        body=form_text("Body"),
     )
     if not sms.message_sid or not sms.from_number:
         return Response("MessageSid and From are required", 400, mimetype="text/plain")

@@ -52,17 +52,46 @@ def test_bad_or_missing_settings_fail_with_the_setting_named(env, message):
         load_settings(env)
 
 
-def test_production_refuses_unsigned_webhooks():
-    env = {
+STRONG_SECRET = "9f2c4e1a7b3d8e6f0a5c2b9d4e7f1a3c6b8d0e2f4a6c8e0b"
+
+
+def production_env() -> dict[str, str]:
+    return {
         "GATEWAY_ENV": "production",
         "DATABASE_URL": "postgresql://db/sg",
         "REDIS_URL": "redis://r:6379/0",
         "TWILIO_ACCOUNT_SID": "AC1",
         "TWILIO_AUTH_TOKEN": "t",
         "TWILIO_FROM_NUMBER": "+15005550006",
-        "SECRET_KEY": "s3cret",
-        "INSECURE_SKIP_TWILIO_SIGNATURE": "true",
+        "SECRET_KEY": STRONG_SECRET,
+        "PUBLIC_BASE_URL": "https://surveys.example.com",
     }
+
+
+@pytest.mark.parametrize("name", ["Production", "prod", "PRODUCTION", "live", "dev"])
+def test_an_unknown_gateway_env_refuses_to_start(name):
+    # A near miss of "production" once started with signature checks off and no SECRET_KEY.
+    with pytest.raises(ConfigError, match="GATEWAY_ENV must be one of"):
+        load_settings({**production_env(), "GATEWAY_ENV": name})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"PUBLIC_BASE_URL": "http://surveys.example.com"}, "https:// PUBLIC_BASE_URL"),
+        ({"SECRET_KEY": "x"}, "SECRET_KEY of at least 32"),
+        ({"SECRET_KEY": "a" * 64}, "SECRET_KEY of at least 32"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),
+    ],
+)
+def test_production_needs_an_https_url_and_a_strong_secret(change, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({**production_env(), **change})
+    assert load_settings(production_env()).env == "production"
+
+
+def test_production_refuses_unsigned_webhooks():
+    env = {**production_env(), "INSECURE_SKIP_TWILIO_SIGNATURE": "true"}
     with pytest.raises(ConfigError, match="INSECURE_SKIP_TWILIO_SIGNATURE"):
         load_settings(env)
     del env["INSECURE_SKIP_TWILIO_SIGNATURE"]

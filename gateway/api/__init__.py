@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from gateway import security
 from gateway.api import errors
 
 
@@ -27,6 +28,8 @@ def init_app(app: Flask) -> None:
     )
     # One Api per app: flask-smorest keeps the spec on it, and tests build several apps.
     api = Api(app)
+    api.register_converter(security.BoundedInt, security.bounded_int_schema)
+    api.register_converter(security.BoundedString, security.bounded_string_schema)
     api.register_blueprint(interactions.bp)
     api.register_blueprint(incidents.bp)
     api.register_blueprint(surveys.bp)

@@ -40,9 +40,11 @@ class IncidentSchema(Schema):
 
 class IncidentQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(["open", "closed"]))
-    operator = fields.String(metadata={"description": "operator's external id"})
+    operator = fields.String(
+        validate=validate.Length(1, 200), metadata={"description": "operator's external id"}
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10_000_000))
 
 
 class CloseSchema(Schema):

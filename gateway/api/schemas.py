@@ -15,6 +15,14 @@ from gateway.models import InteractionChannel
 from gateway.phones import InvalidPhoneNumber, normalize_phone
 from ivr_flows import default_flows
 
+# Contacts and report periods fall in this window; far dates would overflow time arithmetic.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+IN_RANGE = validate.Range(EARLIEST, LATEST, error="must be between 2000 and 2100")
+DATE_IN_RANGE = validate.Range(
+    EARLIEST.date(), LATEST.date(), error="must be between 2000 and 2100"
+)
+
 
 class PhoneNumber(fields.String):
     """A phone number in any common writing, loaded as E.164 (region DEFAULT_REGION)."""
@@ -41,6 +49,8 @@ class DateOrDateTime(fields.Field):
             raise ValidationError("use a date (2026-11-01) or a date-time with offset") from exc
         if moment.tzinfo is None:
             raise ValidationError("a date-time needs a UTC offset, e.g. 2026-11-01T09:00:00+03:00")
+        if not EARLIEST <= moment <= LATEST:
+            raise ValidationError("must be between 2000 and 2100")
         return moment
 
 
@@ -81,6 +91,7 @@ class InteractionInSchema(Schema):
     )
     ended_at = fields.AwareDateTime(
         required=True,
+        validate=IN_RANGE,
         metadata={"description": "ISO 8601 with a UTC offset"},
         error_messages={
             "invalid": "not a date-time; write it as ISO 8601, e.g. 2026-11-23T10:00:00+03:00",
@@ -154,13 +165,19 @@ class InteractionOutSchema(Schema):
     created_at = fields.DateTime()
 
 
+# Deep enough for any real listing; a larger page would overflow the database's offset.
+MAX_PAGE = 100_000
+
+
 class InteractionQuerySchema(Schema):
     channel = fields.String(validate=validate.OneOf([c.value for c in InteractionChannel]))
-    external_id = fields.String()
-    operator = fields.String(metadata={"description": "operator's external id"})
+    external_id = fields.String(validate=validate.Length(1, 200))
+    operator = fields.String(
+        validate=validate.Length(1, 200), metadata={"description": "operator's external id"}
+    )
     from_ = DateOrDateTime(data_key="from", metadata={"description": "ended at or after"})
     to = DateOrDateTime(metadata={"description": "ended before"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_PAGE))
     page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 

@@ -66,11 +66,18 @@ def flatten_operator_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV Injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        # A leading apostrophe makes the cell text; the csv module quotes the rest.
+        return "'" + value
     return value
 
 

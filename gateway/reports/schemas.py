@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gateway.api.schemas import OperatorOutSchema, PhoneNumber
+from gateway.api.schemas import DATE_IN_RANGE, OperatorOutSchema, PhoneNumber
 from gateway.models import InteractionChannel
 
 _FORMATS = ["json", "csv", "xlsx"]
@@ -16,12 +16,20 @@ class ReportQuerySchema(Schema):
     from_ = fields.Date(
         data_key="from",
         required=True,
+        validate=DATE_IN_RANGE,
         metadata={"description": "first day (UTC) of the period, by the contact's end time"},
     )
-    to = fields.Date(required=True, metadata={"description": "last day (UTC), inclusive"})
+    to = fields.Date(
+        required=True,
+        validate=DATE_IN_RANGE,
+        metadata={"description": "last day (UTC), inclusive"},
+    )
     channel = fields.String(validate=validate.OneOf([c.value for c in InteractionChannel]))
-    team = fields.String(metadata={"description": "team name; a supervisor key sees its own only"})
-    office = fields.String()
+    team = fields.String(
+        validate=validate.Length(1, 200),
+        metadata={"description": "team name; a supervisor key sees its own only"},
+    )
+    office = fields.String(validate=validate.Length(1, 100))
     format = fields.String(
         validate=validate.OneOf(_FORMATS),
         metadata={"description": "json (default), csv or xlsx; or ask with the Accept header"},

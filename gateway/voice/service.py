@@ -439,9 +439,9 @@ def parse_given(question: Question, state: FlowState, given: KeyInput) -> Given:
     digits = (given.digits or "").strip()
     if not digits:
         return NoInput()
-    if digits.isdigit() and len(digits) <= 2:
+    if digits.isascii() and digits.isdigit() and len(digits) <= 2:  # not '²' or '٣'
         return Value(int(digits), digits)
-    return Invalid(digits)
+    return Invalid(digits[:20])
 
 
 def _question_key(flow: Flow, state: FlowState, finished: bool) -> str | None:

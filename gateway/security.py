@@ -1,0 +1,150 @@
+"""What every request and response passes through: size limits, bounds, security headers.
+
+* Size: `MAX_CONTENT_LENGTH` bounds every body, and a smaller limit holds for the Twilio
+  webhooks and the dashboard's forms, which anyone may post to before they are authenticated.
+  Werkzeug refuses a body over the limit from its Content-Length (or while reading a chunked
+  one), before anything is parsed. Form fields are bounded one by one too.
+* Bounds: integer path segments fit the database's integer, string segments fit its columns,
+  and a NUL character (which PostgreSQL cannot store) in a path, query or JSON body is a 400.
+* Headers: every response says nosniff, no framing, no referrer, HSTS behind https, a CSP
+  (strict for HTML pages: styles and scripts only from this origin or with the page's nonce),
+  and `Cache-Control: no-store` unless a view chose its own caching.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Flask, Response, abort, g, request
+from werkzeug.routing import IntegerConverter, UnicodeConverter, ValidationError
+
+# The largest id PostgreSQL's integer holds; a larger one cannot name a row.
+MAX_ID = 2**31 - 1
+# Twilio's webhook forms are a few kilobytes; so is a sign-in form.
+SMALL_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELD_BYTES = 16 * 1024
+MAX_FORM_PARTS = 100
+MAX_PATH_SEGMENT = 200
+_SMALL_BODY_PREFIXES = ("/voice/", "/sms/", "/dashboard/")
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def page_csp(nonce: str) -> str:
+    """The CSP of an HTML page: nothing from elsewhere, inline code only with the nonce."""
+    return (
+        "default-src 'none'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        f"style-src 'self' 'nonce-{nonce}'; "
+        "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:...>` that only matches what fits a database id: a larger number is a 404."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+    def to_python(self, value: str) -> Any:
+        if len(value) > len(str(MAX_ID)):
+            raise ValidationError()
+        return super().to_python(value)
+
+
+class BoundedString(UnicodeConverter):
+    """`<string:...>` no longer than the columns it is looked up in."""
+
+    def __init__(self, map: Any, minlength: int = 1, maxlength: int | None = None, **kw: Any):
+        super().__init__(map, minlength, maxlength or MAX_PATH_SEGMENT, **kw)
+
+
+def bounded_int_schema(converter: BoundedInt) -> dict[str, Any]:
+    """How a bounded integer path parameter appears in the OpenAPI document."""
+    return {"type": "integer", "minimum": 0, "maximum": converter.max}
+
+
+def bounded_string_schema(converter: BoundedString) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": MAX_PATH_SEGMENT}
+
+
+def install_converters(app: Flask) -> None:
+    """Before any blueprint: every `<int:>` and `<string:>` route gets the bounded kind."""
+    app.url_map.converters["int"] = BoundedInt
+    app.url_map.converters["string"] = BoundedString
+    app.url_map.converters["default"] = BoundedString
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _limit_and_check() -> None:
+    if request.path.startswith(_SMALL_BODY_PREFIXES):
+        request.max_content_length = SMALL_FORM_BYTES
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        # Refused on the declared length, before any check that might read the body; a
+        # chunked body is cut off by Werkzeug once it passes the same limit.
+        abort(413, f"the request body is larger than {limit} bytes")
+    if "\x00" in request.path or any(
+        _has_nul(k) or _has_nul(v) for k, v in request.args.items(multi=True)
+    ):
+        abort(400, "the request contains a NUL character")
+    # Reading the body here is bounded by the limits above; the view gets the cached value.
+    if request.is_json and request.content_length and _has_nul(request.get_json(silent=True)):
+        abort(400, "the request contains a NUL character")
+
+
+def _headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if response.mimetype == "text/html":
+        headers.setdefault("Content-Security-Policy", page_csp(csp_nonce()))
+    else:
+        headers.setdefault("Content-Security-Policy", API_CSP)
+    if request.url_root.startswith("https://") or _public_https():
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if "Cache-Control" not in headers:
+        # Reports, interactions and dashboard pages carry personal data: never cached.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+def _public_https() -> bool:
+    from flask import current_app
+
+    return str(current_app.config["SETTINGS"].public_base_url).startswith("https://")
+
+
+def csp_nonce() -> str:
+    """This request's CSP nonce; templates put it on their inline <style> and <script>."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return str(g.csp_nonce)
+
+
+def init_app(app: Flask, max_content_length: int) -> None:
+    app.config.update(
+        MAX_CONTENT_LENGTH=max_content_length,
+        MAX_FORM_MEMORY_SIZE=MAX_FORM_FIELD_BYTES,
+        MAX_FORM_PARTS=MAX_FORM_PARTS,
+    )
+    install_converters(app)
+    app.before_request(_limit_and_check)
+    app.after_request(_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
