@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck test-slow bench clean system-deps
+.PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,16 @@ test: $(STAMP) system-deps
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-## bench: time the month's operators report over 1 M generated answers (own database, dropped after)
-bench: $(STAMP)
+## bench: both benchmarks below (each prints its figures; neither is part of `make test`)
+bench: bench-reports bench-ivr
+
+## bench-reports: time the month's operators report over 1 M generated answers (own database, dropped after)
+bench-reports: $(STAMP)
 	$(BIN)/python bench/operators_report.py
+
+## bench-ivr: 8 callers walk the IVR survey under gunicorn for 20 s, beside a bare Flask <Gather>
+bench-ivr: $(STAMP)
+	$(BIN)/python bench/ivr_load.py
 
 ## system-deps: Debian packages the tests use (espeak-ng renders placeholder prompts)
 system-deps:
