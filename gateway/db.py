@@ -7,13 +7,14 @@ unless their docstring says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -135,3 +136,23 @@ class Database:
 
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
+
+
+def insert_new(
+    session: Session, model: type[Base], row: Mapping[str, Any], unique: Sequence[str]
+) -> bool:
+    """Insert `row` into `model`'s table unless one with the same `unique` columns exists;
+    True when it was new.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING), where an ORM insert guarded by a
+    savepoint takes three round trips. Not seen by ORM flush hooks: for rows no hook follows.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = cast(Table, model.__table__)
+    statement = (
+        dialect.insert(table)
+        .values(dict(row))
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(*table.primary_key.columns)
+    )
+    return session.execute(statement).first() is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -49,6 +48,9 @@ def record_answer(
 ) -> Answer:
     """Store one answer; a second answer to the same question keeps the first.
 
+    The caller holds the survey's row lock (the IVR and SMS webhooks take it before they
+    decide anything), so no other writer adds an answer to this survey meanwhile; the unique
+    (session, question) constraint still refuses a second row from any path that does not.
     An overall score at or below LOW_SCORE_THRESHOLD opens an incident.
     """
     existing = _answer_for(session, survey.id, answer.question_key)
@@ -63,14 +65,7 @@ def record_answer(
         recording_duration=answer.recording_duration,
         answered_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        existing = _answer_for(session, survey.id, answer.question_key)
-        if existing is None:
-            raise
-        return existing
+    session.add(row)
     if (
         answer.question_key == OVERALL
         and answer.value is not None

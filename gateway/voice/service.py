@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.db import insert_new
 from gateway.interactions import (
     DEFAULT_FLOW,
     CustomerInput,
@@ -112,17 +113,13 @@ def _receipt(session: Session, call_sid: str, step: str) -> str | None:
 
 def _remember(session: Session, call_sid: str, step: str, body: str, now: datetime) -> str:
     """Keep the answer for retries; if a concurrent request got there first, its answer wins."""
-    try:
-        with session.begin_nested():
-            session.add(
-                WebhookReceipt(provider_id=call_sid, step=step, response_body=body, created_at=now)
-            )
-    except IntegrityError:
-        stored = _receipt(session, call_sid, step)
-        if stored is not None:
-            return stored
-        raise
-    return body
+    row = {"provider_id": call_sid, "step": step, "response_body": body, "created_at": now}
+    if insert_new(session, WebhookReceipt, row, ("provider_id", "step")):
+        return body
+    stored = _receipt(session, call_sid, step)
+    if stored is None:  # the conflicting row is gone: only a concurrent delete could do that
+        raise RuntimeError(f"the receipt of {call_sid} {step} vanished")
+    return stored
 
 
 def _locked(session: Session, survey_id: int) -> SurveySession | None:
@@ -352,11 +349,12 @@ def answer_step(
     number: int,
     given: KeyInput,
 ) -> str:
-    """Apply the caller's input at step `number`, commit-ready, and return the next TwiML."""
+    """Apply the caller's input at step `number`, commit-ready, and return the next TwiML.
+
+    The survey row is locked first and the receipt read after: a retry, or a copy of this
+    webhook another worker answered while we waited for the lock, gets the stored answer.
+    """
     step_key = step_name(number)
-    replay = _receipt(session, call.call_sid, step_key)
-    if replay is not None:
-        return replay
     survey = _locked(session, survey_id)
     if survey is None or survey.provider_id != call.call_sid:
         logger.warning(
@@ -364,7 +362,7 @@ def answer_step(
         )
         return str(hangup(settings))  # not remembered: it changed nothing
     replay = _receipt(session, call.call_sid, step_key)
-    if replay is not None:  # a concurrent copy of this webhook answered while we waited
+    if replay is not None:
         return replay
     body = _advance(session, settings, now, survey, number, given)
     return _remember(session, call.call_sid, step_key, body, now)
