@@ -18,6 +18,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from gateway.dashboard import views as dashboard_views
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
+    from gateway.webhooks import events as webhook_events
     from ivr_flows import default_flows
     from sms import views as sms_views
 
@@ -35,6 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)
     reports_rollup.install()  # the reports' rollup follows every write of answers and surveys
+    webhook_events.install()  # events go to the outbox in the transaction that made them
     tasking.celery_init_app(app)
 
     app.register_blueprint(health.bp)

@@ -199,9 +199,10 @@ def _register_domain_commands() -> None:
     from audio import cli as audio_cli
     from gateway.reports import cli as reports_cli
     from gateway.voice import cli as voice_cli
+    from gateway.webhooks import cli as webhooks_cli
     from sms import cli as sms_cli
 
-    for module in (voice_cli, sms_cli, audio_cli, reports_cli):
+    for module in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli):
         module.register(main)
 
 

@@ -106,6 +106,13 @@ class Settings:
     dispatch_lease_seconds: int = 300
     dispatch_batch_size: int = 100
 
+    # Outgoing webhooks (gateway.webhooks): a delivery is retried with doubling waits from
+    # the base, at most an hour apart, for WEBHOOK_RETRY_HOURS; then its subscription pauses.
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: int = 30
+    webhook_retry_hours: int = 24
+    webhook_batch_size: int = 50
+
     low_score_threshold: int = 2
     report_min_responses: int = 30
     # By default an operator's CSI and ranking leave out what the operator does not control
@@ -200,6 +207,10 @@ _CONVERTERS: dict[str, Any] = {
     "dispatch_interval_seconds": float,
     "dispatch_lease_seconds": int,
     "dispatch_batch_size": int,
+    "webhook_timeout_seconds": float,
+    "webhook_retry_base_seconds": int,
+    "webhook_retry_hours": int,
+    "webhook_batch_size": int,
     "low_score_threshold": int,
     "report_min_responses": int,
     "report_operator_csi_all_parameters": _as_bool,
@@ -280,6 +291,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("SMS_RETRY_BASE_SECONDS must be positive")
     if settings.provider_probe_seconds <= 0:
         raise ConfigError("PROVIDER_PROBE_SECONDS must be positive")
+    if settings.webhook_retry_hours < 1 or settings.webhook_retry_base_seconds < 1:
+        raise ConfigError("WEBHOOK_RETRY_HOURS and WEBHOOK_RETRY_BASE_SECONDS must be at least 1")
     try:
         ZoneInfo(settings.default_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -363,3 +363,9 @@ class ProviderCircuit(Base):
 
 # The reports' rollup lives with its domain; imported here so the metadata (and Alembic) has it.
 from gateway.reports.models import OperatorDayParameter, OperatorDayScore  # noqa: E402, F401
+from gateway.webhooks.models import (  # noqa: E402, F401
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)

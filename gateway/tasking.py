@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger(__name__)
 
 BEAT_DISPATCH = "gateway.tasks.dispatch_due_surveys"
+BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -48,9 +49,14 @@ def celery_init_app(app: Flask) -> Celery:
                 # A sweep older than its interval is pointless: the next one is coming.
                 "options": {"expires": settings.dispatch_interval_seconds},
             },
+            "deliver-webhooks": {
+                "task": BEAT_WEBHOOKS,
+                "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
+                "options": {"expires": settings.dispatch_interval_seconds},
+            },
         },
         "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
-        "imports": ("gateway.tasks", "sms.tasks", "gateway.voice.tasks"),
+        "imports": ("gateway.tasks", "sms.tasks", "gateway.voice.tasks", "gateway.webhooks.tasks"),
     }
     if not settings.redis_url:
         # Embedded mode: kombu's filesystem transport needs no server; one machine only.

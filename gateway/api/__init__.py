@@ -43,5 +43,11 @@ def init_app(app: Flask) -> None:
 def extra_blueprints() -> list:  # type: ignore[type-arg]
     """API blueprints of other domains (reports, customers), registered with the spec."""
     from gateway.reports import views as reports_views
+    from gateway.webhooks import views as webhooks_views
 
-    return [reports_views.bp, reports_views.surveys_bp, reports_views.customers_bp]
+    return [
+        reports_views.bp,
+        reports_views.surveys_bp,
+        reports_views.customers_bp,
+        webhooks_views.bp,
+    ]
