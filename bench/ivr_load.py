@@ -6,14 +6,15 @@ gunicorn (2 sync workers by default) on a loopback port the system picks. N simu
 callers (default 8) then walk the whole `post_call` survey for a fixed time as Twilio would:
 every webhook signed with the auth token and carrying Twilio's full parameter set, keys
 pressed at random, one caller in four leaving a voice comment, and the status callback at the
-end of each call. The same callers then drive a bare Flask app under the same gunicorn
+end of each call. The same callers also drive a bare Flask app under the same gunicorn
 settings that answers every post with one constant <Gather> (no signature check, no database),
-the same number of requests per call. It prints completed surveys per second, steps (webhook
-requests) per second and p50/p99 step latency of both, and the gateway's share of the bare
-app's throughput; then checks that the database holds exactly the surveys and answers the
-callers completed. Stops both servers and drops the database at the end unless --keep.
+the same number of requests per call; the two are loaded in alternating slices, so that both
+see the same background load on a shared machine. It prints completed surveys per second,
+steps (webhook requests) per second and p50/p99 step latency of both, and the gateway's share
+of the bare app's throughput; then checks that the database holds exactly the surveys and
+answers the callers completed. Stops both servers and drops the database at the end unless --keep.
 
-    .venv/bin/python bench/ivr_load.py [--callers 8] [--seconds 20] [--workers 2]
+    .venv/bin/python bench/ivr_load.py [--callers 8] [--seconds 20] [--rounds 4] [--workers 2]
 """
 
 from __future__ import annotations
@@ -294,8 +295,16 @@ class Figures:
         return self.steps / self.seconds
 
 
-def load(base_url: str, callers: int, seconds: float, bare_steps: int = 0) -> Figures:
-    """`callers` processes at once for `seconds`; their figures together."""
+@dataclass(frozen=True)
+class Slice:
+    """What the callers did in one stretch of load."""
+
+    tallies: list[Tally]
+    seconds: float
+
+
+def load(base_url: str, callers: int, seconds: float, bare_steps: int = 0) -> Slice:
+    """`callers` processes at once for `seconds`."""
     start_at = time.time() + 1.0  # every caller process is up by then
     with multiprocessing.get_context("fork").Pool(callers) as pool:
         tallies = pool.starmap(
@@ -305,7 +314,11 @@ def load(base_url: str, callers: int, seconds: float, bare_steps: int = 0) -> Fi
                 for _ in range(callers)
             ],
         )
-    elapsed = max(t.ended_at for t in tallies) - start_at
+    return Slice(tallies, max(t.ended_at for t in tallies) - start_at)
+
+
+def figures(slices: list[Slice]) -> Figures:
+    tallies = [t for s in slices for t in s.tallies]
     latencies = sorted(x for t in tallies for x in t.latencies)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return Figures(
@@ -313,7 +326,7 @@ def load(base_url: str, callers: int, seconds: float, bare_steps: int = 0) -> Fi
         answers=sum(t.answers for t in tallies),
         steps=len(latencies),
         errors=sum(t.errors for t in tallies),
-        seconds=elapsed,
+        seconds=sum(s.seconds for s in slices),
         p50_ms=quantiles[49] * 1000,
         p99_ms=quantiles[98] * 1000,
         first_error=next((t.first_error for t in tallies if t.first_error), ""),
@@ -455,6 +468,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=int, default=8, help="simulated callers at once")
     parser.add_argument("--seconds", type=float, default=20.0, help="time each server is loaded")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="alternations of gateway and bare load"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load not measured")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
@@ -464,7 +480,8 @@ def main() -> int:
     name = f"sg_ivr_bench_{uuid.uuid4().hex[:8]}"
     steps_after_start = survey_steps()
     print(
-        f"IVR load: {args.callers} callers x {args.seconds:g} s (+{args.warmup:g} s warm-up), "
+        f"IVR load: {args.callers} callers x {args.seconds:g} s in {args.rounds} rounds "
+        f"(+{args.warmup:g} s warm-up), "
         f"gunicorn {args.workers} workers x {args.threads} threads, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
     )
@@ -483,18 +500,24 @@ def main() -> int:
             "SURVEY_GATEWAY_VAR_DIR": scratch,
             "LOW_SCORE_THRESHOLD": "2",
         }
-        warm_completed = warm_answers = 0
-        with gunicorn("wsgi:app", env, args.workers, args.threads, log) as base_url:
+        bare_app_spec = "bench.ivr_load:bare_app()"
+        with (
+            gunicorn("wsgi:app", env, args.workers, args.threads, log) as gateway_url,
+            gunicorn(bare_app_spec, env, args.workers, args.threads, log) as bare_url,
+        ):
+            warm = [load(gateway_url, args.callers, args.warmup)] if args.warmup > 0 else []
             if args.warmup > 0:
-                warm = load(base_url, args.callers, args.warmup)
-                warm_completed, warm_answers = warm.completed, warm.answers
-            gateway = load(base_url, args.callers, args.seconds)
-        with gunicorn(
-            "bench.ivr_load:bare_app()", env, args.workers, args.threads, log
-        ) as base_url:
-            if args.warmup > 0:
-                load(base_url, args.callers, args.warmup, steps_after_start)
-            bare = load(base_url, args.callers, args.seconds, steps_after_start)
+                load(bare_url, args.callers, args.warmup, steps_after_start)
+            # Alternating slices: both servers see the same background load of a shared machine.
+            slice_seconds = args.seconds / args.rounds
+            gateway_slices: list[Slice] = []
+            bare_slices: list[Slice] = []
+            for _ in range(args.rounds):
+                gateway_slices.append(load(gateway_url, args.callers, slice_seconds))
+                bare_slices.append(load(bare_url, args.callers, slice_seconds, steps_after_start))
+        gateway, bare = figures(gateway_slices), figures(bare_slices)
+        warm_completed = sum(t.completed for s in warm for t in s.tallies)
+        warm_answers = sum(t.answers for s in warm for t in s.tallies)
 
         print(
             f"{'':<24} {'surveys/s':>9} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
