@@ -138,6 +138,80 @@ def find_interaction(
     )
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A field of a re-posted interaction that differs from what was recorded."""
+
+    field: str
+    recorded: str | None
+    given: str | None
+
+
+class InteractionConflict(Exception):
+    """The same channel + external id posted again with other contact data."""
+
+    def __init__(self, interaction: Interaction, differences: list[Difference]) -> None:
+        self.interaction_id = interaction.id
+        self.differences = differences
+        listed = "; ".join(
+            f"{d.field}: {d.recorded!r} recorded, {d.given!r} given" for d in differences
+        )
+        super().__init__(
+            f"{interaction.channel.value} {interaction.external_id!r} was recorded with other "
+            f"data ({listed}); post a new external_id for another contact"
+        )
+
+
+def differences(
+    recorded: Interaction, given: InteractionInput, settings: Settings
+) -> list[Difference]:
+    """What a re-post says otherwise than the recorded interaction.
+
+    Only what identifies the contact counts: the operator's and the customer's names, team and
+    language are details of people, which any later post may bring up to date. The customer is
+    compared by external id when one is given, else by phone; an office or disposition left
+    out is not a change.
+    """
+
+    def text(value: object) -> str | None:
+        if value is None:
+            return None
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    survey = recorded.survey
+    if survey is not None and survey.kind is SurveyKind.POST_CALL:
+        survey = None  # the hand-over's, not the report's: a report cannot ask for it
+    pairs: list[tuple[str, object, object]] = [
+        ("ended_at", recorded.ended_at, given.ended_at),
+        *(
+            (name, was, said)
+            for name, was, said in (
+                ("office", recorded.office, given.office),
+                ("disposition", recorded.disposition, given.disposition),
+            )
+            if said is not None  # left out of a re-post: not said again, not a change
+        ),
+        (
+            "operator.external_id",
+            recorded.operator and recorded.operator.external_id,
+            given.operator and given.operator.external_id,
+        ),
+        ("survey", survey and survey.kind.value, _survey_choice(given)),
+    ]
+    if survey is not None:
+        pairs.append(("flow", survey.flow, given.flow or DEFAULT_FLOW))
+    customer, wanted = recorded.customer, given.customer
+    if wanted is not None and wanted.external_id:
+        pairs.append(
+            ("customer.external_id", customer and customer.external_id, wanted.external_id)
+        )
+    elif wanted is not None and wanted.phone:
+        phone = normalize_phone(wanted.phone, settings.default_region)
+        pairs.append(("customer.phone", customer and customer.phone, phone))
+    # Datetimes compare as instants, whatever offset each is written with.
+    return [Difference(name, text(was), text(now)) for name, was, now in pairs if was != now]
+
+
 def record_interaction(
     session: Session, given: InteractionInput, settings: Settings, now: datetime
 ) -> tuple[Interaction, bool]:
@@ -180,6 +254,50 @@ def record_interaction(
         session.add(survey)
     session.flush()
     return interaction, True
+
+
+def report_interaction(
+    session: Session, given: InteractionInput, settings: Settings, now: datetime
+) -> tuple[Interaction, bool]:
+    """An interaction as the integration API reports it: recorded once, then idempotent.
+
+    The same channel + external id again returns the recorded one (`created` False) if it
+    says the same; with other contact data it raises InteractionConflict, as an idempotency
+    key reused for another request does. A call the IVR hand-over recorded first is not
+    compared: the report is its first account of the contact.
+    """
+    interaction, created = record_interaction(session, given, settings, now)
+    if interaction.reported_at is None:
+        if not created:
+            _complete(session, interaction, given, settings)
+        interaction.reported_at = now
+    elif not created:
+        found = differences(interaction, given, settings)
+        if found:
+            raise InteractionConflict(interaction, found)
+    return interaction, created
+
+
+def _complete(
+    session: Session, interaction: Interaction, given: InteractionInput, settings: Settings
+) -> None:
+    """The report of a call the IVR hand-over recorded first: what it says of the contact
+    replaces what the hand-over knew (its own clock, the URL's operator, the caller's number).
+    The hand-over's survey stays the interaction's one survey."""
+    interaction.ended_at = given.ended_at
+    if given.office is not None:
+        interaction.office = given.office
+    if given.disposition is not None:
+        interaction.disposition = given.disposition
+    if given.operator is not None:
+        interaction.operator = upsert_operator(session, given.operator)
+    if given.customer is not None:
+        interaction.customer = upsert_customer(session, given.customer, settings)
+
+
+def _survey_choice(given: InteractionInput) -> str | None:
+    kind = survey_kind_for(given)
+    return kind.value if kind is not None else None
 
 
 def survey_kind_for(given: InteractionInput) -> SurveyKind | None:

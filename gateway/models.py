@@ -155,6 +155,9 @@ class Interaction(Base):
     # so the survey funnel can show calls that never reached the survey.
     disposition: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the integration API reported it; None while only the IVR hand-over has seen it
+    # (a re-post is compared with what was reported, never with what the hand-over guessed).
+    reported_at: Mapped[datetime | None] = mapped_column(default=None)
 
     operator: Mapped[Operator | None] = relationship()
     customer: Mapped[Customer | None] = relationship()

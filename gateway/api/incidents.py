@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
 from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.api.schemas import UtcDateTime
 from gateway.db import utcnow
 from gateway.incidents import IncidentError, assign_incident, close_incident, list_incidents
 from gateway.models import ApiRole, Incident
@@ -28,9 +29,9 @@ class IncidentSchema(Schema):
     id = fields.Integer()
     status = fields.String()
     score = fields.Integer()
-    opened_at = fields.DateTime()
+    opened_at = UtcDateTime()
     assignee = fields.String(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    closed_at = UtcDateTime(allow_none=True)
     closed_by = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
     interaction_id = fields.Integer()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.api.errors import problem
 from gateway.api.schemas import (
     InteractionInSchema,
     InteractionOutSchema,
@@ -20,9 +21,10 @@ from gateway.api.schemas import (
 from gateway.db import utcnow
 from gateway.interactions import (
     CustomerInput,
+    InteractionConflict,
     InteractionInput,
     OperatorInput,
-    record_interaction,
+    report_interaction,
 )
 from gateway.models import ApiRole, Interaction, InteractionChannel, Operator, SurveySession
 from gateway.surveys import scores_of
@@ -127,12 +129,31 @@ class Interactions(MethodView):
     @bp.arguments(InteractionInSchema)
     @bp.response(201, InteractionOutSchema, description="recorded, survey scheduled")
     @bp.alt_response(200, schema=InteractionOutSchema, description="already recorded: the same one")
-    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Record an interaction; the same channel and external_id again returns it unchanged."""
+    @bp.alt_response(
+        409,
+        description="this channel and external_id are recorded with other data; `conflicts` "
+        "lists each field that differs with its recorded and given value",
+    )
+    def post(self, data: dict[str, Any]) -> Any:
+        """Record an interaction; the same channel and external_id again returns it unchanged
+        (409 if it says something else)."""
         session = _session()
-        interaction, created = record_interaction(
-            session, _input_from(data), current_app.config["SETTINGS"], utcnow()
-        )
+        try:
+            interaction, created = report_interaction(
+                session, _input_from(data), current_app.config["SETTINGS"], utcnow()
+            )
+        except InteractionConflict as conflict:
+            session.rollback()
+            return problem(
+                409,
+                "Conflict",
+                str(conflict),
+                interaction_id=conflict.interaction_id,
+                conflicts=[
+                    {"field": d.field, "recorded": d.recorded, "given": d.given}
+                    for d in conflict.differences
+                ],
+            )
         session.commit()
         if created:
             current_app.logger.info(

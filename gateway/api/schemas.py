@@ -5,12 +5,13 @@ The same schemas validate requests and generate /api/openapi.json (flask-smorest
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from gateway.db import utcnow
 from gateway.models import InteractionChannel
 from gateway.phones import InvalidPhoneNumber, normalize_phone
 from ivr_flows import default_flows
@@ -54,6 +55,28 @@ class DateOrDateTime(fields.Field):
         return moment
 
 
+class UtcDateTime(fields.DateTime):
+    """A time in responses: always in UTC (+00:00), whatever offset it was given with."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+# How far ahead of the gateway's clock a reported end may be: the reporting system's clock
+# may run a little fast; a contact further in the future has not ended.
+ENDED_AT_MAX_SKEW = timedelta(minutes=5)
+
+
+def _ended(value: datetime) -> None:
+    if value > utcnow() + ENDED_AT_MAX_SKEW:
+        raise ValidationError(
+            "is in the future: report a contact once it has ended "
+            f"(clocks may differ by up to {ENDED_AT_MAX_SKEW.seconds // 60} minutes)"
+        )
+
+
 class OperatorSchema(Schema):
     external_id = fields.String(required=True, validate=validate.Length(1, 200))
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
@@ -91,8 +114,11 @@ class InteractionInSchema(Schema):
     )
     ended_at = fields.AwareDateTime(
         required=True,
-        validate=IN_RANGE,
-        metadata={"description": "ISO 8601 with a UTC offset"},
+        validate=[IN_RANGE, _ended],
+        metadata={
+            "description": "ISO 8601 with a UTC offset; not more than 5 minutes ahead of the "
+            "gateway's clock"
+        },
         error_messages={
             "invalid": "not a date-time; write it as ISO 8601, e.g. 2026-11-23T10:00:00+03:00",
             "invalid_awareness": "the time needs its UTC offset, e.g. 2026-11-23T10:00:00+03:00",
@@ -137,9 +163,9 @@ class SurveyOutSchema(Schema):
     kind = fields.String()
     flow = fields.String()
     language = fields.String()
-    due_at = fields.DateTime(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    due_at = UtcDateTime(allow_none=True)
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
     attempts = fields.Integer()
     delivery_status = fields.String(allow_none=True)
     not_sent_reason = fields.String(allow_none=True)
@@ -151,7 +177,7 @@ class InteractionOutSchema(Schema):
     id = fields.Integer()
     external_id = fields.String()
     channel = fields.String()
-    ended_at = fields.DateTime()
+    ended_at = UtcDateTime()
     office = fields.String(allow_none=True)
     disposition = fields.String(allow_none=True)
     operator = fields.Nested(OperatorOutSchema, allow_none=True)
@@ -162,7 +188,7 @@ class InteractionOutSchema(Schema):
         values=fields.Integer(),
         metadata={"description": "answered value by question key; unanswered keys are absent"},
     )
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 # Deep enough for any real listing; a larger page would overflow the database's offset.

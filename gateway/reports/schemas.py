@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gateway.api.schemas import DATE_IN_RANGE, OperatorOutSchema, PhoneNumber
+from gateway.api.schemas import DATE_IN_RANGE, OperatorOutSchema, PhoneNumber, UtcDateTime
 from gateway.models import InteractionChannel
 
 _FORMATS = ["json", "csv", "xlsx"]
@@ -142,7 +142,7 @@ class ExclusionOutSchema(Schema):
     survey_id = fields.Integer()
     interaction_id = fields.Integer()
     excluded = fields.Boolean()
-    excluded_at = fields.DateTime(allow_none=True)
+    excluded_at = UtcDateTime(allow_none=True)
     excluded_by = fields.String(allow_none=True)
     exclusion_reason = fields.String(allow_none=True)
 
@@ -155,7 +155,7 @@ class LatestInteractionSchema(Schema):
     id = fields.Integer()
     external_id = fields.String()
     channel = fields.String()
-    ended_at = fields.DateTime()
+    ended_at = UtcDateTime()
 
 
 class LatestScoresSchema(Schema):

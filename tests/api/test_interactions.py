@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from tests.factories import interaction_payload
+from tests.ivr.conftest import Call
 
 pytestmark = pytest.mark.both_databases
 
@@ -41,12 +42,22 @@ def test_office_visit_is_recorded_with_an_sms_survey_due_after_the_delay(client,
 def test_the_same_interaction_again_is_200_with_the_same_resource_and_one_survey(client, auth):
     payload = interaction_payload()
     first = post(client, auth, payload)
-    again = post(client, auth, {**payload, "office": "elsewhere"})
+    # The same end written with another offset is the same instant; names may be updated.
+    moscow = datetime.fromisoformat(payload["ended_at"]).astimezone(timezone(timedelta(hours=3)))
+    again = post(
+        client,
+        auth,
+        {
+            **payload,
+            "ended_at": moscow.isoformat(),
+            "operator": {**payload["operator"], "name": "Анна Петрова-Иванова"},
+        },
+    )
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json["id"] == first.json["id"]
     assert again.json["survey"]["id"] == first.json["survey"]["id"]
-    assert again.json["office"] == "central"
+    assert again.json["ended_at"] == first.json["ended_at"]
     found = client.get(
         "/api/v1/interactions",
         query_string={"channel": "office_visit", "external_id": payload["external_id"]},
@@ -187,3 +198,90 @@ def test_supervisor_sees_only_its_team(client, auth, make_api_key):
     supervisor = {"Authorization": f"Bearer {make_api_key('supervisor', team='Front office')}"}
     assert client.get(f"/api/v1/interactions/{mine['id']}", headers=supervisor).status_code == 200
     assert client.get(f"/api/v1/interactions/{theirs['id']}", headers=supervisor).status_code == 404
+
+
+def test_the_same_id_with_another_operator_is_a_409_naming_what_differs(client, auth):
+    payload = interaction_payload()
+    first = post(client, auth, payload)
+    other = post(
+        client,
+        auth,
+        {**payload, "operator": {"external_id": "op-8", "name": "Борис"}, "office": "port"},
+    )
+
+    assert other.status_code == 409
+    assert other.mimetype == "application/problem+json"
+    problem = other.json
+    assert problem["interaction_id"] == first.json["id"]
+    assert {c["field"]: (c["recorded"], c["given"]) for c in problem["conflicts"]} == {
+        "operator.external_id": ("op-7", "op-8"),
+        "office": ("central", "port"),
+    }
+    assert "operator.external_id" in problem["detail"]
+    stored = client.get(f"/api/v1/interactions/{first.json['id']}", headers=auth).json
+    assert stored["operator"]["external_id"] == "op-7"
+    assert stored["office"] == "central"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"ended_at": "2026-11-01T10:00:00+00:00"}, "ended_at"),
+        ({"customer": {"phone": "+79161234500"}}, "customer.phone"),
+        ({"survey": "none"}, "survey"),
+        ({"flow": "quick_csat"}, "flow"),
+    ],
+)
+def test_each_conflicting_field_is_named(client, auth, change, field):
+    payload = interaction_payload()
+    assert post(client, auth, payload).status_code == 201
+    response = post(client, auth, {**payload, **change})
+    assert response.status_code == 409
+    assert [c["field"] for c in response.json["conflicts"]] == [field]
+
+
+def test_an_end_in_the_future_is_refused_beyond_five_minutes_of_clock_skew(client, auth):
+    now = datetime.now(UTC)
+    late = post(client, auth, interaction_payload(ended_at=(now + timedelta(hours=2)).isoformat()))
+    assert late.status_code == 422
+    assert [e["field"] for e in late.json["errors"]] == ["ended_at"]
+    assert "future" in late.json["detail"]
+    skewed = post(
+        client, auth, interaction_payload(ended_at=(now + timedelta(minutes=4)).isoformat())
+    )
+    assert skewed.status_code == 201
+
+
+def test_times_are_answered_in_utc_whatever_offset_they_were_posted_with(client, auth):
+    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    posted = ended.astimezone(timezone(timedelta(hours=3))).isoformat()
+    created = post(client, auth, interaction_payload(ended_at=posted)).json
+    read = client.get(f"/api/v1/interactions/{created['id']}", headers=auth).json
+
+    assert created["ended_at"] == read["ended_at"] == ended.isoformat()
+    assert created["survey"]["due_at"] == read["survey"]["due_at"]
+    assert created["survey"]["due_at"].endswith("+00:00")
+
+
+def test_a_pbx_report_after_the_ivr_hand_over_completes_the_call_and_repeats_are_200(client, auth):
+    call = Call(client)
+    assert call.start("operator=op-1&interaction=pbx-2001").status_code == 200
+    ended = (datetime.now(UTC) - timedelta(minutes=3)).replace(microsecond=0)
+    report = interaction_payload(
+        external_id="pbx-2001",
+        channel="call",
+        ended_at=ended.isoformat(),
+        operator={"external_id": "op-1", "name": "Ольга"},
+        customer={"external_id": "crm-77", "phone": "+79161234567"},
+        disposition="completed",
+        office=None,
+    )
+
+    first = post(client, auth, report)
+    again = post(client, auth, report)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json["ended_at"] == ended.isoformat()  # the PBX's clock, not the hand-over's
+    assert first.json["customer"]["external_id"] == "crm-77"
+    assert first.json["survey"]["kind"] == "post_call"  # the hand-over's survey stays
+    assert again.json == first.json
