@@ -115,6 +115,8 @@ class Settings:
 
     low_score_threshold: int = 2
     report_min_responses: int = 30
+    # An NPS from fewer answers is not shown as a figure (its counts are).
+    report_min_nps_responses: int = 30
     # By default an operator's CSI and ranking leave out what the operator does not control
     # (the tariff); true counts every parameter, as the company's CSI does.
     report_operator_csi_all_parameters: bool = False
@@ -213,6 +215,7 @@ _CONVERTERS: dict[str, Any] = {
     "webhook_batch_size": int,
     "low_score_threshold": int,
     "report_min_responses": int,
+    "report_min_nps_responses": int,
     "report_operator_csi_all_parameters": _as_bool,
     "var_dir": Path,
     "audio_dir": Path,

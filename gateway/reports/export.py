@@ -32,12 +32,19 @@ def operator_columns(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] =
         "csat",
         "csat_ci95_low",
         "csat_ci95_high",
+        "csat_shrunk",
+        "csat_shrunk_ci95_low",
+        "csat_shrunk_ci95_high",
+        "team_csat",
+        "vs_team",
         "csi",
         "csi_all_parameters",
         *(f"parameter_{k}" for k in keys),
         *(f"distribution_{v}" for v in range(1, 6)),
         "nps",
         "nps_se",
+        "nps_ci95_low",
+        "nps_ci95_high",
         "nps_responses",
         "excluded",
         "ranked",
@@ -49,7 +56,9 @@ def operator_columns(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] =
 def flatten_operator_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One operator-report row with nested figures spread into flat columns."""
     interval = row.get("csat_ci95") or (None, None)
+    shrunk = row.get("csat_shrunk_ci95") or (None, None)
     nps = row.get("nps") or {}
+    nps_interval = nps.get("ci95") or (None, None)
     flat = {
         **{k: v for k, v in row.items() if not isinstance(v, dict | list)},
         "operator_external_id": row["operator"]["external_id"],
@@ -57,8 +66,12 @@ def flatten_operator_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "team": row["operator"]["team"],
         "csat_ci95_low": interval[0],
         "csat_ci95_high": interval[1],
+        "csat_shrunk_ci95_low": shrunk[0],
+        "csat_shrunk_ci95_high": shrunk[1],
         "nps": nps.get("score"),
         "nps_se": nps.get("se"),
+        "nps_ci95_low": nps_interval[0],
+        "nps_ci95_high": nps_interval[1],
         "nps_responses": nps.get("responses"),
     }
     flat.update({f"parameter_{k}": v for k, v in row.get("parameters", {}).items()})

@@ -12,7 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import betaincinv, betaln, digamma
+from threadpoolctl import ThreadpoolController
 
 from ivr_flows import Flow, QuestionType
 
@@ -22,6 +28,8 @@ Z95 = 1.959963984540054
 SATISFIED = frozenset({4, 5})  # CSAT counts these overall scores
 PROMOTERS = range(9, 11)
 DETRACTORS = range(0, 7)
+# The tails left out of every 95% interval.
+TAILS95 = (0.025, 0.975)
 
 
 @dataclass(frozen=True)
@@ -87,24 +95,28 @@ def csi_of(
 ) -> float | None:
     """Importance-weighted mean of parameter satisfaction on 0-100, or None if none answered.
 
-    Weights are the customer's own importance answers when the session has any; a parameter
-    whose importance was skipped takes the mean of the customer's other importance answers.
-    Without importance answers the flow's configured weights apply.
+    Only the parameters counted (`operator_only`: those the operator controls) take part,
+    their importance included. Weights are the customer's own importance answers for those
+    parameters when there are any; a parameter whose importance was skipped takes the mean of
+    them (the stand-in). Without such answers the flow's configured weights apply. So the
+    importance a customer gives the tariff never weighs on the operator's CSI, not even
+    through the stand-in.
     """
-    given_importance = [v for k in spec.importance_keys if (v := answers.get(k)) is not None]
-    mean_importance = sum(given_importance) / len(given_importance) if given_importance else None
+    counted = [p for p in spec.parameters if p.operator_controlled or not operator_only]
+    given = [
+        v for p in counted if p.importance_key and (v := answers.get(p.importance_key)) is not None
+    ]
+    stand_in = sum(given) / len(given) if given else None
     total = weights = 0.0
-    for parameter in spec.parameters:
-        if operator_only and not parameter.operator_controlled:
-            continue
+    for parameter in counted:
         value = answers.get(parameter.key)
         if value is None:
             continue
-        if mean_importance is None:
+        if stand_in is None:
             weight = parameter.weight
         else:
             own = answers.get(parameter.importance_key) if parameter.importance_key else None
-            weight = float(own) if own is not None else mean_importance
+            weight = float(own) if own is not None else stand_in
         if weight <= 0:
             continue
         total += weight * to_percent(value)
@@ -149,6 +161,30 @@ def nps_of(promoters: int, detractors: int, n: int) -> tuple[float, float] | Non
     return (p - d) * 100, math.sqrt(variance / n) * 100
 
 
+def nps_interval(promoters: int, detractors: int, n: int) -> tuple[float, float] | None:
+    """A 95% interval of the NPS in points, inside [-100, 100] at any n; None if n is 0.
+
+    The shares of promoters, passives and detractors get the uniform Dirichlet(1, 1, 1)
+    prior; the posterior is Dirichlet(1 + promoters, 1 + passives, 1 + detractors). The
+    interval is the central 95% of the posterior of (1 + NPS/100) / 2, approximated by the
+    beta distribution of the same mean and variance, and widened to hold the observed NPS
+    where that lies outside (only at or next to +-100 with few answers).
+    """
+    if n <= 0:
+        return None
+    a, c = 1.0 + promoters, 1.0 + detractors
+    total = 3.0 + n
+    mean = (1 + (a - c) / total) / 2
+    variance = (a * (total - a) + c * (total - c) + 2 * a * c) / (total**2 * (total + 1)) / 4
+    concentration = mean * (1 - mean) / variance - 1
+    low, high = (
+        float(q) * 200 - 100
+        for q in betaincinv(mean * concentration, (1 - mean) * concentration, TAILS95)
+    )
+    observed = (promoters - detractors) / n * 100
+    return min(low, observed), max(high, observed)
+
+
 def nps_class(value: int | None) -> str | None:
     """promoter (9-10), passive (7-8) or detractor (0-6)."""
     if value is None:
@@ -158,6 +194,116 @@ def nps_class(value: int | None) -> str | None:
     if value in DETRACTORS:
         return "detractor"
     return "passive"
+
+
+# --- fair ranking: each operator's CSAT shrunk towards the population's ------------------
+
+# The weakest prior a fit may give: Beta(1, 1) is flat; shapes below 1 would pile the prior up
+# at 0 % and 100 % and pull a handful of perfect scores towards "certainly perfect".
+MIN_PRIOR_SHAPE = 1.0
+# The strongest: e^20 responses' worth, in effect one CSAT for everybody; reached when the
+# operators differ no more than chance alone would make them.
+MAX_LOG_PRIOR_SHAPE = 20.0
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """An operator's CSAT after shrinkage: the posterior mean and its central 95% interval."""
+
+    estimate: float
+    low: float
+    high: float
+    own_weight: float  # the share of the operator's own answers in the estimate, n / (n + m)
+
+
+@dataclass(frozen=True)
+class BetaPrior:
+    """Beta(alpha, beta): how the operators' true CSAT spreads in a population.
+
+    `mean` is the population's CSAT; `strength` (alpha + beta) counts as that many responses
+    at the mean, added to each operator's own answers.
+    """
+
+    alpha: float
+    beta: float
+
+    @property
+    def mean(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def strength(self) -> float:
+        return self.alpha + self.beta
+
+    def shrink(self, satisfied: int, n: int) -> Shrunk:
+        """The posterior Beta(alpha + satisfied, beta + n - satisfied): mean, 95% interval."""
+        a, b = self.alpha + satisfied, self.beta + n - satisfied
+        low, high = (float(q) for q in betaincinv(a, b, TAILS95))
+        return Shrunk(a / (a + b), low, high, n / (n + self.strength))
+
+
+def fit_beta_prior(samples: Iterable[tuple[int, int]]) -> BetaPrior | None:
+    """The beta prior of the operators' CSAT that best explains their (satisfied, responses).
+
+    Empirical Bayes: maximises the beta-binomial marginal likelihood of every operator's
+    counts over alpha, beta >= 1, started from the method of moments. None when no operator
+    has a response.
+    """
+    counts = np.array([(s, n) for s, n in samples if n > 0], dtype=float).reshape(-1, 2)
+    if not len(counts):
+        return None
+    satisfied, n = counts[:, 0], counts[:, 1]
+    failed, k = n - satisfied, len(n)
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        alpha, beta = shapes = np.exp(x)
+        # log of the marginal likelihood, without the binomial coefficients (constant)
+        log_likelihood = np.sum(betaln(alpha + satisfied, beta + failed)) - k * betaln(alpha, beta)
+        common = k * digamma(alpha + beta) - np.sum(digamma(alpha + beta + n))
+        d_alpha = np.sum(digamma(alpha + satisfied)) - k * digamma(alpha) + common
+        d_beta = np.sum(digamma(beta + failed)) - k * digamma(beta) + common
+        return -float(log_likelihood), -np.array([d_alpha, d_beta]) * shapes
+
+    # Searched over log(alpha) and log(beta).
+    bounds = [(math.log(MIN_PRIOR_SHAPE), MAX_LOG_PRIOR_SHAPE)] * 2
+    start = _moments_start(satisfied, n)
+    # Two parameters: BLAS threads only cost here, and a lot on a busy machine.
+    with _blas().limit(limits=1, user_api="blas"):
+        found = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    alpha, beta = np.exp(found.x)
+    return BetaPrior(float(alpha), float(beta))
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _moments_start(satisfied: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """log(alpha), log(beta) of the method-of-moments fit, kept in the searched range."""
+    mean = float(satisfied.sum() / n.sum())
+    spread = float(np.var(satisfied / n)) - mean * (1 - mean) * float(np.mean(1 / n))
+    strength = mean * (1 - mean) / spread - 1 if spread > 0 else 1000.0
+    strength = min(max(strength, 4.0), 1e5)
+    shapes = np.array([mean * strength, (1 - mean) * strength])
+    return np.log(np.maximum(shapes, MIN_PRIOR_SHAPE))
+
+
+def compare_share(satisfied: int, n: int, reference: float) -> str | None:
+    """'above' or 'below' when `reference` lies outside the Wilson 95% interval of
+    satisfied / n, else 'no_difference'; None without responses.
+
+    The Wilson interval is the set of shares the score test does not reject at 5 %, so this
+    is that test of "the operator's true CSAT equals the reference".
+    """
+    interval = wilson_interval(satisfied, n)
+    if interval is None:
+        return None
+    if reference < interval[0]:
+        return "above"
+    if reference > interval[1]:
+        return "below"
+    return "no_difference"
 
 
 @dataclass
@@ -174,6 +320,11 @@ class Tally:
     promoters: int = 0
     detractors: int = 0
     parameter_sums: dict[str, list[float]] = field(default_factory=dict)  # key -> [sum, n]
+
+    @property
+    def satisfied(self) -> int:
+        """Responses whose overall score counts in CSAT."""
+        return sum(self.distribution.get(v, 0) for v in SATISFIED)
 
     def add(self, score: SessionScore) -> None:
         """Count one non-excluded session's score."""
@@ -230,12 +381,13 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
     `csi_all_parameters` always includes every parameter (the company's view).
     """
     n = tally.responses
-    satisfied = sum(tally.distribution.get(v, 0) for v in SATISFIED)
+    satisfied = tally.satisfied
     overall_sum = sum(v * c for v, c in tally.distribution.items())
     interval = wilson_interval(satisfied, n)
     csi_all = _mean(tally.csi_sum, tally.csi_n)
     csi_operator = _mean(tally.csi_operator_sum, tally.csi_operator_n)
     nps = nps_of(tally.promoters, tally.detractors, tally.nps_n)
+    nps_ci95 = nps_interval(tally.promoters, tally.detractors, tally.nps_n)
     return {
         "responses": n,
         "overall_mean": _mean(overall_sum, n),
@@ -254,6 +406,7 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
         else {
             "score": nps[0],
             "se": nps[1],
+            "ci95": list(nps_ci95) if nps_ci95 else None,
             "responses": tally.nps_n,
             "promoters": tally.promoters,
             "passives": tally.nps_n - tally.promoters - tally.detractors,

@@ -46,8 +46,24 @@ class TrendQuerySchema(ReportQuerySchema):
 
 
 class NpsSchema(Schema):
-    score = fields.Float(metadata={"description": "% promoters - % detractors"})
-    se = fields.Float(metadata={"description": "standard error of the score, in points"})
+    score = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "% promoters - % detractors; null with fewer answers than "
+            "REPORT_MIN_NPS_RESPONSES"
+        },
+    )
+    se = fields.Float(
+        allow_none=True, metadata={"description": "standard error of the score, in points"}
+    )
+    ci95 = fields.List(
+        fields.Float(),
+        allow_none=True,
+        metadata={
+            "description": "95% interval of the score, in points, within [-100, 100] "
+            "(Dirichlet posterior); null where the score is"
+        },
+    )
     responses = fields.Integer()
     promoters = fields.Integer()
     passives = fields.Integer()
@@ -78,6 +94,29 @@ class FiguresSchema(Schema):
 
 class OperatorRatingSchema(FiguresSchema):
     operator = fields.Nested(OperatorOutSchema)
+    csat_shrunk = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "CSAT shrunk towards the company's by an empirical-Bayes beta prior "
+            "fitted to the period: the figure operators are ranked by"
+        },
+    )
+    csat_shrunk_ci95 = fields.List(
+        fields.Float(),
+        allow_none=True,
+        metadata={"description": "95% credible interval of csat_shrunk"},
+    )
+    team_csat = fields.Float(
+        allow_none=True, metadata={"description": "CSAT of the operator's team in the report"}
+    )
+    vs_team = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(["above", "below", "no_difference"]),
+        metadata={
+            "description": "above or below when team_csat lies outside csat_ci95 (the operator "
+            "differs from the team beyond chance), else no_difference; null without a team"
+        },
+    )
     ranked = fields.Boolean()
     rank = fields.Integer(allow_none=True)
     rank_reason = fields.String(allow_none=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -27,9 +27,12 @@ from gateway.models import (
     Team,
 )
 from gateway.reports.metrics import (
+    BetaPrior,
     SessionScore,
     Tally,
+    compare_share,
     figures,
+    fit_beta_prior,
     nps_class,
     score_session,
 )
@@ -207,6 +210,9 @@ def published(totals: Totals, settings: Settings, *, operator_view: bool) -> dic
     )
     sent = totals.count("sent")
     nps = raw["nps"]
+    if nps is not None and nps["responses"] < settings.report_min_nps_responses:
+        # Too few answers for a figure: the counts stay, the score and its interval do not.
+        nps = {**nps, "score": None, "se": None, "ci95": None}
     interval = raw["csat_ci95"]
     return {
         "surveys_sent": sent,
@@ -219,10 +225,14 @@ def published(totals: Totals, settings: Settings, *, operator_view: bool) -> dic
         "csi_all_parameters": _round(raw["csi_all_parameters"], 2),
         "parameters": {k: round(v, 3) for k, v in raw["parameters"].items()},
         "distribution": raw["distribution"],
-        "nps": nps and {**nps, "score": round(nps["score"], 2), "se": round(nps["se"], 2)},
+        "nps": nps
+        and {
+            **nps,
+            "score": _round(nps["score"], 2),
+            "se": _round(nps["se"], 2),
+            "ci95": nps["ci95"] and [round(x, 2) for x in nps["ci95"]],
+        },
         "excluded": totals.count("excluded"),
-        "_rank_by": interval[0] if interval else None,
-        "_csat": raw["csat"],
     }
 
 
@@ -250,21 +260,58 @@ def operator_ref(op: Operator) -> dict[str, Any]:
 def operators_report(
     session: Session, flt: ReportFilter, settings: Settings
 ) -> list[dict[str, Any]]:
-    """Per-operator figures: ranked operators first, by the lower bound of the CSAT interval.
+    """Per-operator figures: ranked operators first, by their shrunk CSAT (`rank_operators`).
 
     Operators with fewer than REPORT_MIN_RESPONSES responses follow, listed but never ranked.
     """
     totals = _totals(session, flt, "operator_id")
     operators = _operators(session, list(totals))
-    minimum = settings.report_min_responses
-    rows = []
-    for operator_id, group in totals.items():
-        row = {
+    # The prior is the company's (the filter without its team): an operator's figures do not
+    # depend on whether a supervisor or an admin looks.
+    population = (
+        totals if flt.team is None else _totals(session, replace(flt, team=None), "operator_id")
+    )
+    prior = fit_beta_prior((t.tally.satisfied, t.tally.responses) for t in population.values())
+    rows = [
+        {
             "operator": operators[operator_id],
             **published(group, settings, operator_view=True),
+            "_satisfied": group.tally.satisfied,
         }
-        responses = row["responses"]
-        row["ranked"] = responses >= minimum and row["_rank_by"] is not None
+        for operator_id, group in totals.items()
+    ]
+    return [_public(r) for r in rank_operators(rows, prior, settings.report_min_responses)]
+
+
+def rank_operators(
+    rows: list[dict[str, Any]], prior: BetaPrior | None, minimum: int
+) -> list[dict[str, Any]]:
+    """Add the ranking figures to operator rows and order them: ranked first, best first.
+
+    Each row's CSAT is shrunk towards the population's by `prior` (`csat_shrunk`, with its
+    95% credible interval); operators with at least `minimum` responses are ranked by it.
+    `vs_team` says whether the operator's CSAT differs from their team's beyond chance.
+    Rows carry `responses` and `_satisfied` (the count of 4 and 5).
+    """
+    teams: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        team = teams[row["operator"]["team"]]
+        team[0] += row["_satisfied"]
+        team[1] += row["responses"]
+    for row in rows:
+        responses, satisfied = row["responses"], row["_satisfied"]
+        shrunk = prior.shrink(satisfied, responses) if prior and responses else None
+        row["_shrunk"] = shrunk and shrunk.estimate
+        row["csat_shrunk"] = shrunk and round(shrunk.estimate, 4)
+        row["csat_shrunk_ci95"] = shrunk and [round(shrunk.low, 4), round(shrunk.high, 4)]
+        team = row["operator"]["team"]
+        team_satisfied, team_responses = teams[team]
+        team_csat = team_satisfied / team_responses if team and team_responses else None
+        row["team_csat"] = _round(team_csat, 4)
+        row["vs_team"] = (
+            None if team_csat is None else compare_share(satisfied, responses, team_csat)
+        )
+        row["ranked"] = responses >= minimum and shrunk is not None
         row["rank"] = None
         row["rank_reason"] = (
             None
@@ -274,10 +321,9 @@ def operators_report(
                 f"fewer than the {minimum} needed to be ranked"
             )
         )
-        rows.append(row)
     ranked = sorted(
         (r for r in rows if r["ranked"]),
-        key=lambda r: (-r["_rank_by"], -r["_csat"], -r["responses"], r["operator"]["external_id"]),
+        key=lambda r: (-r["_shrunk"], -r["responses"], r["operator"]["external_id"]),
     )
     for position, row in enumerate(ranked, start=1):
         row["rank"] = position
@@ -285,7 +331,7 @@ def operators_report(
         (r for r in rows if not r["ranked"]),
         key=lambda r: (-r["responses"], r["operator"]["external_id"]),
     )
-    return [_public(r) for r in (*ranked, *unranked)]
+    return [*ranked, *unranked]
 
 
 def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dict[str, Any]:

@@ -86,6 +86,24 @@ def test_a_skipped_importance_takes_the_mean_of_the_customers_other_importance_a
     assert csi_of(answers, WITH_IMPORTANCE) == pytest.approx(475 / 12)
 
 
+def test_the_operators_csi_never_borrows_the_importance_of_cost():
+    answers = {
+        **SATISFACTION,
+        "importance_cost": 5,
+        "importance_speed": 1,
+        "importance_politeness": 3,
+        "importance_quality": None,
+    }
+    # The operator's stand-in for quality is the mean of speed's and politeness's importance,
+    # (1+3)/2 = 2, not (5+1+3)/3 = 3: (1*100 + 3*75 + 2*50) / (1+3+2)
+    assert csi_of(answers, WITH_IMPORTANCE, operator_only=True) == pytest.approx(425 / 6)
+    only_cost = {**SATISFACTION, "importance_cost": 5}
+    # Nothing said about what the operator controls: the configured (equal) weights apply.
+    assert csi_of(only_cost, WITH_IMPORTANCE, operator_only=True) == pytest.approx(75.0)
+    # The company's CSI: cost's 5 stands in for every parameter, so weights are equal again.
+    assert csi_of(only_cost, WITH_IMPORTANCE) == pytest.approx(56.25)
+
+
 def test_a_partial_survey_counts_only_what_was_answered():
     partial = {"overall": 2, "cost": None, "speed": 4}
     score = score_session(partial, POST_CALL)

@@ -4,11 +4,13 @@ answers; small samples are listed but never ranked; CSV and XLSX carry the same 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import openpyxl
 import pytest
 from sqlalchemy import text
@@ -72,7 +74,14 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
                 for q in flow.questions
                 if q.type is QuestionType.IMPORTANCE
             }
-            stated = [v for v in importance.values() if v is not None]
+            # The operator's CSI: the importance of cost counts nowhere, not even in the
+            # stand-in weight of a skipped importance answer.
+            stated = [
+                v
+                for q in flow.questions
+                if q.parameter and q.operator_controlled
+                if (v := importance.get(q.key)) is not None
+            ]
             total = weights = 0.0
             for q in flow.questions:
                 if not q.parameter:
@@ -93,7 +102,16 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
         m = len(nps_values) or math.nan
         promoters = sum(1 for v in nps_values if v >= 9) / m
         detractors = sum(1 for v in nps_values if v <= 6) / m
+        # NPS interval: quantiles of promoters - detractors drawn from the Dirichlet posterior.
+        draws = np.random.default_rng(7).dirichlet(
+            [1 + promoters * m, 1 + (1 - promoters - detractors) * m, 1 + detractors * m]
+            if nps_values
+            else [1, 1, 1],
+            200_000,
+        )
+        nps_quantiles = np.quantile(draws[:, 0] - draws[:, 2], [0.025, 0.975]) * 100
         result[operator] = {
+            "satisfied": good,
             "surveys_sent": sent,
             "responses": n,
             "response_rate": n / sent,
@@ -107,6 +125,8 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
             "nps_se": None
             if not nps_values
             else math.sqrt((promoters + detractors - (promoters - detractors) ** 2) / m) * 100,
+            "nps_responses": len(nps_values),
+            "nps_ci95": [float(q) for q in nps_quantiles],
         }
     return result
 
@@ -119,8 +139,10 @@ def flows() -> dict[str, Any]:
 
 
 def test_the_report_matches_figures_computed_independently_from_raw_answers(
-    client, session, keys, month, flows
+    app, client, session, keys, month, flows
 ):
+    settings = app.config["SETTINGS"]
+    app.config["SETTINGS"] = dataclasses.replace(settings, report_min_nps_responses=1)
     response = report(client, keys["admin"])
     assert response.status_code == 200, response.json
     rows = {r["operator"]["external_id"]: r for r in response.json["operators"]}
@@ -144,6 +166,39 @@ def test_the_report_matches_figures_computed_independently_from_raw_answers(
         else:
             assert got["nps"]["score"] == pytest.approx(want["nps"], abs=5e-3)
             assert got["nps"]["se"] == pytest.approx(want["nps_se"], abs=5e-3)
+            low, high = got["nps"]["ci95"]
+            assert -100 <= low <= got["nps"]["score"] <= high <= 100
+            assert [low, high] == pytest.approx(want["nps_ci95"], abs=1.5), operator
+
+    # Teams: the pooled CSAT of each team's operators, and the test against it.
+    teams: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for operator, want in expected.items():
+        team = rows[operator]["operator"]["team"]
+        teams[team][0] += want["satisfied"]
+        teams[team][1] += want["responses"]
+    for operator, got in rows.items():
+        satisfied, responses = teams[got["operator"]["team"]]
+        assert got["team_csat"] == pytest.approx(satisfied / responses, abs=5e-5)
+        low, high = got["csat_ci95"]
+        expected_side = (
+            "above"
+            if satisfied / responses < low
+            else "below"
+            if satisfied / responses > high
+            else "no_difference"
+        )
+        assert got["vs_team"] == expected_side, operator
+
+
+def test_nps_below_its_minimum_sample_shows_counts_but_no_figure(app, client, keys, month):
+    assert app.config["SETTINGS"].report_min_nps_responses == 30
+    rows = {
+        r["operator"]["external_id"]: r for r in report(client, keys["admin"]).json["operators"]
+    }
+    nps = rows["op-a"]["nps"]  # 14 surveys of op-a asked the NPS question
+    assert 0 < nps["responses"] < 30
+    assert nps["promoters"] + nps["passives"] + nps["detractors"] == nps["responses"]
+    assert (nps["score"], nps["se"], nps["ci95"]) == (None, None, None)
 
 
 def test_the_month_excludes_the_day_before_and_the_day_after(client, keys, month):
@@ -172,15 +227,24 @@ def test_an_operator_with_three_answers_is_listed_but_not_ranked(client, keys, m
     ranked = [r for r in operators if r["ranked"]]
     assert [r["rank"] for r in ranked] == [1, 2, 3]  # ...yet it is ranked after all of these
     assert operators[: len(ranked)] == ranked
-    lower_bounds = [r["csat_ci95"][0] for r in ranked]
-    assert lower_bounds == sorted(lower_bounds, reverse=True)
+    # The ranked figure and its interval are what the order says: no row shows a higher
+    # shrunk CSAT than a row above it.
+    shrunk = [r["csat_shrunk"] for r in ranked]
+    assert shrunk == sorted(shrunk, reverse=True)
+    everyone = sum(r["responses"] for r in operators)
+    company = sum(r["csat"] * r["responses"] for r in operators) / everyone
+    for row in operators:
+        low, high = row["csat_shrunk_ci95"]
+        assert low < row["csat_shrunk"] < high
+        # Shrunk: between the operator's own CSAT and the company's.
+        assert min(row["csat"], company) <= row["csat_shrunk"] <= max(row["csat"], company)
+    # op-c's 4 of 4 is pulled well below 100 %: a handful of answers does not make a star.
+    assert op_c["csat_shrunk"] < 0.95
 
 
 def test_the_minimum_for_ranking_is_a_setting(app, client, keys, month):
     settings = app.config["SETTINGS"]
     assert settings.report_min_responses == 30
-    import dataclasses
-
     app.config["SETTINGS"] = dataclasses.replace(settings, report_min_responses=3)
     operators = report(client, keys["admin"]).json["operators"]
     assert all(r["ranked"] for r in operators)
@@ -252,9 +316,15 @@ def _expected_flat(row: dict[str, Any]) -> dict[str, Any]:
         "csat": row["csat"],
         "csat_ci95_low": row["csat_ci95"][0],
         "csat_ci95_high": row["csat_ci95"][1],
+        "csat_shrunk": row["csat_shrunk"],
+        "csat_shrunk_ci95_low": row["csat_shrunk_ci95"][0],
+        "csat_shrunk_ci95_high": row["csat_shrunk_ci95"][1],
+        "team_csat": row["team_csat"],
+        "vs_team": row["vs_team"],
         "csi": row["csi"],
         "nps": row["nps"]["score"] if row["nps"] else None,
         "nps_se": row["nps"]["se"] if row["nps"] else None,
+        "nps_responses": row["nps"]["responses"] if row["nps"] else None,
         "ranked": row["ranked"],
         "rank": row["rank"],
     }
