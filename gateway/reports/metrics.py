@@ -237,9 +237,19 @@ class BetaPrior:
 
     def shrink(self, satisfied: int, n: int) -> Shrunk:
         """The posterior Beta(alpha + satisfied, beta + n - satisfied): mean, 95% interval."""
+        return self.shrink_all([(satisfied, n)])[0]
+
+    def shrink_all(self, counts: Iterable[tuple[int, int]]) -> list[Shrunk]:
+        """`shrink` of many (satisfied, responses) at once: one vectorised quantile call."""
+        satisfied, n = np.array(list(counts), dtype=float).reshape(-1, 2).T
         a, b = self.alpha + satisfied, self.beta + n - satisfied
-        low, high = (float(q) for q in betaincinv(a, b, TAILS95))
-        return Shrunk(a / (a + b), low, high, n / (n + self.strength))
+        quantiles = betaincinv(a[:, None], b[:, None], TAILS95)
+        return [
+            Shrunk(float(mean), float(low), float(high), float(weight))
+            for mean, (low, high), weight in zip(
+                a / (a + b), quantiles, n / (n + self.strength), strict=True
+            )
+        ]
 
 
 def fit_beta_prior(samples: Iterable[tuple[int, int]]) -> BetaPrior | None:

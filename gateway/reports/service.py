@@ -298,9 +298,11 @@ def rank_operators(
         team = teams[row["operator"]["team"]]
         team[0] += row["_satisfied"]
         team[1] += row["responses"]
-    for row in rows:
+    counts = [(row["_satisfied"], row["responses"]) for row in rows]
+    posteriors = prior.shrink_all(counts) if prior else [None] * len(rows)
+    for row, posterior in zip(rows, posteriors, strict=True):
         responses, satisfied = row["responses"], row["_satisfied"]
-        shrunk = prior.shrink(satisfied, responses) if prior and responses else None
+        shrunk = posterior if responses else None
         row["_shrunk"] = shrunk and shrunk.estimate
         row["csat_shrunk"] = shrunk and round(shrunk.estimate, 4)
         row["csat_shrunk_ci95"] = shrunk and [round(shrunk.low, 4), round(shrunk.high, 4)]
