@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask import Flask, Response, request  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
@@ -285,6 +285,8 @@ class Figures:
     p50_ms: float
     p99_ms: float
     first_error: str
+    app_cpu_ms: float  # CPU time of the gunicorn processes per step
+    database_cpu_ms: float  # CPU time of the PostgreSQL backends per step
 
     @property
     def surveys_per_second(self) -> float:
@@ -297,24 +299,33 @@ class Figures:
 
 @dataclass(frozen=True)
 class Slice:
-    """What the callers did in one stretch of load."""
+    """What the callers did in one stretch of load, and the CPU the servers spent on it."""
 
     tallies: list[Tally]
     seconds: float
+    app_cpu: float
+    database_cpu: float
 
 
-def load(base_url: str, callers: int, seconds: float, bare_steps: int = 0) -> Slice:
+def load(server: Server, callers: int, seconds: float, bare_steps: int = 0) -> Slice:
     """`callers` processes at once for `seconds`."""
+    app_before, database_before = server.cpu()
     start_at = time.time() + 1.0  # every caller process is up by then
     with multiprocessing.get_context("fork").Pool(callers) as pool:
         tallies = pool.starmap(
             run_caller,
             [
-                (base_url, bare_steps, start_at, seconds, random.randrange(2**32))
+                (server.base_url, bare_steps, start_at, seconds, random.randrange(2**32))
                 for _ in range(callers)
             ],
         )
-    return Slice(tallies, max(t.ended_at for t in tallies) - start_at)
+    app_after, database_after = server.cpu()
+    return Slice(
+        tallies,
+        max(t.ended_at for t in tallies) - start_at,
+        app_cpu=spent(app_before, app_after),
+        database_cpu=spent(database_before, database_after),
+    )
 
 
 def figures(slices: list[Slice]) -> Figures:
@@ -330,41 +341,107 @@ def figures(slices: list[Slice]) -> Figures:
         p50_ms=quantiles[49] * 1000,
         p99_ms=quantiles[98] * 1000,
         first_error=next((t.first_error for t in tallies if t.first_error), ""),
+        app_cpu_ms=sum(s.app_cpu for s in slices) * 1000 / max(1, len(latencies)),
+        database_cpu_ms=sum(s.database_cpu for s in slices) * 1000 / max(1, len(latencies)),
     )
+
+
+# --- CPU spent by the servers (loopback only: the same machine's /proc) -------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name; [] when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User plus system CPU time of each process still alive."""
+    times = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Server:
+    """A gunicorn server of the run and, for the gateway, its database's backends."""
+
+    base_url: str
+    master: int
+    database: Engine | None = None
+
+    def cpu(self) -> tuple[dict[int, float], dict[int, float]]:
+        app = cpu_seconds([self.master, *children(self.master)])
+        if self.database is None:
+            return app, {}
+        with self.database.connect() as conn:
+            pids = conn.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        return app, cpu_seconds(list(pids))
 
 
 # --- the servers ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Path) -> Iterator[str]:
-    """`app` under gunicorn on a loopback port the system picks; yields its base URL."""
+def gunicorn(
+    app: str, env: dict[str, str], workers: int, threads: int, log: Path
+) -> Iterator[Server]:
+    """`app` under gunicorn on a loopback port the system picks, once every worker loaded it."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
+    ready = log.parent / f"ready-{port}"
+    ready.mkdir()
     command = [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:bench.gunicorn_ready",
         "--bind", f"fd://{listener.fileno()}",
         "--workers", str(workers),
         "--threads", str(threads),
-        "--chdir", str(ROOT),
         "--log-level", "warning",
         app,
     ]  # fmt: skip
     with log.open("ab") as out:
         server = subprocess.Popen(
             command,
-            env={**env, "PUBLIC_BASE_URL": base_url},
+            cwd=ROOT,
+            env={**env, "PUBLIC_BASE_URL": base_url, "BENCH_READY_DIR": str(ready)},
             pass_fds=(listener.fileno(),),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     listener.close()
     try:
-        wait_ready(base_url, server, log)
-        yield base_url
+        wait_ready(server, ready, workers, log)
+        yield Server(base_url, server.pid)
     finally:
         server.terminate()
         try:
@@ -374,25 +451,16 @@ def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Pat
             server.wait()
 
 
-def wait_ready(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    parts = urlsplit(base_url)
+def wait_ready(server: subprocess.Popen[bytes], ready: Path, workers: int, log: Path) -> None:
+    """Until every worker has loaded the app (see bench/gunicorn_ready.py)."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"gunicorn exited ({server.returncode}):\n{log.read_text()[-3000:]}")
-        connection = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port, timeout=5
-        )
-        try:
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
+        if len(list(ready.iterdir())) >= workers:
+            return
         time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer in {START_TIMEOUT_SECONDS} s")
+    raise SystemExit(f"gunicorn's workers were not up in {START_TIMEOUT_SECONDS} s")
 
 
 @contextlib.contextmanager
@@ -460,7 +528,8 @@ def check_database(url: str, completed: int, answers: int) -> str | None:
 def describe(label: str, figures: Figures) -> None:
     print(
         f"{label:<24} {figures.surveys_per_second:>9.1f} {figures.steps_per_second:>9.1f} "
-        f"{figures.p50_ms:>8.1f} {figures.p99_ms:>8.1f} {figures.completed:>9} {figures.errors:>6}"
+        f"{figures.p50_ms:>8.1f} {figures.p99_ms:>8.1f} {figures.app_cpu_ms:>8.2f} "
+        f"{figures.database_cpu_ms:>8.2f} {figures.completed:>9} {figures.errors:>6}"
     )
 
 
@@ -501,27 +570,32 @@ def main() -> int:
             "LOW_SCORE_THRESHOLD": "2",
         }
         bare_app_spec = "bench.ivr_load:bare_app()"
+        monitor = create_engine(url, pool_size=1)
         with (
-            gunicorn("wsgi:app", env, args.workers, args.threads, log) as gateway_url,
-            gunicorn(bare_app_spec, env, args.workers, args.threads, log) as bare_url,
+            gunicorn("wsgi:app", env, args.workers, args.threads, log) as gateway_server,
+            gunicorn(bare_app_spec, env, args.workers, args.threads, log) as bare_server,
         ):
-            warm = [load(gateway_url, args.callers, args.warmup)] if args.warmup > 0 else []
+            gateway_server.database = monitor
+            warm = [load(gateway_server, args.callers, args.warmup)] if args.warmup > 0 else []
             if args.warmup > 0:
-                load(bare_url, args.callers, args.warmup, steps_after_start)
+                load(bare_server, args.callers, args.warmup, steps_after_start)
             # Alternating slices: both servers see the same background load of a shared machine.
             slice_seconds = args.seconds / args.rounds
             gateway_slices: list[Slice] = []
             bare_slices: list[Slice] = []
             for _ in range(args.rounds):
-                gateway_slices.append(load(gateway_url, args.callers, slice_seconds))
-                bare_slices.append(load(bare_url, args.callers, slice_seconds, steps_after_start))
+                gateway_slices.append(load(gateway_server, args.callers, slice_seconds))
+                bare_slices.append(
+                    load(bare_server, args.callers, slice_seconds, steps_after_start)
+                )
+        monitor.dispose()
         gateway, bare = figures(gateway_slices), figures(bare_slices)
         warm_completed = sum(t.completed for s in warm for t in s.tallies)
         warm_answers = sum(t.answers for s in warm for t in s.tallies)
 
         print(
             f"{'':<24} {'surveys/s':>9} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'completed':>9} {'errors':>6}"
+            f"{'app cpu':>8} {'db cpu':>8} {'completed':>9} {'errors':>6}"
         )
         describe("gateway (post_call)", gateway)
         describe("bare Flask <Gather>", bare)
@@ -529,6 +603,10 @@ def main() -> int:
             f"gateway / bare: {gateway.steps_per_second / bare.steps_per_second:.1%} of the "
             f"steps/s, {gateway.surveys_per_second / bare.surveys_per_second:.1%} of the calls/s; "
             f"load average now {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            "app cpu, db cpu: CPU time (ms) of the gunicorn processes and of the PostgreSQL "
+            "backends per step; the figure that the machine's other work does not change"
         )
         problems = [f.first_error for f in (gateway, bare) if f.errors]
         problems.append(
