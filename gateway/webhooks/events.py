@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm.util import identity_key
 
 from gateway.db import utcnow
 from gateway.models import Answer, Customer, Incident, Interaction, SurveySession, SurveyStatus
@@ -291,17 +292,33 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
             else:
                 pending.changed_fields.setdefault(obj.id, set()).update(changed)
                 pending.add(INCIDENT_UPDATED, Incident, obj.id)
-        elif isinstance(obj, Answer) and obj in session.new and obj.value is not None:
+        elif (
+            isinstance(obj, Answer)
+            and obj in session.new
+            and obj.value is not None
+            and _may_be_nps(session, obj)
+        ):
             pending = pending or session.info.setdefault(_PENDING, _Pending())
             pending.add(CUSTOMER_NPS_CHANGED, Answer, obj.id)
 
 
 def _is_nps(answer: Answer) -> bool:
-    flow = default_flows().get(answer.session.flow)
+    return _nps_question(answer.session.flow, answer.question_key)
+
+
+def _may_be_nps(session: Session, answer: Answer) -> bool:
+    """From what is in memory: an answer to a rating is no NPS answer, so a keypress of a
+    rating costs no query of the subscriptions. With its survey not loaded, `_build` decides."""
+    survey = session.identity_map.get(identity_key(SurveySession, answer.session_id))
+    return survey is None or _nps_question(survey.flow, answer.question_key)
+
+
+def _nps_question(flow_key: str, question_key: str) -> bool:
+    flow = default_flows().get(flow_key)
     if flow is None:
-        return answer.question_key == "nps"
+        return question_key == "nps"
     try:
-        return flow.question(answer.question_key).type is QuestionType.NPS
+        return flow.question(question_key).type is QuestionType.NPS
     except KeyError:
         return False
 
