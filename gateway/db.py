@@ -69,6 +69,9 @@ PING_IDLE_SECONDS = 5.0
 def make_engine(url: str, ping_idle_seconds: float = PING_IDLE_SECONDS, **kwargs: Any) -> Engine:
     """An engine with the per-dialect settings the gateway relies on."""
     parsed = make_url(url)
+    # A failed statement's error names its parameters (phone numbers, names, SMS bodies);
+    # they stay out of exception messages and so out of every log.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -29,22 +29,54 @@ def mask_personal_data(text: str) -> str:
 
 
 class PersonalDataFilter(logging.Filter):
-    """Rewrites each record's final message with phone numbers and recordings masked."""
+    """Masks each record before any handler formats it: the message, and the traceback and
+    stack, which hold exception messages and local values (a failed insert's parameters)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = mask_personal_data(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _PLAIN.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_personal_data(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_personal_data(record.stack_info)
         return True
 
 
+_PLAIN = logging.Formatter()
+
+
+class MaskingFormatter(logging.Formatter):
+    """Wraps a handler's formatter and masks the whole formatted record, whatever its format
+    puts in (a custom format, a library's extra fields, a traceback formatted late)."""
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter(_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_personal_data(self.inner.format(record))
+
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def mask_handler(handler: logging.Handler) -> None:
+    """Make `handler` write masked records only; idempotent."""
+    if not any(isinstance(f, PersonalDataFilter) for f in handler.filters):
+        handler.addFilter(PersonalDataFilter())
+    if not isinstance(handler.formatter, MaskingFormatter):
+        handler.setFormatter(MaskingFormatter(handler.formatter))
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Install the masking filter on the root handlers; idempotent."""
+    """Mask personal data in every root handler, message and traceback alike; idempotent."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=level, format=_FORMAT)
     root.setLevel(level)
     for handler in root.handlers:
-        if not any(isinstance(f, PersonalDataFilter) for f in handler.filters):
-            handler.addFilter(PersonalDataFilter())
+        mask_handler(handler)

@@ -8,12 +8,14 @@ default. Under CI=true an unreachable PostgreSQL or Redis fails the run instead 
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 import redis
 from flask import Flask
@@ -27,6 +29,7 @@ from werkzeug.test import TestResponse
 from gateway import create_app
 from gateway.apikeys import create_api_key
 from gateway.db import Base, utcnow
+from gateway.logs import mask_handler
 from gateway.migrate import upgrade
 from gateway.models import ApiRole
 
@@ -68,6 +71,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     return getattr(request, "param", "postgresql")
+
+
+class LogLines(logging.Handler):
+    """Every record the suite logs, formatted as the gateway's own handlers write it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def unmasked_numbers(text: str) -> list[str]:
+    """Phone numbers written out whole in `text` (any writing libphonenumber recognises)."""
+    matcher = phonenumbers.PhoneNumberMatcher(text, "RU", leniency=phonenumbers.Leniency.VALID)
+    return [match.raw_string for match in matcher]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_lines() -> Iterator[LogLines]:
+    """A root handler set up as the gateway sets up every handler it finds at start-up."""
+    handler = LogLines()
+    mask_handler(handler)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def no_phone_number_in_logs(log_lines: LogLines) -> Iterator[None]:
+    """Every test of the suite: no line it logged shows a phone number whole."""
+    start = len(log_lines.lines)
+    yield
+    leaked = [line for line in log_lines.lines[start:] if unmasked_numbers(line)]
+    if leaked:
+        pytest.fail("a phone number reached the logs unmasked:\n" + "\n".join(leaked[:5]))
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
-from gateway.logs import PersonalDataFilter, mask_personal_data
+from gateway.logs import (
+    MaskingFormatter,
+    PersonalDataFilter,
+    configure_logging,
+    mask_handler,
+    mask_personal_data,
+)
 from gateway.phones import InvalidPhoneNumber, is_mobile, mask_phone, normalize_phone
+from tests.conftest import unmasked_numbers
 
 
 @pytest.mark.parametrize(
@@ -58,3 +66,59 @@ def test_log_records_are_masked_by_the_filter(caplog):
         logger.info("SMS to %s queued", "+79161234567")
     assert "+7********67" in caplog.text
     assert "9161234567" not in caplog.text
+
+
+def _logged_exception(handler: logging.Handler, message: str) -> str:
+    stream = io.StringIO()
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    logger = logging.getLogger("tests.masking.traceback")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError(message)
+        except RuntimeError:
+            logger.exception("insert failed")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    return stream.getvalue()
+
+
+def test_tracebacks_are_masked_like_messages():
+    handler = logging.StreamHandler()
+    mask_handler(handler)
+    text = _logged_exception(handler, "duplicate key: {'phone': '+79161234567', 'name': 'Anna'}")
+    assert "Traceback" in text and "RuntimeError" in text
+    assert "+7********67" in text
+    assert unmasked_numbers(text) == []
+
+
+def test_a_handler_with_its_own_format_still_writes_masked_lines():
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s | %(exc_info)s"))
+    mask_handler(handler)
+    text = _logged_exception(handler, "no survey for 8 (916) 123-45-67")
+    assert unmasked_numbers(text) == []
+    assert "ERROR insert failed" in text
+
+
+def test_configure_logging_masks_every_root_handler():
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    root.addHandler(handler)
+    level = root.level
+    try:
+        configure_logging("WARNING")
+        assert isinstance(handler.formatter, MaskingFormatter)
+        configure_logging("WARNING")  # idempotent: wrapped once
+        assert not isinstance(handler.formatter.inner, MaskingFormatter)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def test_the_suite_wide_check_finds_numbers_in_any_writing():
+    assert unmasked_numbers("SMS to +79161234567") == ["+79161234567"]
+    assert unmasked_numbers("caller 8 (916) 123-45-67 hung up") == ["8 (916) 123-45-67"]
+    assert unmasked_numbers("SMS to +7********67; survey 4412 at 2026-03-10T18:00:00") == []
