@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.db import utcnow
 from gateway.interactions import get_or_create
 from gateway.models import ApiKey, ApiRole, AuditEvent, Team
 
@@ -25,9 +26,16 @@ def hash_key(key: str) -> str:
 
 
 def create_api_key(
-    session: Session, name: str, role: ApiRole, team: str | None, now: datetime
+    session: Session,
+    name: str,
+    role: ApiRole,
+    team: str | None,
+    now: datetime,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key row and the key itself, which is never stored."""
+    if expires_at is not None and expires_at <= now:
+        raise ValueError("the expiry is in the past")
     if role is ApiRole.SUPERVISOR and not team:
         raise ValueError("a supervisor key needs --team: it reads only that team's reports")
     team_row = None
@@ -45,6 +53,7 @@ def create_api_key(
         role=role,
         team=team_row,
         created_at=now,
+        expires_at=expires_at,
     )
     session.add(row)
     session.flush()
@@ -55,19 +64,70 @@ def create_api_key(
             action="apikey.create",
             subject_type="api_key",
             subject_id=str(row.id),
-            detail={"name": name, "role": role.value, "team": team},
+            detail={
+                "name": name,
+                "role": role.value,
+                "team": team,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     )
     return row, key
 
 
-def authenticate(session: Session, presented: str) -> ApiKey | None:
-    """The live key matching `presented`, or None."""
-    if not presented.startswith(KEY_PREFIX):
+# last_used_at is written at most this often per key: a busy integration's every request
+# would otherwise be a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def key_is_live(key: ApiKey, now: datetime) -> bool:
+    """Neither revoked nor expired."""
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
+def authenticate(session: Session, presented: str, now: datetime | None = None) -> ApiKey | None:
+    """The live key matching `presented`, or None; notes when the key was last used."""
+    if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
+    now = now or utcnow()
     digest = hash_key(presented)
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    if row is None or row.revoked_at is not None:
+    if row is None or not key_is_live(row, now):
         return None
     # The lookup is by hash already; compare again in constant time for good measure.
-    return row if hmac.compare_digest(row.key_hash, digest) else None
+    if not hmac.compare_digest(row.key_hash, digest):
+        return None
+    if row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        session.refresh(row, ["last_used_at"])
+    return row
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """Every key, live or not, oldest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+
+
+def revoke_api_keys(session: Session, name: str, actor: str, now: datetime) -> list[ApiKey]:
+    """Revoke every live key of this name, audited; returns them (empty: none was live)."""
+    keys = list(
+        session.scalars(
+            select(ApiKey)
+            .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+        )
+    )
+    for key in keys:
+        key.revoked_at = now
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="apikey.revoke",
+                subject_type="api_key",
+                subject_id=str(key.id),
+                detail={"name": key.name, "prefix": key.prefix, "role": key.role.value},
+            )
+        )
+    session.flush()
+    return keys

@@ -75,22 +75,76 @@ def apikey() -> None:
     "reports; admin: everything",
 )
 @click.option("--team", default=None, help="the team a supervisor key is limited to")
-def apikey_create(name: str, role: str, team: str | None) -> None:
+@click.option(
+    "--expires",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="the key stops working at this UTC date (or date and time); default: never",
+)
+def apikey_create(name: str, role: str, team: str | None, expires: datetime | None) -> None:
     """Create a key and print it once; only its hash is stored."""
     from gateway.apikeys import create_api_key
     from gateway.db import utcnow
 
+    expires_at = expires.replace(tzinfo=UTC) if expires else None
     with app_session() as (_, session):
         try:
-            row, key = create_api_key(session, name, ApiRole(role), team, utcnow())
+            row, key = create_api_key(session, name, ApiRole(role), team, utcnow(), expires_at)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(key)
+    until = f", until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     click.echo(
-        f"key {row.prefix}… for {name!r} ({role}{', team ' + team if team else ''}) created; "
-        "it is shown only now",
+        f"key {row.prefix}… for {name!r} ({role}{', team ' + team if team else ''}{until}) "
+        "created; it is shown only now",
         err=True,
     )
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+@apikey.command("list")
+def apikey_list() -> None:
+    """Every key: name, prefix, role, team, created, expires, last used, state."""
+    from gateway.apikeys import key_is_live, list_api_keys
+    from gateway.db import utcnow
+
+    with app_session() as (_, session):
+        now = utcnow()
+        rows = [
+            (
+                key.name,
+                key.prefix + "…",
+                key.role.value,
+                key.team.name if key.team else "-",
+                _when(key.created_at),
+                _when(key.expires_at),
+                _when(key.last_used_at),
+                "live" if key_is_live(key, now) else ("revoked" if key.revoked_at else "expired"),
+            )
+            for key in list_api_keys(session)
+        ]
+    header = ("name", "prefix", "role", "team", "created", "expires", "last used", "state")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@apikey.command("revoke")
+@click.argument("name")
+def apikey_revoke(name: str) -> None:
+    """Revoke every live key of this name; its requests and dashboard sessions stop at once."""
+    from gateway.apikeys import revoke_api_keys
+    from gateway.db import utcnow
+
+    with app_session() as (_, session):
+        revoked = revoke_api_keys(session, name, "cli", utcnow())
+        prefixes = [key.prefix for key in revoked]
+    if not prefixes:
+        raise click.ClickException(f"no live key is named {name!r} (see: apikey list)")
+    click.echo(f"revoked {len(prefixes)} key(s) named {name!r}: {', '.join(prefixes)}")
 
 
 @main.group()
@@ -197,12 +251,13 @@ def audio() -> None:
 def _register_domain_commands() -> None:
     """Commands that live with their domain, added to the groups above."""
     from audio import cli as audio_cli
+    from gateway import privacy_cli
     from gateway.reports import cli as reports_cli
     from gateway.voice import cli as voice_cli
     from gateway.webhooks import cli as webhooks_cli
     from sms import cli as sms_cli
 
-    for module in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli):
+    for module in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli, privacy_cli):
         module.register(main)
 
 

@@ -131,6 +131,8 @@ class Customer(Base):
     opted_out_at: Mapped[datetime | None]
     opt_out_source: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Personal data erased on request or expired (gateway.privacy); the row stays, anonymous.
+    erased_at: Mapped[datetime | None]
 
 
 class Interaction(Base):
@@ -158,6 +160,8 @@ class Interaction(Base):
     # When the integration API reported it; None while only the IVR hand-over has seen it
     # (a re-post is compared with what was reported, never with what the hand-over guessed).
     reported_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The contact's personal data (texts, recordings) was removed: retention or erasure.
+    anonymized_at: Mapped[datetime | None]
 
     operator: Mapped[Operator | None] = relationship()
     customer: Mapped[Customer | None] = relationship()
@@ -319,8 +323,62 @@ class ApiKey(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: until revoked
+    last_used_at: Mapped[datetime | None]  # to the minute or so (see gateway.apikeys)
 
     team: Mapped[Team | None] = relationship()
+
+
+class DashboardSession(Base):
+    """A signed-in browser (gateway.sessions): the cookie's token, hashed; ended on sign-out."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class AuthFailure(Base):
+    """Failed authentications of one client address or key prefix in the current window
+    (gateway.throttle)."""
+
+    __tablename__ = "auth_failures"
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)  # client, prefix
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer)
+
+
+class ConsentEvent(Base):
+    """One change of a customer's consent to be surveyed on a channel (or on all of them)."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # sms, ivr, all
+    state: Mapped[str] = mapped_column(String(10))  # opted_in, opted_out
+    source: Mapped[str] = mapped_column(String(100))  # e.g. sms:STOP, twilio:21610, api
+    reference: Mapped[str | None] = mapped_column(String(200))  # the request: a MessageSid...
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordingDeletion(Base):
+    """A recording to delete at the provider after its contact was erased or expired."""
+
+    __tablename__ = "recording_deletions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class AuditEvent(Base):

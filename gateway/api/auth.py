@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import TooManyRequests
 
+from gateway import throttle
 from gateway.apikeys import authenticate
+from gateway.db import utcnow
 from gateway.models import ApiKey, ApiRole
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +31,25 @@ def current_key() -> ApiKey:
     return g.api_key  # type: ignore[no-any-return]
 
 
+def actor() -> str:
+    """Who the current key is, for audit events: role and name."""
+    key = current_key()
+    return f"{key.role.value}:{key.name}"
+
+
+def audit_number_reads(customer_ids: Iterable[int | None]) -> None:
+    """A person's key (not an integration's) was shown these customers' full numbers:
+    audited and committed with the response."""
+    from gateway.privacy import audit_number_reads as audit
+
+    ids = [i for i in customer_ids if i is not None]
+    if not ids or current_key().role is ApiRole.INTEGRATION:
+        return
+    session = current_app.extensions["database"].session()
+    audit(session, actor(), ids, request.path, utcnow())
+    session.commit()
+
+
 def _allowed_roles() -> frozenset[ApiRole]:
     view = current_app.view_functions.get(request.endpoint or "")
     view_class = getattr(view, "view_class", None)
@@ -35,18 +58,37 @@ def _allowed_roles() -> frozenset[ApiRole]:
     return getattr(view, "_allowed_roles", frozenset({ApiRole.ADMIN}))
 
 
+def refuse_while_throttled(session: Session, subjects: list[tuple[str, str]]) -> None:
+    """429 with Retry-After while these subjects have failed too often (gateway.throttle)."""
+    wait = throttle.retry_after(session, subjects, utcnow())
+    if wait is not None:
+        raise TooManyRequests("too many failed authentications; try again later", retry_after=wait)
+
+
+def note_failure(session: Session, subjects: list[tuple[str, str]]) -> None:
+    """Count a failed authentication, committed even though the request fails."""
+    throttle.record_failure(session, subjects, utcnow())
+    session.commit()
+
+
 def authenticate_request() -> None:
-    """before_request hook of every API blueprint: 401 without a valid key, 403 without the role."""
+    """before_request hook of every API blueprint: 401 without a valid key, 403 without the role,
+    429 after too many failed keys from this client or with this key's prefix."""
     if request.endpoint is None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = presented.strip()
+    session = current_app.extensions["database"].session()
+    subjects = throttle.subjects(request.remote_addr, presented)
+    refuse_while_throttled(session, subjects)
+    if scheme.lower() != "bearer" or not presented:
         abort(401, "send an API key as 'Authorization: Bearer <key>'")
-    db = current_app.extensions["database"]
-    key = authenticate(db.session(), presented.strip())
+    key = authenticate(session, presented)
     if key is None:
-        abort(401, "the API key is unknown or revoked")
+        note_failure(session, subjects)
+        abort(401, "the API key is unknown, revoked or expired")
+    session.commit()  # the key's last use
     if key.role not in _allowed_roles():
         abort(403, f"a {key.role.value} key may not do this")
     g.api_key = key

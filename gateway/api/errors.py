@@ -52,6 +52,9 @@ def handle_http_exception(error: HTTPException) -> Response:
     response = problem(status, error.name, detail)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="survey-gateway"'
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

@@ -1,7 +1,9 @@
 """Supervisor dashboard: sign in with an API key, read ratings, handle incidents.
 
-The login cookie (Flask's signed session) carries only the key's hash; every request looks
-the key up again, so revoking a key signs its browser out. Forms carry a CSRF token.
+The login cookie (Flask's signed session) carries a session token whose session lives in the
+database (gateway.sessions): signing out ends it on every worker, and revoking or expiring
+the key ends it too. Every form, the sign-in form included, carries a CSRF token; failed
+sign-ins are slowed down as failed API keys are (gateway.throttle).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.apikeys import authenticate, hash_key
+from gateway import throttle
+from gateway.apikeys import authenticate
 from gateway.db import utcnow
 from gateway.incidents import IncidentError, close_incident, list_incidents
 from gateway.models import ApiKey, ApiRole, Incident, InteractionChannel, Team
 from gateway.phones import mask_phone
 from gateway.reports.service import ReportError, ReportFilter, operators_report
+from gateway.sessions import end_session, session_key, start_session
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 
@@ -43,11 +47,14 @@ def _db() -> Session:
 
 
 def _signed_in_key() -> ApiKey | None:
-    digest = session.get("key_hash")
-    if not digest:
-        return None
-    key = _db().scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    return key if key is not None and key.revoked_at is None else None
+    return session_key(_db(), session.get("sid"), utcnow())
+
+
+def _check_csrf() -> None:
+    sent = request.form.get("csrf_token", "")
+    expected = session.get("csrf_token", "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, "the form is stale; reload the page and try again")
 
 
 @bp.before_request
@@ -61,9 +68,7 @@ def _require_supervisor() -> ResponseReturnValue | None:
         abort(403, "the dashboard is for supervisor and admin keys")
     g.api_key = key
     if request.method == "POST":
-        sent = request.form.get("csrf_token", "")
-        if not hmac.compare_digest(sent, session.get("csrf_token", "")):
-            abort(400, "the form is stale; reload the page and try again")
+        _check_csrf()
     return None
 
 
@@ -75,25 +80,47 @@ def _template_globals() -> dict[str, Any]:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """Sign in with a supervisor or admin API key."""
-    error = None
+    error, status, wait = None, 200, None
     if request.method == "POST":
-        key = authenticate(_db(), request.form.get("api_key", "").strip())
-        if key is None or key.role not in (ApiRole.SUPERVISOR, ApiRole.ADMIN):
-            error = "That is not a live supervisor or admin key."
+        _check_csrf()
+        db = _db()
+        presented = request.form.get("api_key", "").strip()
+        subjects = throttle.subjects(request.remote_addr, presented)
+        wait = throttle.retry_after(db, subjects, utcnow())
+        key = None if wait is not None else authenticate(db, presented)
+        if wait is not None:
+            error, status = f"Too many failed attempts; try again in {wait} s.", 429
+        elif key is None or key.role not in (ApiRole.SUPERVISOR, ApiRole.ADMIN):
+            throttle.record_failure(db, subjects, utcnow())
+            db.commit()
+            error, status = "That is not a live supervisor or admin key.", 401
         else:
+            token = start_session(db, key, utcnow())
+            db.commit()
             session.clear()
-            session["key_hash"] = hash_key(request.form["api_key"].strip())
+            session["sid"] = token
             session["csrf_token"] = secrets.token_urlsafe(32)
             target = request.args.get("next", "")
             # Only paths of this dashboard: never an open redirect elsewhere.
-            if not target.startswith("/dashboard/"):
+            if not target.startswith("/dashboard/") or target.startswith("/dashboard//"):
                 target = url_for("dashboard.operators")
             return redirect(target)
-    return render_template("dashboard/login.html", error=error), 401 if error else 200
+    # A token before sign-in too: a forged cross-site sign-in (login CSRF) is refused.
+    session.setdefault("csrf_token", secrets.token_urlsafe(32))
+    response = current_app.make_response(
+        (render_template("dashboard/login.html", error=error), status)
+    )
+    if status == 429 and wait is not None:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    """Sign out: the session ends in the database, so a copy of the cookie is worthless."""
+    db = _db()
+    end_session(db, session.get("sid"), utcnow())
+    db.commit()
     session.clear()
     return redirect(url_for("dashboard.login"))
 

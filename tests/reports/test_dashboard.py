@@ -10,12 +10,14 @@ from gateway.models import SurveySession
 from gateway.surveys import open_incident
 
 
-def sign_in(client, key):
-    return client.post("/dashboard/login", data={"api_key": key})
-
-
 def csrf(page_html):
     return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+
+
+def sign_in(client, key):
+    """Sign in as a browser does: the form (and its CSRF token) first, then the post."""
+    token = csrf(client.get("/dashboard/login").get_data(as_text=True))
+    return client.post("/dashboard/login", data={"api_key": key, "csrf_token": token})
 
 
 def test_pages_need_a_signed_in_supervisor(client, make_api_key):

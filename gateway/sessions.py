@@ -1,0 +1,62 @@
+"""Dashboard sign-in sessions, kept in the database so that signing out ends them everywhere.
+
+The browser's cookie holds a random session token; only its SHA-256 is stored. A session
+ends when its person signs out, when it expires (DASHBOARD_SESSION_HOURS), or when its key
+is revoked or expires; an ended session's cookie signs nobody in, on any worker.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.apikeys import hash_key, key_is_live
+from gateway.models import ApiKey, DashboardSession
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+def start_session(session: Session, key: ApiKey, now: datetime) -> str:
+    """A new session for a signed-in key; returns the token the cookie carries."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        DashboardSession(
+            token_hash=hash_key(token),
+            api_key_id=key.id,
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    session.flush()
+    return token
+
+
+def session_key(session: Session, token: str | None, now: datetime) -> ApiKey | None:
+    """The live key of a live session, or None."""
+    if not token:
+        return None
+    row = session.scalar(
+        select(DashboardSession).where(DashboardSession.token_hash == hash_key(token))
+    )
+    if row is None or row.ended_at is not None or row.expires_at <= now:
+        return None
+    key = session.scalar(
+        select(ApiKey)
+        .where(ApiKey.id == row.api_key_id)
+        .execution_options(populate_existing=True)  # a revocation is seen at once
+    )
+    return key if key is not None and key_is_live(key, now) else None
+
+
+def end_session(session: Session, token: str | None, now: datetime) -> None:
+    """Sign this session out for good."""
+    if not token:
+        return
+    session.execute(
+        update(DashboardSession)
+        .where(DashboardSession.token_hash == hash_key(token), DashboardSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
