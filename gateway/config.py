@@ -114,6 +114,9 @@ class Settings:
     webhook_batch_size: int = 50
 
     low_score_threshold: int = 2
+    # Contacts older than this are anonymised by the privacy sweep (phones, names, SMS texts,
+    # recordings); their scores stay. 0 keeps personal data until it is erased by request.
+    personal_data_retention_days: int = 365
     report_min_responses: int = 30
     # An NPS from fewer answers is not shown as a figure (its counts are).
     report_min_nps_responses: int = 30
@@ -214,6 +217,7 @@ _CONVERTERS: dict[str, Any] = {
     "webhook_retry_hours": int,
     "webhook_batch_size": int,
     "low_score_threshold": int,
+    "personal_data_retention_days": int,
     "report_min_responses": int,
     "report_min_nps_responses": int,
     "report_operator_csi_all_parameters": _as_bool,
@@ -282,6 +286,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"GATEWAY_ENV must be one of {', '.join(KNOWN_ENVIRONMENTS)}, got {settings.env!r}"
         )
+    if settings.personal_data_retention_days < 0:
+        raise ConfigError("PERSONAL_DATA_RETENTION_DAYS must be 0 (keep) or a number of days")
     if settings.max_content_length < 64 * 1024:
         raise ConfigError("MAX_CONTENT_LENGTH must be at least 65536 bytes")
     if settings.default_language not in {"ru", "en"}:

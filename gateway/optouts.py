@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from gateway.models import AuditEvent, Customer
+from gateway.models import AuditEvent, ConsentEvent, Customer
 
 
 def customers_with_phone(session: Session, phone: str) -> list[Customer]:
@@ -22,9 +22,33 @@ def customers_with_phone(session: Session, phone: str) -> list[Customer]:
     return list(session.scalars(stmt))
 
 
-def opt_out_phone(session: Session, phone: str, source: str, now: datetime) -> list[Customer]:
-    """Mark every customer with `phone` opted out (time and source, e.g. "sms:STOP");
-    returns those that were not opted out before. A second opt-out keeps the first's record."""
+def _ledger(
+    session: Session,
+    customer: Customer,
+    state: str,
+    source: str,
+    reference: str | None,
+    now: datetime,
+) -> None:
+    """One line of the customer's consent ledger; an opt-out by number covers every channel."""
+    session.add(
+        ConsentEvent(
+            customer_id=customer.id,
+            channel="all",
+            state=state,
+            source=source[:100],
+            reference=reference and reference[:200],
+            at=now,
+        )
+    )
+
+
+def opt_out_phone(
+    session: Session, phone: str, source: str, now: datetime, reference: str | None = None
+) -> list[Customer]:
+    """Mark every customer with `phone` opted out (time and source, e.g. "sms:STOP", and the
+    request, e.g. the MessageSid); returns those that were not opted out before. A second
+    opt-out keeps the first's record."""
     changed = []
     for customer in customers_with_phone(session, phone):
         if customer.opted_out_at is not None:
@@ -32,6 +56,7 @@ def opt_out_phone(session: Session, phone: str, source: str, now: datetime) -> l
         customer.opted_out_at = now
         customer.opt_out_source = source[:100]
         changed.append(customer)
+        _ledger(session, customer, "opted_out", source, reference, now)
         session.add(
             AuditEvent(
                 at=now,
@@ -45,7 +70,9 @@ def opt_out_phone(session: Session, phone: str, source: str, now: datetime) -> l
     return changed
 
 
-def opt_in_phone(session: Session, phone: str, source: str, now: datetime) -> list[Customer]:
+def opt_in_phone(
+    session: Session, phone: str, source: str, now: datetime, reference: str | None = None
+) -> list[Customer]:
     """Clear the opt-out of every customer with `phone`; returns those that were opted out."""
     changed = []
     for customer in customers_with_phone(session, phone):
@@ -55,6 +82,7 @@ def opt_in_phone(session: Session, phone: str, source: str, now: datetime) -> li
         customer.opted_out_at = None
         customer.opt_out_source = None
         changed.append(customer)
+        _ledger(session, customer, "opted_in", source, reference, now)
         session.add(
             AuditEvent(
                 at=now,

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 BEAT_DISPATCH = "gateway.tasks.dispatch_due_surveys"
 BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
+BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
+PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -43,6 +45,11 @@ def celery_init_app(app: Flask) -> Celery:
         # The console SMS provider prints; what a task prints is information, not a warning.
         "worker_redirect_stdouts_level": "INFO",
         "beat_schedule": {
+            "privacy-sweep": {
+                "task": BEAT_PRIVACY,
+                "schedule": PRIVACY_SWEEP_INTERVAL,
+                "options": {"expires": PRIVACY_SWEEP_INTERVAL.total_seconds()},
+            },
             "dispatch-due-surveys": {
                 "task": BEAT_DISPATCH,
                 "schedule": timedelta(seconds=settings.dispatch_interval_seconds),

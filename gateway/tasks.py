@@ -1,4 +1,4 @@
-"""Celery tasks of the gateway core: the sweep of due surveys."""
+"""Celery tasks of the gateway core: the sweep of due surveys, the privacy sweep."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def dispatch_due_surveys() -> str:
     with database.session_scope() as session:
         report = run_sweep(session, settings, utcnow())
     return report.summary()
+
+
+@shared_task(name="gateway.tasks.privacy_sweep", ignore_result=True)
+def privacy_sweep() -> str:
+    """Expire personal data past PERSONAL_DATA_RETENTION_DAYS, delete queued recordings at
+    Twilio (run by beat every few minutes)."""
+    from gateway.privacy_sweep import run_privacy_sweep
+
+    return run_privacy_sweep(
+        current_app.extensions["database"], current_app.config["SETTINGS"], utcnow()
+    )

@@ -78,7 +78,7 @@ def handle_inbound(
         stored = _stored_reply(session, sms.message_sid)
         return stored or None
 
-    reply, survey = _respond(session, settings, phone, sms.body, now)
+    reply, survey = _respond(session, settings, phone, sms.body, now, sms.message_sid)
     if survey is not None:
         inbound.session_id, inbound.customer_id = survey.id, survey.customer_id
     if reply:
@@ -117,7 +117,12 @@ def _normalized(number: str, settings: Settings) -> str:
 
 
 def _respond(
-    session: Session, settings: Settings, phone: str, body: str, now: datetime
+    session: Session,
+    settings: Settings,
+    phone: str,
+    body: str,
+    now: datetime,
+    message_sid: str | None = None,
 ) -> tuple[str | None, SurveySession | None]:
     survey = active_survey(session, phone)
     if survey is not None and _silent_too_long(survey, settings, now):
@@ -130,11 +135,12 @@ def _respond(
     if found is not None:
         keyword, word = found
         if keyword is Keyword.OPT_OUT:
-            return _opt_out(session, phone, word, survey, language, now), survey
+            reply = _opt_out(session, phone, word, survey, language, now, message_sid)
+            return reply, survey
         if keyword is Keyword.OPT_IN or (
             keyword is Keyword.YES and phone_opted_out(session, phone)
         ):
-            opt_in_phone(session, phone, f"sms:{word}", now)
+            opt_in_phone(session, phone, f"sms:{word}", now, message_sid)
             logger.info("%s opted in by sms %s", mask_phone(phone), word)
             return texts.text("opted_in", language), survey
         if keyword is Keyword.HELP:
@@ -152,8 +158,9 @@ def _opt_out(
     survey: SurveySession | None,
     language: str,
     now: datetime,
+    message_sid: str | None = None,
 ) -> str | None:
-    changed = opt_out_phone(session, phone, f"sms:{word}", now)
+    changed = opt_out_phone(session, phone, f"sms:{word}", now, message_sid)
     if survey is not None:
         finish_survey(survey, now, completed=False)
     logger.info("%s opted out by sms %s", mask_phone(phone), word)

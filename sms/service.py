@@ -343,7 +343,7 @@ def _first_message_failed(
     now: datetime,
 ) -> None:
     if code == UNSUBSCRIBED:
-        opt_out_phone(session, message.phone, f"twilio:{UNSUBSCRIBED}", now)
+        opt_out_phone(session, message.phone, f"twilio:{UNSUBSCRIBED}", now, message.provider_sid)
     if survey.status is not SurveyStatus.ACTIVE or survey.answers:
         return
     attempt = next((a for a in survey.attempt_log if a.provider_id == message.provider_sid), None)

@@ -64,7 +64,8 @@ MESSAGE_FETCH = "message_fetch"
 CALLS = "calls"
 CALL_UPDATE = "call_update"
 CALL_FETCH = "call_fetch"
-ENDPOINTS = frozenset({MESSAGES, MESSAGE_FETCH, CALLS, CALL_UPDATE, CALL_FETCH})
+RECORDING_DELETE = "recording_delete"
+ENDPOINTS = frozenset({MESSAGES, MESSAGE_FETCH, CALLS, CALL_UPDATE, CALL_FETCH, RECORDING_DELETE})
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json"), MESSAGES),
@@ -83,6 +84,11 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "GET",
         re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Calls/(?P<sid>[^/]+)\.json"),
         CALL_FETCH,
+    ),
+    (
+        "DELETE",
+        re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>[^/]+)\.json"),
+        RECORDING_DELETE,
     ),
 )
 
@@ -374,6 +380,16 @@ class FakeTwilio:
     def call_updates(self) -> list[RecordedRequest]:
         return self.requests_to(CALL_UPDATE)
 
+    def add_recording(self, sid: str) -> str:
+        """A recording the account holds (as a <Record> of a call would leave); its URL."""
+        with self._lock:
+            self._resources[sid] = {"sid": sid, "account_sid": self.account_sid}
+        return f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+
+    def has_recording(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._resources
+
     def resource(self, sid: str) -> dict[str, Any]:
         """The current JSON of a message or call the fake created (KeyError if unknown)."""
         with self._lock:
@@ -504,6 +520,7 @@ class FakeTwilio:
             CALLS: self._create_call,
             CALL_UPDATE: self._update_call,
             CALL_FETCH: self._fetch,
+            RECORDING_DELETE: self._delete_recording,
         }
         return handlers[record.endpoint](record, match)
 
@@ -636,6 +653,13 @@ class FakeTwilio:
                 call["duration"] = call["duration"] or "0"
             call["date_updated"] = now
             return _json_answer(200, copy.deepcopy(call))
+
+    def _delete_recording(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
+        """Twilio answers 204 with no body; a recording already deleted is a 404."""
+        with self._lock:
+            if not match["sid"].startswith("RE") or self._resources.pop(match["sid"], None) is None:
+                return self._not_found(record.path)
+        return _Answer(204, b"", None)
 
     def _fetch(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
         prefixes = ("SM", "MM") if record.endpoint == MESSAGE_FETCH else ("CA",)

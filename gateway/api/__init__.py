@@ -10,7 +10,7 @@ from gateway.api import errors
 
 
 def init_app(app: Flask) -> None:
-    from gateway.api import incidents, interactions, surveys
+    from gateway.api import customers, incidents, interactions, surveys
 
     app.config.update(
         API_TITLE="survey-gateway",
@@ -32,6 +32,7 @@ def init_app(app: Flask) -> None:
     api.register_converter(security.BoundedString, security.bounded_string_schema)
     api.register_blueprint(interactions.bp)
     api.register_blueprint(incidents.bp)
+    api.register_blueprint(customers.bp)
     api.register_blueprint(surveys.bp)
     for blueprint in extra_blueprints():
         api.register_blueprint(blueprint)

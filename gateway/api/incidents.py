@@ -10,7 +10,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
-from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.schemas import UtcDateTime
 from gateway.db import utcnow
 from gateway.incidents import IncidentError, assign_incident, close_incident, list_incidents
@@ -118,7 +118,13 @@ class Incidents(MethodView):
             limit=query["limit"],
             offset=query["offset"],
         )
-        return [to_resource(r) for r in rows]
+        resources = [to_resource(r) for r in rows]
+        audit_number_reads(
+            r.session.interaction.customer_id
+            for r in rows
+            if r.session.interaction.customer and r.session.interaction.customer.phone
+        )
+        return resources
 
 
 @bp.route("/<int:incident_id>/close")

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.errors import problem
 from gateway.api.schemas import (
     InteractionInSchema,
@@ -190,6 +190,7 @@ class Interactions(MethodView):
             .limit(size)
             .offset((page - 1) * size)
         ).all()
+        audit_number_reads(r.customer_id for r in rows if r.customer and r.customer.phone)
         return {
             "items": [to_resource(r) for r in rows],
             "page": page,
@@ -209,4 +210,6 @@ class InteractionById(MethodView):
         )
         if found is None:
             abort(404, message=f"no interaction {interaction_id}")
+        if found.customer and found.customer.phone:
+            audit_number_reads([found.customer_id])
         return to_resource(found)
