@@ -273,6 +273,26 @@ def seeder_at() -> Any:
     return at("2026-09-20")
 
 
+def test_a_supervisor_sees_the_same_shrunk_figures_as_an_admin(client, keys, month):
+    # The prior is the company's whatever the team filter: a team's view is a slice of the
+    # company's ranking, not a ranking with other numbers.
+    everyone = {
+        r["operator"]["external_id"]: r for r in report(client, keys["admin"]).json["operators"]
+    }
+    north = report(client, keys["north"]).json["operators"]
+    assert {r["operator"]["external_id"] for r in north} == {"op-a", "op-b"}
+    for row in north:
+        same = everyone[row["operator"]["external_id"]]
+        assert row["csat_shrunk"] == same["csat_shrunk"]
+        assert row["csat_shrunk_ci95"] == same["csat_shrunk_ci95"]
+        assert (row["team_csat"], row["vs_team"]) == (same["team_csat"], same["vs_team"])
+    assert [r["operator"]["external_id"] for r in north] == [
+        r["operator"]["external_id"]
+        for r in sorted(everyone.values(), key=lambda r: r["rank"] or 99)
+        if r["operator"]["team"] == "North"
+    ]
+
+
 def test_filters_by_channel_team_and_office(client, keys, month):
     north = report(client, keys["admin"], team="North").json["operators"]
     assert {r["operator"]["external_id"] for r in north} == {"op-a", "op-b"}
