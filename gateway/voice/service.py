@@ -187,16 +187,21 @@ def _start_post_call(
         return str(hangup(settings))
 
     flow = _flow_named(params.flow)
-    survey = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
-    if survey is None:
+    found = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
+    if found is None:
         logger.info("call %s: interaction %s already surveyed", call.call_sid, interaction.id)
         return str(hangup(settings))
-    survey = _locked(session, survey.id)
-    if survey is None:
-        raise LookupError(f"survey of call {call.call_sid} vanished while locking it")
-    replay = _receipt(session, call.call_sid, START_STEP)
-    if replay is not None:  # a concurrent copy of this webhook answered while we waited
-        return replay
+    survey, created = found
+    if not created:
+        # A concurrent copy of this webhook may hold it: wait, then replay what it answered.
+        # A row this transaction inserted is invisible to others until commit: no wait.
+        locked = _locked(session, survey.id)
+        if locked is None:
+            raise LookupError(f"survey of call {call.call_sid} vanished while locking it")
+        replay = _receipt(session, call.call_sid, START_STEP)
+        if replay is not None:
+            return replay
+        survey = locked
     return _begin(session, settings, now, survey)
 
 
@@ -255,9 +260,9 @@ def _survey_for_call(
     interaction: Interaction,
     flow: Flow,
     lang: str | None,
-) -> SurveySession | None:
-    """This call's survey session (one per interaction), or None if the interaction's survey
-    is already taken by another call or finished."""
+) -> tuple[SurveySession, bool] | None:
+    """This call's survey session (one per interaction) and whether this transaction created
+    it, or None if the interaction's survey is already taken by another call or finished."""
     language = survey_language(interaction.customer, lang, flow, settings)
     existing = interaction.survey
     if existing is None:
@@ -276,7 +281,7 @@ def _survey_for_call(
                     attempts=0,
                 )
                 session.add(existing)
-            return existing
+            return existing, True
         except IntegrityError:
             # Another worker created it for a copy of this webhook: use that one.
             session.expire(interaction, ["survey"])
@@ -284,7 +289,7 @@ def _survey_for_call(
             if existing is None:
                 raise
     if existing.provider_id == call.call_sid:
-        return existing
+        return existing, False
     if existing.status is SurveyStatus.SCHEDULED:
         # The customer is on the line now: a later SMS or call-back would ask again.
         existing.channel = SurveyChannel.IVR
@@ -295,7 +300,7 @@ def _survey_for_call(
         existing.provider_id = call.call_sid
         existing.started_at = now
         existing.due_at = None
-        return existing
+        return existing, False
     return None
 
 
