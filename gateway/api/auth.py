@@ -90,5 +90,6 @@ def authenticate_request() -> None:
         abort(401, "the API key is unknown, revoked or expired")
     session.commit()  # the key's last use
     if key.role not in _allowed_roles():
-        abort(403, f"a {key.role.value} key may not do this")
+        article = "an" if key.role.value[0] in "aeiou" else "a"
+        abort(403, f"{article} {key.role.value} key may not do this")
     g.api_key = key

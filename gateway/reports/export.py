@@ -7,6 +7,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import xlsxwriter
@@ -88,6 +89,8 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         # A leading apostrophe makes the cell text; the csv module quotes the rest.
         return "'" + value
@@ -108,6 +111,19 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Ite
     yield buffer.getvalue()
 
 
+def write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """Write rows to a temporary CSV file (UTF-8) in constant memory; the caller removes it."""
+    handle, path = tempfile.mkstemp(suffix=".csv", prefix="survey-report-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            for chunk in csv_chunks(columns, rows):
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
 def write_xlsx(
     columns: Sequence[str], rows: Iterable[Mapping[str, Any]], sheet: str = "report"
 ) -> str:
@@ -118,6 +134,7 @@ def write_xlsx(
         workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False})
         worksheet = workbook.add_worksheet(sheet[:31])
         bold = workbook.add_format({"bold": True})
+        moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         worksheet.write_row(0, 0, list(columns), bold)
         for number, row in enumerate(rows, start=1):
             for col, name in enumerate(columns):
@@ -128,6 +145,10 @@ def write_xlsx(
                     worksheet.write_boolean(number, col, value)
                 elif isinstance(value, int | float):
                     worksheet.write_number(number, col, value)
+                elif isinstance(value, datetime):
+                    # A real date a spreadsheet can sort and filter; in UTC, as the CSV.
+                    naive = value.astimezone(UTC).replace(tzinfo=None)
+                    worksheet.write_datetime(number, col, naive, moment)
                 else:
                     worksheet.write_string(number, col, str(value))
         workbook.close()

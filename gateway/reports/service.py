@@ -7,6 +7,7 @@ per-interaction figures are scored straight from the raw answers.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -325,13 +326,13 @@ def rank_operators(
         )
     ranked = sorted(
         (r for r in rows if r["ranked"]),
-        key=lambda r: (-r["_shrunk"], -r["responses"], r["operator"]["external_id"]),
+        key=lambda r: (-r["_shrunk"], -r["responses"], natural_key(r["operator"]["external_id"])),
     )
     for position, row in enumerate(ranked, start=1):
         row["rank"] = position
     unranked = sorted(
         (r for r in rows if not r["ranked"]),
-        key=lambda r: (-r["responses"], r["operator"]["external_id"]),
+        key=lambda r: (-r["responses"], natural_key(r["operator"]["external_id"])),
     )
     return [*ranked, *unranked]
 
@@ -422,8 +423,13 @@ def funnel_report(session: Session, flt: ReportFilter) -> list[dict[str, Any]]:
                 "resurveys": resurveys.get(operator_id, 0),
             }
         )
-    rows.sort(key=lambda r: r["operator"]["external_id"])
+    rows.sort(key=lambda r: natural_key(r["operator"]["external_id"]))
     return rows
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """Order ids as people read them: op-2 before op-10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
@@ -526,7 +532,7 @@ def scored_interactions(
             "interaction_id": interaction.id,
             "external_id": interaction.external_id,
             "channel": interaction.channel.value,
-            "ended_at": interaction.ended_at.isoformat(),
+            "ended_at": interaction.ended_at,
             "office": interaction.office,
             "disposition": interaction.disposition,
             "operator_external_id": operator and operator.external_id,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.api.auth import allow, authenticate_request, current_key
 from gateway.config import Settings
 from gateway.db import utcnow
-from gateway.models import ApiRole, Customer, InteractionChannel
+from gateway.models import ApiRole, Customer, InteractionChannel, Team
 from gateway.reports import export, service
 from gateway.reports.schemas import (
     ExclusionInSchema,
@@ -101,12 +101,15 @@ def _visible_team(asked: str | None) -> str | None:
 
 
 def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
+    team = _visible_team(query.get("team"))
+    if team is not None and _session().scalar(select(Team.id).where(Team.name == team)) is None:
+        abort(404, message=f"no team named {team!r}")
     try:
         return service.ReportFilter(
             start=query["from_"],
             end=query["to"],
             channel=InteractionChannel(query["channel"]) if "channel" in query else None,
-            team=_visible_team(query.get("team")),
+            team=team,
             office=query.get("office"),
         )
     except service.ReportError as exc:
@@ -133,16 +136,21 @@ def _filename(stem: str, query: Mapping[str, Any]) -> str:
 def _table_response(
     wanted: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], filename: str
 ) -> Response:
-    """A CSV or XLSX download, streamed."""
+    """A CSV or XLSX download: written to a temporary file while the request reads the
+    database, then streamed from the file. The read ends with the request, never with the
+    download: on the embedded SQLite a transaction held while a slow client downloads would
+    stop every webhook and the sweep."""
     if wanted == "csv":
-        body = stream_with_context(export.csv_chunks(columns, rows))
-        response = Response(body, mimetype=export.CSV)
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+        path = export.write_csv(columns, rows)
+        mimetype = export.CSV
+    else:
+        path = export.write_xlsx(columns, rows, sheet=filename[:31])
+        mimetype = export.XLSX
+    _session().rollback()  # the read is over; nothing was written
+    response = Response(export.file_chunks(path), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.{wanted}"'
+    if wanted == "csv":
         response.mimetype_params["charset"] = "utf-8"
-        return response
-    path = export.write_xlsx(columns, rows, sheet=filename[:31])
-    response = Response(export.file_chunks(path), mimetype=export.XLSX)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
     return response
 
 

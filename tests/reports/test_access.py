@@ -57,7 +57,17 @@ def test_an_admin_reads_every_team(client, keys, month):
 
 @pytest.mark.parametrize("path", REPORTS)
 def test_an_integration_key_reads_no_reports(client, keys, month, path):
-    assert report(client, keys["integration"], path).status_code == 403
+    refused = report(client, keys["integration"], path)
+    assert refused.status_code == 403
+    assert refused.json["detail"] == "an integration key may not do this"
+
+
+def test_an_unknown_team_is_a_404_not_an_empty_report(client, keys, month):
+    for path in REPORTS:
+        response = report(client, keys["admin"], path, team="nosuch")
+        assert response.status_code == 404, path
+        assert response.mimetype == "application/problem+json"
+        assert response.json["detail"] == "no team named 'nosuch'"
 
 
 def test_without_a_key_nothing_is_read(client, month):

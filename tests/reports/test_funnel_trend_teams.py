@@ -72,3 +72,11 @@ def test_the_team_summary_and_its_total(client, keys, calls):
     assert body["total"]["distribution"] == {"1": 0, "2": 0, "3": 1, "4": 1, "5": 1}
     # A team's CSI is the company's view: every parameter counts.
     assert teams["North"]["csi"] == teams["North"]["csi_all_parameters"]
+
+
+def test_the_funnel_lists_operators_in_natural_order(client, keys, seeder, session):
+    for external_id in ("op-10", "op-2", "op-1", "op-9"):
+        seeder.contact(seeder.operator(external_id, "North"), at("2026-09-07", 9))
+    session.commit()
+    rows = report(client, keys["admin"], "/api/v1/reports/funnel").json["operators"]
+    assert [r["operator"]["external_id"] for r in rows] == ["op-1", "op-2", "op-9", "op-10"]

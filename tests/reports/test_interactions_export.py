@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 
 import openpyxl
 import pytest
@@ -67,3 +68,5 @@ def test_xlsx_opens_with_the_same_rows(client, keys, seeder, session):
     assert [r["operator_external_id"] for r in rows] == ["op-e", "op-e", "op-h"]
     assert rows[0]["overall"] == 4 and rows[0]["csi"] == 50 and rows[0]["quality"] is None
     assert rows[1]["excluded"] is True
+    # A real date a spreadsheet sorts and filters, in UTC as the CSV gives it.
+    assert rows[0]["ended_at"] == datetime(2026, 9, 2, 12, 0)
