@@ -8,8 +8,9 @@ The survey's FIRST message is not an answer to anything: the worker sends it thr
 provider (with the console provider, the worker prints it). So that the simulator shows it too
 without widening the gateway's HTTP surface, it reads that message, read-only, from the
 gateway's database when it runs with the gateway's settings (same machine, same DATABASE_URL,
-as with `make run`); `--wait` waits for the survey to go out. With no database access it says
-so and carries on: the replies still work.
+as with `make run`), waiting up to `--wait` seconds for the sweep to send it. With no survey
+SMS, or no database to read, it stops with a message and a non-zero exit: replies would only
+be answered "no survey here". `--no-database` sends them all the same.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from gateway.simulation import DEMO_ACCOUNT_SID, post_signed
 
 DEFAULT_SURVEY_NUMBER = "+15005550006"
 INBOUND_PATH = "/sms/inbound"
+# A few sweeps (DISPATCH_INTERVAL_SECONDS, 5 by default) and the worker's send.
+DEFAULT_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -88,11 +91,14 @@ def first_message_from_database(phone: str, wait_seconds: float) -> str | None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from gateway.cli import check_database
     from gateway.config import load_settings
     from gateway.db import make_engine
     from gateway.models import Customer, Message, SurveyChannel, SurveySession, SurveyStatus
 
-    engine = make_engine(load_settings().database_url)
+    settings = load_settings()
+    check_database(settings)
+    engine = make_engine(settings.database_url)
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
@@ -174,12 +180,15 @@ def register(main: click.Group) -> None:
         "--wait",
         "wait_seconds",
         type=float,
-        default=0.0,
+        default=DEFAULT_WAIT_SECONDS,
         show_default=True,
         help="seconds to wait for the survey's first SMS to go out",
     )
     @click.option(
-        "--no-database", is_flag=True, help="do not read the first SMS from the gateway's database"
+        "--no-database",
+        is_flag=True,
+        help="send the replies without looking for the survey's first SMS in the gateway's "
+        "database",
     )
     def simulate_sms(
         phone: str,
@@ -206,15 +215,26 @@ def register(main: click.Group) -> None:
             survey_number=survey_number or settings.twilio_from_number or DEFAULT_SURVEY_NUMBER,
         )
         if not no_database:
+            if wait_seconds > 0:
+                click.echo(f"waiting up to {wait_seconds:g} s for the survey SMS to {number}...")
             try:
                 first = first_message_from_database(number, wait_seconds)
-            except Exception as exc:  # any database trouble: the replies still work
-                click.echo(f"(the gateway's database is not readable from here: {exc})")
-            else:
-                if first is None:
-                    click.echo(f"(no survey SMS is waiting for a reply from {number} yet)")
-                else:
-                    click.echo(_framed("gateway", first))
+            except click.ClickException:
+                raise
+            except Exception as exc:
+                raise click.ClickException(
+                    f"the gateway's database is not readable from here ({exc}); run this "
+                    "where the gateway runs, with its settings, or add --no-database"
+                ) from exc
+            if first is None:
+                raise click.ClickException(
+                    f"no survey SMS is waiting for a reply from {number} (waited "
+                    f"{wait_seconds:g} s). Record an office visit of this number that ended "
+                    "over SMS_SURVEY_DELAY_MINUTES ago and let the sweep send its SMS "
+                    "(`survey-gateway surveys dispatch-due` runs one sweep now); "
+                    "--no-database sends the replies anyway"
+                )
+            click.echo(_framed("gateway", first))
         scripted = None if replies is None else [r.strip() for r in replies.split(",")]
         try:
             run_texter(texter, scripted)

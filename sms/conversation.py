@@ -147,7 +147,12 @@ def _respond(
             return texts.text("help", language), survey
 
     if survey is None:
-        return texts.text("survey_over", language), latest_survey(session, phone)
+        latest = latest_survey(session, phone)
+        if latest is None:
+            # Never surveyed from here: there is no survey to speak of, and no SMS to pay for.
+            logger.info("sms from %s: this number has no survey; no reply", mask_phone(phone))
+            return None, None
+        return texts.text("survey_over", language), latest
     return _answer(session, settings, survey, body, now), survey
 
 

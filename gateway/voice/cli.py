@@ -277,6 +277,7 @@ def register(main: click.Group) -> None:
         if interaction:
             query["interaction"] = interaction
         if flow:
+            _check_ivr_flow(flow)
             query["flow"] = flow
         if lang:
             query["lang"] = lang
@@ -285,6 +286,22 @@ def register(main: click.Group) -> None:
             call.run(f"{base}/voice/survey?{urlencode(query)}", extra, _input_source(keys))
         if session_id is None:
             click.echo(f"interaction: channel=call external_id={interaction or call.call_sid}")
+
+
+def _check_ivr_flow(name: str) -> None:
+    """Refuse a flow the gateway would not run on a call (it would fall back to post_call)."""
+    from ivr_flows import FlowError, default_flows
+
+    try:
+        flows = default_flows()
+    except FlowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    known = sorted(key for key, found in flows.items() if "ivr" in found.channels)
+    if name not in known:
+        raise click.BadParameter(
+            f"no IVR flow {name!r}; the flows a call can run: {', '.join(known)}",
+            param_hint="'--flow'",
+        )
 
 
 def _pending_call(session_id: int) -> tuple[str, str]:

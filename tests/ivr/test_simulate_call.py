@@ -127,6 +127,14 @@ def test_a_wrong_token_is_refused_with_an_explanation(server: Server) -> None:
     assert "signature was refused" in result.output
 
 
+def test_an_unknown_flow_is_refused_before_calling(server: Server) -> None:
+    result = simulate("--operator", "op-1", "--url", server.url, "--flow", "nosuch", "--keys", "5")
+    assert result.exit_code == 2
+    assert "no IVR flow 'nosuch'" in result.output
+    assert "post_call_nps" in result.output
+    assert "calling" not in result.output
+
+
 def test_nps_flow_over_the_simulator(server: Server) -> None:
     result = simulate(
         "--operator",

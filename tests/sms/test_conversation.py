@@ -252,10 +252,14 @@ def test_help_explains_and_keeps_the_survey_where_it_was(
     assert answers_of(session, survey_of(session, visit).id) == {"overall": 4}
 
 
-def test_a_text_from_a_number_without_a_survey_gets_a_polite_answer(
-    text: Callable[..., list[str]],
+def test_a_number_never_surveyed_gets_no_reply_and_its_text_is_kept(
+    session: Session, text: Callable[..., list[str]]
 ) -> None:
-    assert text("5", phone="+79990001122") == [texts.text("survey_over", "ru")]
+    # Not "this survey has already ended": there never was one.
+    assert text("5", phone="+79990001122") == []
+    kept = session.scalars(select(Message).where(Message.phone == "+79990001122")).all()
+    assert [(m.direction, m.body) for m in kept] == [("inbound", "5")]
+    assert text("помощь", phone="+79990001122") == [texts.text("help", "ru")]
 
 
 def test_an_unsigned_or_forged_inbound_is_refused_and_changes_nothing(

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from gateway.cli import main
 from gateway.db import utcnow
 from gateway.dispatch import SEND_SMS_TASK, run_sweep
-from gateway.models import SurveySession, SurveyStatus
+from gateway.models import Message, SurveySession, SurveyStatus
 from ivr_flows import default_flows
 from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
@@ -111,12 +112,22 @@ def test_the_simulator_shows_the_first_sms_and_answers_the_survey_to_the_end(
         session.close()
 
 
-def test_the_simulator_says_when_no_survey_waits_and_the_gateway_still_answers(
+def test_with_no_survey_sms_the_simulator_fails_saying_why_and_sends_nothing(
     gateway: Gateway,
 ) -> None:
-    result = simulate(gateway, "--phone", "+79161234567", "--replies", "help")
+    result = simulate(gateway, "--phone", "+79161234567", "--wait", "0", "--replies", "5")
+    assert result.exit_code == 1
+    assert "no survey SMS is waiting for a reply from +79161234567" in result.output
+    assert "surveys dispatch-due" in result.output
+    with gateway.app.app_context():
+        session = gateway.app.extensions["database"].session()
+        assert session.scalars(select(Message)).all() == []
+        session.close()
+
+
+def test_no_database_sends_the_replies_anyway(gateway: Gateway) -> None:
+    result = simulate(gateway, "--phone", "+79161234567", "--no-database", "--replies", "help")
     assert result.exit_code == 0, result.output
-    assert "no survey SMS is waiting for a reply" in result.output
     assert "gateway> Опрос о качестве обслуживания" in result.output
 
 
