@@ -48,7 +48,17 @@ class QuietHours:
 
 
 def _var_dir() -> Path:
-    return Path(os.environ.get("SURVEY_GATEWAY_VAR_DIR", Path.cwd() / "var"))
+    configured = os.environ.get("SURVEY_GATEWAY_VAR_DIR")
+    return Path(configured) if configured else default_var_dir()
+
+
+def default_var_dir() -> Path:
+    """`var/` of the project the gateway runs from, whatever the current directory, so that
+    the command line finds what `make run` keeps there; `./var` for an installed package."""
+    project = Path(__file__).resolve().parents[1]
+    if (project / "pyproject.toml").is_file():
+        return project / "var"
+    return Path.cwd() / "var"
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,8 @@ class Settings:
     @property
     def broker_url(self) -> str:
         """Redis in production; with no Redis, kombu's filesystem transport under var/."""
-        return self.redis_url or "filesystem://"
+        # The host is named only to keep kombu from warning that none was given.
+        return self.redis_url or "filesystem://localhost//"
 
     def session_secret(self) -> str:
         """Signs the dashboard's login cookie: SECRET_KEY, or a local one in development."""

@@ -14,6 +14,7 @@ import sys
 import time
 from types import FrameType
 
+import ivr_flows
 from gateway.config import load_settings
 from gateway.migrate import upgrade
 
@@ -64,6 +65,12 @@ def _commands(port: int, concurrency: int) -> list[tuple[str, list[str]]]:
 def run_all(port: int | None = None) -> int:
     """Run until interrupted; the exit code is non-zero if a child died on its own."""
     settings = load_settings()
+    try:
+        ivr_flows.default_flows()
+    except ivr_flows.FlowError as exc:
+        # Said once, here, not as a traceback from each of the web, worker and beat processes.
+        print(f"survey-gateway: {exc}", file=sys.stderr, flush=True)
+        return 2
     port = port or settings.port
     env = dict(os.environ, PORT=str(port))
     if "PUBLIC_BASE_URL" not in env:
