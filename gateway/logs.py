@@ -46,6 +46,24 @@ class PersonalDataFilter(logging.Filter):
         return True
 
 
+# The sweep's own task, run every DISPATCH_INTERVAL_SECONDS.
+SWEEP_TASK = "gateway.tasks.dispatch_due_surveys"
+_CELERY_ROUTINE = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+
+class RoutineSweepFilter(logging.Filter):
+    """Drops Celery's own INFO lines about the periodic sweep (sent, received, succeeded:
+    three lines every few seconds). The sweep logs what it did when it did something, so a
+    gateway at rest is quiet and what the console provider prints stays visible."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and record.name in _CELERY_ROUTINE
+            and SWEEP_TASK in record.getMessage()
+        )
+
+
 _PLAIN = logging.Formatter()
 
 
@@ -73,10 +91,13 @@ def mask_handler(handler: logging.Handler) -> None:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Mask personal data in every root handler, message and traceback alike; idempotent."""
+    """Mask personal data in every root handler, message and traceback alike, and drop the
+    routine lines of the periodic sweep; idempotent."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=level, format=_FORMAT)
     root.setLevel(level)
     for handler in root.handlers:
         mask_handler(handler)
+        if not any(isinstance(f, RoutineSweepFilter) for f in handler.filters):
+            handler.addFilter(RoutineSweepFilter())

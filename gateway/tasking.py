@@ -15,9 +15,11 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from gateway.logs import SWEEP_TASK
+
 logger = logging.getLogger(__name__)
 
-BEAT_DISPATCH = "gateway.tasks.dispatch_due_surveys"
+BEAT_DISPATCH = SWEEP_TASK
 BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
 BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
 PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)

@@ -13,7 +13,7 @@ def test_defaults_run_embedded_with_the_console_provider(tmp_path):
     settings = load_settings({"SURVEY_GATEWAY_VAR_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'survey-gateway.sqlite3'}"
     assert settings.redis_url is None
-    assert settings.broker_url == "filesystem://"
+    assert settings.broker_url == "filesystem://localhost//"
     assert settings.provider == "console"
     assert settings.public_base_url == "http://127.0.0.1:8000"
     assert (settings.default_region, settings.default_language) == ("RU", "ru")

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,16 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: flo
     raise AssertionError(f"no answer from {base}/healthz within {seconds} s")
 
 
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the gateway exited"
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{text!r} not in the gateway's output within {seconds} s")
+
+
 def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
     port = free_port()
     env = {
@@ -89,14 +100,17 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}
     }
-    env.update(SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"), PORT=str(port))
-    process = subprocess.Popen(
-        [str(COMMAND), "run"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env.update(
+        SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"),
+        PORT=str(port),
+        DISPATCH_INTERVAL_SECONDS="1",
+        QUIET_HOURS="",
     )
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(COMMAND), "run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, process, 30)
@@ -110,8 +124,12 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
             timeout=60,
         ).stdout.strip()
 
-        status, created = request(f"{base}/api/v1/interactions", interaction_payload(), key)
+        ended = datetime.now(UTC) - timedelta(minutes=61)
+        visit = interaction_payload(ended_at=ended.isoformat())
+        status, created = request(f"{base}/api/v1/interactions", visit, key)
         assert status == 201, created
+        # The worker's console shows the survey SMS within a sweep or two.
+        wait_for_line(log, "first sms", process, 30)
         status, read = request(f"{base}/api/v1/interactions/{created['id']}", key=key)
         assert (status, read["external_id"]) == (200, created["external_id"])
         assert request(f"{base}/readyz")[0] == 200
@@ -124,6 +142,18 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [pid for pid in tree if alive(pid)], "children outlived the gateway"
+        # Quiet at rest: Celery's routine lines about the sweep (every second here) and
+        # kombu's warnings would bury the SMS; the sweep that sent it says so itself.
+        output = log.read_text(errors="replace")
+        assert "sweep: handed over 1" in output
+        routine = [
+            line
+            for line in output.splitlines()
+            if "dispatch_due_surveys" in line
+            and any(word in line for word in ("Sending due task", "received", "succeeded"))
+        ]
+        assert routine == []
+        assert "WARNING kombu" not in output
     finally:
         if process.poll() is None:
             process.kill()
