@@ -12,6 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,15 @@ def no_phone_number_in_logs(log_lines: LogLines) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_database_url(worker_id: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test process, migrated to head."""
+    with pg_database(worker_id) as url:
+        yield url
+
+
+@contextmanager
+def pg_database(worker_id: str, label: str = "") -> Iterator[str]:
+    """A new PostgreSQL database migrated to head, dropped at the end of the block."""
     server_url = _psycopg_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
-    name = f"sg_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    name = f"sg_test_{label}{worker_id}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -136,6 +144,11 @@ def pg_database_url(worker_id: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return sqlite_database(tmp_path_factory)
+
+
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new SQLite database file migrated to head."""
     path = tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
     url = f"sqlite:///{path}"
     upgrade(url)

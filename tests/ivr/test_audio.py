@@ -24,10 +24,10 @@ IN_CI = os.environ.get("CI") == "true"
 def needs_espeak() -> None:
     if shutil.which("espeak-ng") is None:
         if IN_CI:
-            pytest.fail("espeak-ng is missing under CI=true (make system-deps installs it)")
+            pytest.fail("espeak-ng is missing under CI=true (.ci/run installs it)")
         pytest.skip(
-            "espeak-ng is not installed (apt-get install espeak-ng sox); "
-            "`audio build` cannot be tried here"
+            "espeak-ng is not installed, so `audio build` cannot be tried here "
+            "(`make system-deps` installs espeak-ng and sox as root; CI runs these tests)"
         )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_test_app, pg_database, sqlite_database
 from tests.reports.factories import Seeder, at, nps_flows
 
 RATED = ("cost", "speed", "politeness", "quality")
@@ -49,10 +52,11 @@ def _answers(rng: random.Random, flow: str) -> dict[str, int | None]:
     return answers
 
 
-@pytest.fixture
-def month(seeder: Seeder, session: Session, with_nps_flow: None) -> Month:
+def _seed_month(session: Session) -> int:
     """September 2026: four operators in two teams, surveys of every status, one excluded
-    rating, and rows just outside the month that must not count."""
+    rating, and rows just outside the month that must not count. Returns the excluded
+    survey's id."""
+    seeder = Seeder(session)
     rng = random.Random(20260901)
     operators = {
         "op-a": (seeder.operator("op-a", "North", "Anna"), 42),
@@ -96,7 +100,55 @@ def month(seeder: Seeder, session: Session, with_nps_flow: None) -> Month:
         excluded="the customer rated the tariff, not the call (appeal 17)",
     )
     session.commit()
-    return Month("2026-09-01", "2026-09-30", excluded.id)
+    return excluded.id
+
+
+def _seeded(url: str, var_dir: Path) -> tuple[str, int]:
+    """Commit the month into a database of its own, once: every test that reads it runs
+    there in its own rolled-back transaction, as every other test does."""
+    app = make_test_app(url, var_dir)
+    database = app.extensions["database"]
+    try:
+        with pytest.MonkeyPatch.context() as patch, app.app_context():
+            nps_flows(patch)
+            excluded_id = _seed_month(database.session())
+    finally:
+        database.session.remove()
+        database.dispose()
+    return url, excluded_id
+
+
+@pytest.fixture(scope="session")
+def pg_month(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    with pg_database(worker_id, "month_") as url:
+        yield _seeded(url, tmp_path_factory.mktemp("month-var"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
+    return _seeded(sqlite_database(tmp_path_factory), tmp_path_factory.mktemp("month-var"))
+
+
+def _month_database(backend: str, request: pytest.FixtureRequest) -> tuple[str, int]:
+    seeded = request.getfixturevalue("pg_month" if backend == "postgresql" else "sqlite_month")
+    return cast(tuple[str, int], seeded)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A test that reads the month runs on the database the month is seeded in."""
+    if "month" in request.fixturenames:
+        return _month_database(backend, request)[0]
+    name = "pg_database_url" if backend == "postgresql" else "sqlite_database_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def month(
+    backend: str, request: pytest.FixtureRequest, database_url: str, with_nps_flow: None
+) -> Month:
+    """September 2026, seeded once per test process (see `_seed_month`)."""
+    return Month("2026-09-01", "2026-09-30", _month_database(backend, request)[1])
 
 
 @pytest.fixture
