@@ -7,7 +7,7 @@ the month's operators report through the service the API calls (median and p95 o
 and what keeping the rollup costs a write (recording one answer with and without it).
 Drops the database at the end unless --keep.
 
-    .venv/bin/python bench/operators_report.py [--runs 30] [--keep]
+    .venv/bin/python bench/operators_report.py [--runs 30] [--answers 10000000] [--keep]
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ FIRST_DAY = date(2026, 6, 1)
 DAYS = 90
 MONTH = (date(2026, 7, 1), date(2026, 7, 31))
 OPERATORS, TEAMS, OFFICES = 500, 25, 20
-ANSWERED_SESSIONS = 200_000  # x 5 answers (overall + 4 parameters) = 1,000,000 answers
-UNANSWERED_SESSIONS = 20_000  # expired, not sent, not reached
-CONTACTS_WITHOUT_SURVEY = 30_000
-CUSTOMERS = 150_000
+ANSWERS = 1_000_000  # the default size; --answers sets another
 
-SEED_SQL = f"""
+
+def seed_sql(answers: int) -> str:
+    """The seeding script for about `answers` answers (5 an answered survey), with the same
+    shares of unanswered surveys (10 %), contacts without a survey (15 %) and customers."""
+    answered = answers // 5
+    unanswered = answered // 10
+    without_survey = answered * 3 // 20
+    customers = answered * 3 // 4
+    return f"""
 SELECT setseed(0.42);
 INSERT INTO teams (id, name, created_at)
   SELECT g, 'Team ' || g, now() FROM generate_series(1, {TEAMS}) g;
@@ -54,7 +59,7 @@ INSERT INTO operators (id, external_id, name, team_id, created_at)
   FROM generate_series(1, {OPERATORS}) g;
 INSERT INTO customers (id, external_id, phone, language, created_at)
   SELECT g, 'crm-' || g, '+7916' || lpad(g::text, 7, '0'), 'ru', now()
-  FROM generate_series(1, {CUSTOMERS}) g;
+  FROM generate_series(1, {customers}) g;
 -- Hotline operators (4 in 5) take calls, the others office visits, each in one office.
 INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, customer_id, office,
                           disposition, created_at)
@@ -62,33 +67,31 @@ INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, custo
          CASE WHEN op % 5 = 0 THEN 'office_visit' ELSE 'call' END,
          'bench-' || g,
          timestamptz '{FIRST_DAY.isoformat()} 00:00+00' + random() * interval '{DAYS} days',
-         op, 1 + (random() * ({CUSTOMERS} - 1))::int,
+         op, 1 + (random() * ({customers} - 1))::int,
          CASE WHEN op % 5 = 0 THEN 'office-' || (op % {OFFICES}) END,
-         CASE WHEN g > {ANSWERED_SESSIONS + UNANSWERED_SESSIONS} AND random() < 0.3
+         CASE WHEN g > {answered + unanswered} AND random() < 0.3
               THEN 'transferred' END,
          now()
   FROM (SELECT g, 1 + (random() * ({OPERATORS} - 1))::int AS op
-        FROM generate_series(1, {
-    ANSWERED_SESSIONS + UNANSWERED_SESSIONS + CONTACTS_WITHOUT_SURVEY
-}) g) picked;
+        FROM generate_series(1, {answered + unanswered + without_survey}) g) picked;
 INSERT INTO survey_sessions (id, interaction_id, customer_id, channel, kind, flow, language,
                              status, attempts, created_at, updated_at)
   SELECT i.id, i.id, i.customer_id,
          CASE WHEN i.channel = 'call' THEN 'ivr' ELSE 'sms' END,
          CASE WHEN i.channel = 'call' THEN 'post_call' ELSE 'sms' END,
          'post_call', 'ru',
-         CASE WHEN i.id > {ANSWERED_SESSIONS}
+         CASE WHEN i.id > {answered}
               THEN (ARRAY['expired', 'not_sent', 'not_reached'])[1 + i.id % 3]
               WHEN i.id % 10 = 0 THEN 'partial' ELSE 'completed' END,
          1, now(), now()
-  FROM interactions i WHERE i.id <= {ANSWERED_SESSIONS + UNANSWERED_SESSIONS};
+  FROM interactions i WHERE i.id <= {answered + unanswered};
 -- Five answers per answered survey; a partial one skipped its later questions.
 INSERT INTO answers (session_id, question_key, value, answered_at)
   SELECT s, k.key,
          CASE WHEN s % 10 = 0 AND k.n > 2 THEN NULL
               ELSE (ARRAY[1, 2, 3, 4, 4, 5, 5, 5])[1 + (random() * 7)::int] END,
          now()
-  FROM generate_series(1, {ANSWERED_SESSIONS}) s,
+  FROM generate_series(1, {answered}) s,
        (VALUES (1, 'overall'), (2, 'cost'), (3, 'speed'), (4, 'politeness'), (5, 'quality'))
          AS k(n, key);
 SELECT setval(pg_get_serial_sequence('interactions', 'id'), (SELECT max(id) FROM interactions));
@@ -124,6 +127,9 @@ def describe(label: str, samples: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--answers", type=int, default=ANSWERS, help="size of the generated history (answers)"
+    )
     parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--database", default="sg_bench")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -143,7 +149,7 @@ def main() -> None:
         upgrade(url)
         started = time.perf_counter()
         with engine.begin() as conn:
-            for statement in filter(str.strip, SEED_SQL.split(";\n")):
+            for statement in filter(str.strip, seed_sql(args.answers).split(";\n")):
                 conn.execute(text(statement))
         with engine.connect() as conn:
             answers = conn.execute(select(func.count()).select_from(Answer)).scalar()
