@@ -40,11 +40,13 @@ bench-reports: $(STAMP)
 bench-ivr: $(STAMP)
 	$(BIN)/python bench/ivr_load.py
 
-## system-deps: as root, the Debian packages `audio build` uses (espeak-ng and sox render
-## placeholder prompts); without them `make test` skips the audio-build tests, saying so
+## system-deps: as root, the Debian packages the tests use: espeak-ng and sox render placeholder
+## prompts for `audio build`, chromium opens the web survey as a phone does; without them
+## `make test` skips those tests, saying so
 system-deps:
-	command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
+	command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 \
+	  && command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

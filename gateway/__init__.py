@@ -19,6 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
     from gateway.webhooks import events as webhook_events
+    from gateway.websurvey import views as websurvey_views
     from ivr_flows import default_flows
     from sms import views as sms_views
 
@@ -44,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(audio_views.bp)
     app.register_blueprint(sms_views.bp)
     app.register_blueprint(dashboard_views.bp)
+    app.register_blueprint(websurvey_views.bp)
     api.init_app(app)
 
     if settings.insecure_skip_twilio_signature:

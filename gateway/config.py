@@ -123,6 +123,10 @@ class Settings:
     webhook_retry_hours: int = 24
     webhook_batch_size: int = 50
 
+    # Web survey links (gateway.websurvey) and email invitations.
+    web_survey_expiry_days: int = 7
+    web_survey_lock_completed: bool = True  # a completed survey cannot be changed from its page
+
     low_score_threshold: int = 2
     # Contacts older than this are anonymised by the privacy sweep (phones, names, SMS texts,
     # recordings); their scores stay. 0 keeps personal data until it is erased by request.
@@ -227,6 +231,8 @@ _CONVERTERS: dict[str, Any] = {
     "webhook_retry_base_seconds": int,
     "webhook_retry_hours": int,
     "webhook_batch_size": int,
+    "web_survey_expiry_days": int,
+    "web_survey_lock_completed": _as_bool,
     "low_score_threshold": int,
     "personal_data_retention_days": int,
     "report_min_responses": int,
@@ -311,6 +317,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("SMS_RETRY_BASE_SECONDS must be positive")
     if settings.provider_probe_seconds <= 0:
         raise ConfigError("PROVIDER_PROBE_SECONDS must be positive")
+    if settings.web_survey_expiry_days < 1:
+        raise ConfigError("WEB_SURVEY_EXPIRY_DAYS must be at least 1")
     if settings.webhook_retry_hours < 1 or settings.webhook_retry_base_seconds < 1:
         raise ConfigError("WEBHOOK_RETRY_HOURS and WEBHOOK_RETRY_BASE_SECONDS must be at least 1")
     try:

@@ -61,6 +61,7 @@ from gateway.optouts import phone_opted_out
 from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
 from gateway.surveys import finish_survey, flow_of, save_flow_state
 from gateway.voice.service import close_silent_calls
+from gateway.websurvey.service import expire_web_surveys
 from ivr_flows import engine
 
 logger = logging.getLogger(__name__)
@@ -434,6 +435,7 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
     recover_expired_leases(session, settings, now, report)
     expire_sms_surveys(session, settings, now, report)
     report.expired.extend(close_silent_calls(session, settings, now))
+    report.expired.extend(expire_web_surveys(session, settings, now))
     claim_due(session, settings, now, report)
     session.flush()
     return report

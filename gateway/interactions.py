@@ -27,6 +27,7 @@ from gateway.models import (
     Team,
 )
 from gateway.phones import normalize_phone
+from gateway.websurvey.links import new_token
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class CustomerInput:
     external_id: str | None = None
     name: str | None = None
     language: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class InteractionInput:
     operator: OperatorInput | None = None
     customer: CustomerInput | None = None
     office: str | None = None
-    survey: str | None = None  # "sms", "ivr_callback", "none"; None: the channel's default
+    # "sms", "ivr_callback", "web", "email", "none"; None: the channel's default
+    survey: str | None = None
     disposition: str | None = None
     flow: str | None = None
 
@@ -116,7 +119,11 @@ def upsert_customer(session: Session, given: CustomerInput, settings: Settings) 
         session,
         find,
         lambda: Customer(
-            external_id=given.external_id, phone=phone, name=given.name, language=given.language
+            external_id=given.external_id,
+            phone=phone,
+            name=given.name,
+            language=given.language,
+            email=given.email,
         ),
     )
     if phone and customer.phone != phone:
@@ -125,6 +132,8 @@ def upsert_customer(session: Session, given: CustomerInput, settings: Settings) 
         customer.name = given.name
     if given.language:
         customer.language = given.language
+    if given.email:
+        customer.email = given.email
     return customer
 
 
@@ -304,7 +313,12 @@ def survey_kind_for(given: InteractionInput) -> SurveyKind | None:
     choice = given.survey
     if choice is None:
         choice = "sms" if given.channel is InteractionChannel.OFFICE_VISIT else "none"
-    return {"sms": SurveyKind.SMS, "ivr_callback": SurveyKind.IVR_CALLBACK}.get(choice)
+    return {
+        "sms": SurveyKind.SMS,
+        "ivr_callback": SurveyKind.IVR_CALLBACK,
+        "web": SurveyKind.WEB,
+        "email": SurveyKind.EMAIL,
+    }.get(choice)
 
 
 def plan_survey(
@@ -319,8 +333,12 @@ def plan_survey(
     if kind is None:
         return None
     customer = interaction.customer
+    if kind is SurveyKind.WEB:
+        return plan_web_survey(interaction, given, settings, now)
     if kind is SurveyKind.SMS:
         channel, delay = SurveyChannel.SMS, settings.sms_survey_delay_minutes
+    elif kind is SurveyKind.EMAIL:
+        channel, delay = SurveyChannel.EMAIL, settings.sms_survey_delay_minutes
     else:
         channel, delay = SurveyChannel.IVR, settings.ivr_callback_delay_minutes
     survey = SurveySession(
@@ -334,9 +352,38 @@ def plan_survey(
         due_at=interaction.ended_at + timedelta(minutes=delay),
         attempts=0,
     )
-    if customer is None or not customer.phone:
-        survey.status = SurveyStatus.NOT_SENT
-        survey.not_sent_reason = "no phone number for the customer"
-        survey.due_at = None
-        survey.finished_at = now
+    if kind is SurveyKind.EMAIL:
+        survey.link_token = new_token()
+        if customer is None or not customer.email:
+            _not_sent(survey, "no email address for the customer", now)
+    elif customer is None or not customer.phone:
+        _not_sent(survey, "no phone number for the customer", now)
     return survey
+
+
+def _not_sent(survey: SurveySession, reason: str, now: datetime) -> None:
+    survey.status = SurveyStatus.NOT_SENT
+    survey.not_sent_reason = reason
+    survey.due_at = None
+    survey.finished_at = now
+
+
+def plan_web_survey(
+    interaction: Interaction, given: InteractionInput, settings: Settings, now: datetime
+) -> SurveySession:
+    """A web survey is open at once: its link goes back in the API's answer, for the caller to
+    show (a personal account, a messenger bot, a receipt). No delay, no quiet hours: the
+    customer opens it when they choose. It expires WEB_SURVEY_EXPIRY_DAYS later."""
+    customer = interaction.customer
+    return SurveySession(
+        interaction=interaction,
+        customer=customer,
+        channel=SurveyChannel.WEB,
+        kind=SurveyKind.WEB,
+        flow=given.flow or DEFAULT_FLOW,
+        language=(customer.language if customer else None) or settings.default_language,
+        status=SurveyStatus.ACTIVE,
+        link_token=new_token(),
+        expires_at=now + timedelta(days=settings.web_survey_expiry_days),
+        attempts=0,
+    )

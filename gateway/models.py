@@ -39,6 +39,8 @@ class InteractionChannel(StrEnum):
 class SurveyChannel(StrEnum):
     IVR = "ivr"
     SMS = "sms"
+    WEB = "web"  # a link to the web survey page, shown by whoever holds it
+    EMAIL = "email"  # the web survey's link sent by email
 
 
 class SurveyKind(StrEnum):
@@ -47,6 +49,8 @@ class SurveyKind(StrEnum):
     POST_CALL = "post_call"  # caller handed to the IVR on the same call
     IVR_CALLBACK = "ivr_callback"  # outbound call placed later
     SMS = "sms"
+    WEB = "web"  # a link handed back to the caller of the API (personal account, receipt)
+    EMAIL = "email"  # an invitation email with the link and one-tap buttons
 
 
 class SurveyStatus(StrEnum):
@@ -128,6 +132,7 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(5))
+    email: Mapped[str | None] = mapped_column(String(320))
     opted_out_at: Mapped[datetime | None]
     opt_out_source: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -202,6 +207,8 @@ class SurveySession(Base):
     expires_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     not_sent_reason: Mapped[str | None] = mapped_column(String(200))
+    # The web survey's link: /r/<link_token>. Random, unguessable, good for this survey only.
+    link_token: Mapped[str | None] = mapped_column(String(40), unique=True)
     # A supervisor may exclude a rating (an appeal upheld): kept, shown, never counted.
     excluded_at: Mapped[datetime | None]
     excluded_by: Mapped[str | None] = mapped_column(String(200))

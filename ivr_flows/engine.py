@@ -32,7 +32,7 @@ class QuestionType(enum.StrEnum):
         }.get(self)
 
 
-CHANNELS = ("ivr", "sms")
+CHANNELS = ("ivr", "sms", "web")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Question:
     type: QuestionType
     text: Mapping[str, str]  # spoken (IVR) and default SMS text, per language
     sms_text: Mapping[str, str] = field(default_factory=dict)  # shorter SMS form
+    web_text: Mapping[str, str] = field(default_factory=dict)  # the web page's, if not `text`
     reprompt: Mapping[str, str] = field(default_factory=dict)
     channels: tuple[str, ...] = CHANNELS
     parameter: bool = False  # a per-parameter quality score (counts in CSI)
@@ -63,6 +64,8 @@ class Question:
     def text_for(self, channel: str, language: str) -> str:
         if channel == "sms" and language in self.sms_text:
             return self.sms_text[language]
+        if channel == "web" and language in self.web_text:
+            return self.web_text[language]
         return self.text[language]
 
 

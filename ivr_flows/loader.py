@@ -18,6 +18,7 @@ _QUESTION_FIELDS = {
     "type",
     "text",
     "sms_text",
+    "web_text",
     "reprompt",
     "channels",
     "parameter",
@@ -59,15 +60,18 @@ def _question(raw: Mapping[str, Any], flow_key: str, languages: tuple[str, ...])
             f"{where}: unknown question type {raw.get('type')!r} (known: {known})"
         ) from None
     channels = tuple(raw.get("channels", CHANNELS))
+    if qtype is QuestionType.COMMENT and "channels" not in raw:
+        channels = ("ivr",)  # a voice comment; the web page has its own comment box
     if not set(channels) <= set(CHANNELS):
         raise FlowError(f"{where}: channels must be among {', '.join(CHANNELS)}")
-    if qtype is QuestionType.COMMENT and "sms" in channels:
-        raise FlowError(f"{where}: a voice comment cannot be asked by SMS")
+    if qtype is QuestionType.COMMENT and ("sms" in channels or "web" in channels):
+        raise FlowError(f"{where}: a voice comment is asked by phone only")
     return Question(
         key=key,
         type=qtype,
         text=_texts(raw.get("text"), f"{where}, text", languages, required=True),
         sms_text=_texts(raw.get("sms_text"), f"{where}, sms_text", languages, required=False),
+        web_text=_texts(raw.get("web_text"), f"{where}, web_text", languages, required=False),
         reprompt=_texts(raw.get("reprompt"), f"{where}, reprompt", languages, required=False),
         channels=channels,
         parameter=bool(raw.get("parameter", False)),
@@ -127,7 +131,8 @@ def parse_flow(data: Mapping[str, Any], source: str = "<flow>") -> Flow:
         prompts=prompts,
         questions=questions,
         gather_timeout_seconds=int(settings.get("gather_timeout_seconds", 6)),
-        max_reprompts={"ivr": 2, "sms": 1, **(settings.get("max_reprompts") or {})},
+        # A web page shows buttons: an empty submission skips the question at once.
+        max_reprompts={"ivr": 2, "sms": 1, "web": 0, **(settings.get("max_reprompts") or {})},
         ask_importance=bool(settings.get("ask_importance", False)),
     )
 

@@ -28,6 +28,7 @@ from gateway.interactions import (
 )
 from gateway.models import ApiRole, Interaction, InteractionChannel, Operator, SurveySession
 from gateway.surveys import scores_of
+from gateway.websurvey.links import link_resource
 
 bp = Blueprint(
     "interactions",
@@ -64,6 +65,7 @@ def to_resource(interaction: Interaction) -> dict[str, Any]:
             "phone": customer.phone,
             "name": customer.name,
             "language": customer.language,
+            "email": customer.email,
         },
         "survey": survey
         and {
@@ -81,6 +83,13 @@ def to_resource(interaction: Interaction) -> dict[str, Any]:
             "not_sent_reason": survey.not_sent_reason,
             "excluded": survey.excluded_at is not None,
             "exclusion_reason": survey.exclusion_reason,
+            "link": survey.link_token
+            and link_resource(
+                current_app.config["SETTINGS"].public_base_url,
+                survey.link_token,
+                survey.language,
+                survey.expires_at,
+            ),
         },
         "scores": scores_of(survey),
         "created_at": interaction.created_at,
@@ -99,6 +108,7 @@ def _input_from(data: dict[str, Any]) -> InteractionInput:
             customer.get("external_id"),
             customer.get("name"),
             customer.get("language"),
+            customer.get("email"),
         ),
         office=data.get("office"),
         survey=data.get("survey"),

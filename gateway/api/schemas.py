@@ -91,6 +91,7 @@ class CustomerSchema(Schema):
     external_id = fields.String(allow_none=True, validate=validate.Length(1, 200))
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
     language = fields.String(allow_none=True, validate=validate.OneOf(["ru", "en"]))
+    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
 
     @validates_schema
     def _identified(self, data: dict[str, Any], **_: Any) -> None:
@@ -129,8 +130,11 @@ class InteractionInSchema(Schema):
     office = fields.String(allow_none=True, validate=validate.Length(max=100))
     survey = fields.String(
         allow_none=True,
-        validate=validate.OneOf(["sms", "ivr_callback", "none"]),
-        metadata={"description": "how to survey; an office visit defaults to sms, else none"},
+        validate=validate.OneOf(["sms", "ivr_callback", "web", "none"]),
+        metadata={
+            "description": "how to survey; an office visit defaults to sms, else none. web: the "
+            "answer carries the survey's link, QR code and text to show"
+        },
     )
     flow = fields.String(allow_none=True, validate=_known_flow)
     disposition = fields.String(
@@ -154,6 +158,14 @@ class CustomerOutSchema(Schema):
     phone = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     language = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class SurveyLinkSchema(Schema):
+    url = fields.String(metadata={"description": "{PUBLIC_BASE_URL}/r/<token>"})
+    expires_at = fields.DateTime(allow_none=True)
+    text = fields.String(metadata={"description": "a ready invitation with the link"})
+    qr_svg = fields.String(metadata={"description": "the link as a QR code, an SVG data: URI"})
 
 
 class SurveyOutSchema(Schema):
@@ -171,6 +183,11 @@ class SurveyOutSchema(Schema):
     not_sent_reason = fields.String(allow_none=True)
     excluded = fields.Boolean()
     exclusion_reason = fields.String(allow_none=True)
+    link = fields.Nested(
+        SurveyLinkSchema,
+        allow_none=True,
+        metadata={"description": "web and email surveys: the survey page's link"},
+    )
 
 
 class InteractionOutSchema(Schema):
