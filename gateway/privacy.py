@@ -168,7 +168,9 @@ def _forget_survey_texts(session: Session, survey_ids: list[int], phones: list[s
 def _forget_outbox(session: Session, customer: Customer) -> None:
     """Events about the customer waiting in (or delivered from) the webhook outbox keep no
     number, name or CRM id: a re-delivery sends them anonymous."""
-    personal = {v for v in (customer.phone, customer.name, customer.external_id) if v}
+    personal = {
+        v for v in (customer.phone, customer.name, customer.external_id, customer.email) if v
+    }
     if not personal:
         return
     conditions = [OutboxEvent.customer_id == customer.id]
@@ -234,6 +236,7 @@ def anonymise_customer(session: Session, customer: Customer, now: datetime) -> E
     customer.phone = None
     customer.name = None
     customer.external_id = None
+    customer.email = None
     customer.opt_out_source = None
     customer.erased_at = now
     session.execute(

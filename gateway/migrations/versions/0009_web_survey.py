@@ -1,7 +1,7 @@
 """web and email surveys: the survey's link token, the customer's email address
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 Two nullable columns and a unique index: the previous release neither reads nor writes them.
 The new survey channels (web, email) are values of an existing string column.
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
