@@ -5,6 +5,7 @@ Pure domain code: takes a Session and plain values, imports neither Flask nor Ce
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.models import (
+    AuditEvent,
     Customer,
     Interaction,
     InteractionChannel,
@@ -30,6 +32,7 @@ from gateway.phones import normalize_phone
 from gateway.websurvey.links import new_token
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 DEFAULT_FLOW = "post_call"
 
@@ -82,7 +85,12 @@ def get_or_create(session: Session, find: Callable[[], T | None], make: Callable
 
 
 def upsert_operator(session: Session, given: OperatorInput) -> Operator:
-    """The operator with this external id, created or with name and team brought up to date."""
+    """The operator with this external id, created or with its name brought up to date.
+
+    A reported team places a new operator, or one without a team; it never moves an operator
+    out of the team it is in: that changes which supervisor sees whose history, so it is an
+    admin's audited act (`move_operator`), not a side effect of any integration's report.
+    """
     team = None
     if given.team:
         team = get_or_create(
@@ -97,9 +105,38 @@ def upsert_operator(session: Session, given: OperatorInput) -> Operator:
     )
     if given.name and operator.name != given.name:
         operator.name = given.name
-    if team is not None and operator.team_id != team.id:
+    if team is not None and operator.team_id is None:
         operator.team = team
+    elif team is not None and operator.team_id != team.id:
+        logger.warning(
+            "operator %s reported in team %r but is in another; not moved (an admin moves "
+            "operators: PUT /api/v1/operators/<external_id>/team)",
+            operator.external_id,
+            given.team,
+        )
     return operator
+
+
+def move_operator(
+    session: Session, operator: Operator, team: Team | None, actor: str, now: datetime
+) -> bool:
+    """Move an operator to another team (None: no team), audited: who, when, from, to.
+    False when the operator already is in that team."""
+    old = operator.team
+    if (old.id if old else None) == (team.id if team else None):
+        return False
+    operator.team = team
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=actor[:200],
+            action="operator.team_move",
+            subject_type="operator",
+            subject_id=operator.external_id,
+            detail={"from": old.name if old else None, "to": team.name if team else None},
+        )
+    )
+    return True
 
 
 def upsert_customer(session: Session, given: CustomerInput, settings: Settings) -> Customer:
