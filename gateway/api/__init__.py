@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import http
+from typing import Any
+
 from flask import Flask
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 
 from gateway import security
 from gateway.api import errors
 
 
+class FieldErrorSchema(Schema):
+    field = fields.String()
+    message = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error of the API is written (gateway.api.errors)."""
+
+    class Meta:
+        unknown = INCLUDE  # a problem may carry more members (e.g. a conflict's differences)
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+
+
+class GatewayApi(Api):
+    """flask-smorest's Api with errors documented as they are sent: problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, errors.PROBLEM_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, Any] = {"description": "an error", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, errors.PROBLEM_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
 def init_app(app: Flask) -> None:
-    from gateway.api import customers, incidents, interactions, surveys
+    from gateway.api import customers, incidents, interactions, operators, surveys
 
     app.config.update(
         API_TITLE="survey-gateway",
@@ -27,12 +67,13 @@ def init_app(app: Flask) -> None:
         },
     )
     # One Api per app: flask-smorest keeps the spec on it, and tests build several apps.
-    api = Api(app)
+    api = GatewayApi(app)
     api.register_converter(security.BoundedInt, security.bounded_int_schema)
     api.register_converter(security.BoundedString, security.bounded_string_schema)
     api.register_blueprint(interactions.bp)
     api.register_blueprint(incidents.bp)
     api.register_blueprint(customers.bp)
+    api.register_blueprint(operators.bp)
     api.register_blueprint(surveys.bp)
     for blueprint in extra_blueprints():
         api.register_blueprint(blueprint)
