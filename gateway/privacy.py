@@ -289,8 +289,9 @@ def expire_personal_data(
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     interactions = list(session.scalars(stmt))
+    stray = _expire_stray_messages(session, cutoff, batch)
     if not interactions:
-        return 0
+        return stray
     ids = [i.id for i in interactions]
     survey_ids = list(
         session.scalars(select(SurveySession.id).where(SurveySession.interaction_id.in_(ids)))
@@ -327,6 +328,26 @@ def expire_personal_data(
             detail={"interactions": len(ids), "retention_days": retention_days},
         )
     )
+    return len(ids)
+
+
+def _expire_stray_messages(session: Session, cutoff: datetime, batch: int) -> int:
+    """SMS outside any survey (a reply after it closed, a keyword) past the retention period:
+    their text and number go the same way."""
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.session_id.is_(None),
+                Message.created_at < cutoff,
+                Message.phone != ERASED,
+            )
+            .order_by(Message.id)
+            .limit(batch)
+        )
+    )
+    if ids:
+        session.execute(update(Message).where(Message.id.in_(ids)).values(body="", phone=ERASED))
     return len(ids)
 
 

@@ -243,13 +243,19 @@ def test_retention_anonymises_old_contacts_only(session, app):
     recent.answers[0].raw_input = "5!"
     session.commit()
 
+    stray = Message(
+        direction="inbound", phone=OTHER, body="thanks again", created_at=now - timedelta(days=400)
+    )
+    session.add(stray)
+    session.commit()
     assert expire_personal_data(session, 365, now, batch=1) == 1  # small batches
     assert expire_personal_data(session, 365, now, batch=100) == 1
     assert expire_personal_data(session, 365, now) == 0
     session.commit()
     assert old_customer.phone is None and old_customer.erased_at is not None
     assert recent_customer.phone == OTHER  # a newer contact keeps the customer
-    assert session.scalar(select(Message.body)) == ""
+    assert session.scalars(select(Message.body)).all() == ["", ""]
+    assert stray.phone == "[erased]"
     texts = dict(session.execute(select(Answer.value, Answer.raw_input)).all())
     assert texts == {4: None, 3: None, 5: "5!"}
     marked = session.scalars(select(Interaction.anonymized_at).order_by(Interaction.id)).all()
