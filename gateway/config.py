@@ -123,6 +123,15 @@ class Settings:
     webhook_retry_hours: int = 24
     webhook_batch_size: int = 50
 
+    # Outgoing mail (email survey invitations): SMTP_HOST unset logs messages instead.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "surveys@localhost"
+
     # Web survey links (gateway.websurvey) and email invitations.
     web_survey_expiry_days: int = 7
     web_survey_lock_completed: bool = True  # a completed survey cannot be changed from its page
@@ -231,6 +240,9 @@ _CONVERTERS: dict[str, Any] = {
     "webhook_retry_base_seconds": int,
     "webhook_retry_hours": int,
     "webhook_batch_size": int,
+    "smtp_port": int,
+    "smtp_starttls": _as_bool,
+    "smtp_timeout_seconds": float,
     "web_survey_expiry_days": int,
     "web_survey_lock_completed": _as_bool,
     "low_score_threshold": int,

@@ -68,10 +68,12 @@ logger = logging.getLogger(__name__)
 
 SEND_SMS_TASK = "sms.tasks.send_survey_sms"
 PLACE_CALL_TASK = "gateway.voice.tasks.place_survey_call"
+SEND_EMAIL_TASK = "gateway.websurvey.tasks.send_survey_email"
 
 REASON_OPTED_OUT = "customer opted out"
 REASON_NOT_MOBILE = "no valid mobile number"
 REASON_NO_PHONE = "no phone number for the customer"
+REASON_NO_EMAIL = "no email address for the customer"
 REASON_TOO_LATE = "visit older than SMS_SURVEY_MAX_LATENESS_HOURS"
 REASON_COOLDOWN = "surveyed within SURVEY_COOLDOWN_DAYS"
 REASON_CALL_UNKNOWN = "call outcome unknown when its lease expired; not called again"
@@ -93,8 +95,10 @@ class SweepReport:
         """One line for logs and the command line."""
         parts = [f"handed over {len(self.handed_over)}"]
         sms = sum(1 for task, _ in self.handed_over if task == SEND_SMS_TASK)
+        emails = sum(1 for task, _ in self.handed_over if task == SEND_EMAIL_TASK)
+        calls = len(self.handed_over) - sms - emails
         if self.handed_over:
-            parts[0] += f" ({sms} sms, {len(self.handed_over) - sms} calls)"
+            parts[0] += f" ({sms} sms, {calls} calls{f', {emails} emails' if emails else ''})"
         reasons: dict[str, int] = {}
         for _, reason in self.not_sent:
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -175,13 +179,22 @@ Decision = Send | Skip | Defer
 
 
 def surveyed_recently(
-    session: Session, survey: SurveySession, phone: str, settings: Settings, now: datetime
+    session: Session,
+    survey: SurveySession,
+    phone: str | None,
+    settings: Settings,
+    now: datetime,
 ) -> bool:
-    """Another survey of this number started within SURVEY_COOLDOWN_DAYS, or being sent now."""
+    """Another survey of this number (of this customer, without one) started within
+    SURVEY_COOLDOWN_DAYS on any channel, or being sent now."""
     if settings.survey_cooldown_days <= 0:
         return False
     since = now - timedelta(days=settings.survey_cooldown_days)
-    same_number = select(Customer.id).where(Customer.phone == phone)
+    same_number = (
+        select(Customer.id).where(Customer.phone == phone)
+        if phone
+        else select(Customer.id).where(Customer.id == survey.customer_id)
+    )
     return bool(
         session.scalar(
             select(
@@ -209,11 +222,16 @@ def decide(session: Session, survey: SurveySession, settings: Settings, now: dat
     sent (with the reason)."""
     customer = survey.customer
     phone = customer.phone if customer else None
-    if not phone:
+    if survey.channel is SurveyChannel.EMAIL:
+        if customer is None or not customer.email:
+            return Skip(REASON_NO_EMAIL)
+        if customer.opted_out_at is not None:
+            return Skip(REASON_OPTED_OUT)
+    elif not phone:
         return Skip(REASON_NO_PHONE)
-    if phone_opted_out(session, phone):
+    if phone and phone_opted_out(session, phone):
         return Skip(REASON_OPTED_OUT)
-    if survey.channel is SurveyChannel.SMS and not is_mobile(phone):
+    if survey.channel is SurveyChannel.SMS and phone and not is_mobile(phone):
         return Skip(REASON_NOT_MOBILE)
     if now > too_late_at(survey, settings):
         return Skip(REASON_TOO_LATE)
@@ -239,11 +257,14 @@ def _sweepable() -> ColumnElement[bool]:
     # Post-call IVR surveys start on the caller's own call and are never swept.
     return or_(
         SurveySession.channel == SurveyChannel.SMS,
+        SurveySession.channel == SurveyChannel.EMAIL,
         SurveySession.kind == SurveyKind.IVR_CALLBACK,
     )
 
 
 def _task_for(survey: SurveySession) -> str:
+    if survey.channel is SurveyChannel.EMAIL:
+        return SEND_EMAIL_TASK
     return SEND_SMS_TASK if survey.channel is SurveyChannel.SMS else PLACE_CALL_TASK
 
 
@@ -284,6 +305,17 @@ def recover_expired_leases(
         attempt.detail = "the worker stopped between the attempt and its outcome"
         if survey.channel is SurveyChannel.SMS:
             mark_possibly_sent(survey, attempt.started_at, settings)
+            report.recovered.append((survey.id, "possibly sent: not sent again"))
+        elif survey.channel is SurveyChannel.EMAIL:
+            # Possibly sent: its link stays open for the customer, the email is not re-sent.
+            survey.status = SurveyStatus.ACTIVE
+            survey.delivery_status = "unknown"
+            survey.started_at = survey.started_at or attempt.started_at
+            survey.last_sent_at = survey.last_sent_at or attempt.started_at
+            survey.expires_at = survey.last_sent_at + timedelta(
+                days=settings.web_survey_expiry_days
+            )
+            survey.claimed_until = None
             report.recovered.append((survey.id, "possibly sent: not sent again"))
         else:
             survey.status = SurveyStatus.FAILED
@@ -393,9 +425,12 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
                 decision.until.isoformat(),
             )
         else:
-            if circuit.is_open(paused) and not circuit.take_probe(
-                session, settings.provider, survey.id, now, settings.provider_probe_seconds
-            ):
+            if survey.channel is not SurveyChannel.EMAIL and (
+                circuit.is_open(paused)
+                and not circuit.take_probe(
+                    session, settings.provider, survey.id, now, settings.provider_probe_seconds
+                )
+            ):  # the telephony provider's circuit does not hold back email
                 report.paused += 1
                 continue
             if survey.channel is SurveyChannel.SMS:

@@ -65,7 +65,13 @@ def celery_init_app(app: Flask) -> Celery:
             },
         },
         "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
-        "imports": ("gateway.tasks", "sms.tasks", "gateway.voice.tasks", "gateway.webhooks.tasks"),
+        "imports": (
+            "gateway.tasks",
+            "sms.tasks",
+            "gateway.voice.tasks",
+            "gateway.webhooks.tasks",
+            "gateway.websurvey.tasks",
+        ),
     }
     if not settings.redis_url:
         # Embedded mode: kombu's filesystem transport needs no server; one machine only.

@@ -130,10 +130,11 @@ class InteractionInSchema(Schema):
     office = fields.String(allow_none=True, validate=validate.Length(max=100))
     survey = fields.String(
         allow_none=True,
-        validate=validate.OneOf(["sms", "ivr_callback", "web", "none"]),
+        validate=validate.OneOf(["sms", "ivr_callback", "web", "email", "none"]),
         metadata={
             "description": "how to survey; an office visit defaults to sms, else none. web: the "
-            "answer carries the survey's link, QR code and text to show"
+            "answer carries the survey's link, QR code and text to show; email: the link is "
+            "emailed to customer.email after the delay, by the SMS's rules"
         },
     )
     flow = fields.String(allow_none=True, validate=_known_flow)

@@ -130,6 +130,9 @@ def survey_data(session: Session, survey: SurveySession) -> dict[str, Any]:
     """A survey with its interaction, customer and scores, as events carry it."""
     answers = _answers(session, survey.id)
     comment = next((a.recording_url for a in answers if a.recording_url), None)
+    written = next(
+        (a.raw_input for a in answers if a.question_key == "comment" and a.value is None), None
+    )
     return {
         "survey": {
             "id": survey.id,
@@ -141,6 +144,7 @@ def survey_data(session: Session, survey: SurveySession) -> dict[str, Any]:
             "finished_at": _iso(survey.finished_at),
             "scores": {a.question_key: a.value for a in answers if a.value is not None},
             "comment_recording_url": comment,
+            "comment": written if comment is None else None,
         },
         "interaction": _interaction(survey.interaction),
         "customer": _customer(session, survey.customer or survey.interaction.customer),

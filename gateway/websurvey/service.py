@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import is_sqlite
-from gateway.models import Answer, SurveyChannel, SurveySession, SurveyStatus
+from gateway.models import Answer, AuditEvent, SurveyChannel, SurveySession, SurveyStatus
+from gateway.optouts import opt_out_phone
 from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import Flow, FlowState, Question, engine
 from ivr_flows.engine import NoInput, RecordedAnswer, Value
@@ -224,6 +225,31 @@ def comment_of(session: Session, survey: SurveySession) -> str | None:
             Answer.session_id == survey.id, Answer.question_key == COMMENT_KEY
         )
     )
+
+
+def unsubscribe(session: Session, survey: SurveySession, now: datetime) -> bool:
+    """Opt the survey's customer out of every channel (the email's unsubscribe link); False
+    when there was nothing to change."""
+    customer = survey.customer
+    if customer is None:
+        return False
+    source = "email:unsubscribe"
+    changed = bool(customer.phone and opt_out_phone(session, customer.phone, source, now))
+    if customer.opted_out_at is None:
+        customer.opted_out_at = now
+        customer.opt_out_source = "email:unsubscribe"
+        session.add(
+            AuditEvent(
+                at=now,
+                actor="email:unsubscribe",
+                action="customer.opt_out",
+                subject_type="customer",
+                subject_id=str(customer.id),
+                detail={"source": "email:unsubscribe"},
+            )
+        )
+        changed = True
+    return changed
 
 
 def expire_web_surveys(session: Session, settings: Settings, now: datetime) -> list[int]:

@@ -31,6 +31,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "unknown_text": "Проверьте ссылку: возможно, она скопирована не полностью.",
         "bad_answer": "Выберите один из вариантов ниже.",
         "other_language": "English",
+        "unsubscribe_title": "Отказ от опросов",
+        "unsubscribe_text": "Больше не присылать мне опросы — ни по почте, ни по SMS, ни звонком.",
+        "unsubscribe_button": "Отказаться от опросов",
+        "unsubscribed": "Готово: опросов больше не будет.",
     },
     "en": {
         "title": "Rate our service",
@@ -55,5 +59,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "unknown_text": "Please check the link: it may have been copied only in part.",
         "bad_answer": "Please choose one of the options below.",
         "other_language": "Русский",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_text": "Send me no more surveys: no email, no SMS, no calls.",
+        "unsubscribe_button": "Unsubscribe from surveys",
+        "unsubscribed": "Done: you will get no more surveys.",
     },
 }

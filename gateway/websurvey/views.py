@@ -186,6 +186,36 @@ def comment(token: str) -> Response | tuple[str, int]:
     return _back(token)
 
 
+@bp.get("/r/<token>/unsubscribe")
+def unsubscribe_page(token: str) -> tuple[str, int]:
+    """A page with the button: a GET (a mail scanner's) unsubscribes nobody."""
+    survey = service.find_survey(_session(), token)
+    if survey is None:
+        return _render(Page(PageKind.UNKNOWN), token)
+    lang = _language(survey)
+    action = _with_lang("websurvey.unsubscribe", lang, token=token)
+    return render_template(
+        "websurvey/unsubscribe.html", lang=lang, t=TEXTS[lang], done=False, action=action,
+        other_lang=None, other_lang_url=None,
+    ), 200  # fmt: skip
+
+
+@bp.post("/r/<token>/unsubscribe")
+def unsubscribe(token: str) -> tuple[str, int]:
+    """The button, or a mail client's one-click POST (RFC 8058): no more surveys, anywhere."""
+    session = _session()
+    survey = service.find_survey(session, token, lock=True)
+    if survey is None:
+        return _render(Page(PageKind.UNKNOWN), token)
+    service.unsubscribe(session, survey, utcnow())
+    session.commit()
+    lang = _language(survey)
+    return render_template(
+        "websurvey/unsubscribe.html", lang=lang, t=TEXTS[lang], done=True, action=None,
+        other_lang=None, other_lang_url=None,
+    ), 200  # fmt: skip
+
+
 @bp.post("/r/<token>/again")
 def again(token: str) -> Response | tuple[str, int]:
     session = _session()

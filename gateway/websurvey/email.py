@@ -1,0 +1,280 @@
+"""Email invitations to the web survey: the message, the mailers, the at-most-once send.
+
+The message has a plain-text and an HTML part, the first question's scale as one-tap links
+(`/r/<token>/<score>`), and `List-Unsubscribe` with one-click unsubscribe (RFC 8058), which
+opts the customer out of every channel.
+
+The send follows the SMS's rules (gateway.dispatch): the sweep claims a due survey after its
+delay, quiet hours, cooldown and opt-out; this module writes the attempt row and commits it
+BEFORE talking to the SMTP server and records the outcome after, so an invitation is sent at
+most once. A temporary SMTP failure (a refused connection, a 4xx answer) puts the survey
+back in the schedule with a backoff, until SMS_SURVEY_MAX_LATENESS_HOURS; a permanent one
+(5xx: no such mailbox) fails it with the server's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.db import is_sqlite
+from gateway.dispatch import too_late_at
+from gateway.models import SurveyAttempt, SurveySession, SurveyStatus
+from gateway.optouts import phone_opted_out
+from gateway.websurvey.links import survey_url
+from gateway.websurvey.service import first_question
+
+logger = logging.getLogger(__name__)
+
+_ENV = Environment(
+    loader=PackageLoader("gateway.websurvey", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+SUBJECT = {
+    "ru": "Оцените, пожалуйста, наше обслуживание",
+    "en": "How did we do? Please rate our service",
+}
+
+
+def mask_email(address: str) -> str:
+    """`i***@example.ru`: enough to tell messages apart in a log, not to read the address."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    to: str
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str
+
+
+def invitation(survey: SurveySession, to: str, settings: Settings) -> Invitation:
+    """The invitation of a survey: its link and one-tap buttons for the first question."""
+    if survey.link_token is None:
+        raise ValueError(f"survey {survey.id} has no link token")
+    language = survey.language if survey.language in SUBJECT else "ru"
+    base, token = settings.public_base_url, survey.link_token
+    question = first_question(survey)
+    low, high = question.value_range or (1, 5)
+    context = {
+        "lang": language,
+        "question": question.text_for("web", language),
+        "url": survey_url(base, token),
+        "scores": [(n, survey_url(base, token, n)) for n in range(low, high + 1)],
+        "unsubscribe_url": survey_url(base, token) + "/unsubscribe",
+        "customer_name": survey.customer.name if survey.customer else None,
+    }
+    return Invitation(
+        to=to,
+        subject=SUBJECT[language],
+        text=_ENV.get_template("websurvey/email.txt").render(context),
+        html=_ENV.get_template("websurvey/email.html").render(context),
+        unsubscribe_url=str(context["unsubscribe_url"]),
+    )
+
+
+def message_of(invite: Invitation, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = invite.to
+    message["Subject"] = invite.subject
+    message["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2].strip(">"))
+    message["List-Unsubscribe"] = f"<{invite.unsubscribe_url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(invite.text)
+    message.add_alternative(invite.html, subtype="html")
+    return message
+
+
+class MailError(Exception):
+    """Sending failed; `permanent` when retrying cannot help (the mailbox does not exist)."""
+
+    def __init__(self, detail: str, *, permanent: bool) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
+
+
+class Mailer(Protocol):
+    name: str
+
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class SmtpMailer:
+    """SMTP with STARTTLS (or implicit TLS on port 465) and login when configured."""
+
+    name = "smtp"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def send(self, message: EmailMessage) -> None:
+        s = self.settings
+        host = s.smtp_host or "localhost"
+        try:
+            if s.smtp_port == 465:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    host, s.smtp_port, timeout=s.smtp_timeout_seconds,
+                    context=ssl.create_default_context(),
+                )  # fmt: skip
+            else:
+                client = smtplib.SMTP(host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+            with client:
+                if s.smtp_port != 465 and s.smtp_starttls:
+                    client.starttls(context=ssl.create_default_context())
+                if s.smtp_username:
+                    client.login(s.smtp_username, s.smtp_password or "")
+                client.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = all(code >= 500 for code in codes)
+            raise MailError(f"recipient refused ({codes})", permanent=permanent) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise MailError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:200], permanent=exc.smtp_code >= 500
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailError(f"{type(exc).__name__}: {exc}"[:200], permanent=False) from exc
+
+
+class ConsoleMailer:
+    """Development: the message is logged, not sent (SMTP_HOST unset)."""
+
+    name = "console"
+
+    def send(self, message: EmailMessage) -> None:
+        text = message.get_body(("plain",))
+        logger.info(
+            "email to %s (console, not sent): %s\n%s",
+            mask_email(str(message["To"])),
+            message["Subject"],
+            text.get_content() if text is not None else "",
+        )
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    return SmtpMailer(settings) if settings.smtp_host else ConsoleMailer()
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    result: str  # sent, skipped, not_sent, retry, failed
+    detail: str = ""
+
+
+def _locked(session: Session, survey_id: int) -> SurveySession | None:
+    stmt = select(SurveySession).where(SurveySession.id == survey_id)
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update(of=SurveySession)
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def _opted_out(session: Session, survey: SurveySession) -> bool:
+    customer = survey.customer
+    if customer is None:
+        return False
+    return customer.opted_out_at is not None or bool(
+        customer.phone and phone_opted_out(session, customer.phone)
+    )
+
+
+def send_invitation(
+    session: Session, settings: Settings, mailer: Mailer, survey_id: int, now: datetime
+) -> SendOutcome:
+    """Send a claimed email survey's invitation at most once; commits (see the module)."""
+    survey = _locked(session, survey_id)
+    if (
+        survey is None
+        or survey.status is not SurveyStatus.SENDING
+        or any(a.outcome is None for a in survey.attempt_log)
+    ):
+        session.commit()
+        return SendOutcome("skipped", "not claimed for sending, or already attempted")
+    address = survey.customer.email if survey.customer else None
+    if not address or _opted_out(session, survey):
+        survey.status = SurveyStatus.NOT_SENT
+        survey.not_sent_reason = "customer opted out" if address else "no email address"
+        survey.finished_at, survey.claimed_until = now, None
+        session.commit()
+        return SendOutcome("not_sent", survey.not_sent_reason)
+    message = message_of(invitation(survey, address, settings), settings)
+    survey.attempts += 1
+    attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
+    survey.attempt_log.append(attempt)
+    survey.claimed_until = now + timedelta(seconds=settings.dispatch_lease_seconds)
+    session.commit()  # the attempt is on record before the SMTP server hears of it
+
+    try:
+        mailer.send(message)
+    except MailError as error:
+        return _failed(session, settings, survey_id, attempt.id, error, now)
+
+    survey = _locked(session, survey_id)
+    if survey is None:
+        raise LookupError(f"survey {survey_id} vanished while sending it")
+    attempt = session.get(SurveyAttempt, attempt.id) or attempt
+    attempt.outcome, attempt.finished_at = "sent", now
+    attempt.provider_id = str(message["Message-ID"])[:64]
+    if survey.status is SurveyStatus.SENDING:  # not answered by its link meanwhile
+        survey.status = SurveyStatus.ACTIVE
+    survey.delivery_status = "sent"
+    survey.started_at = survey.started_at or now
+    survey.last_sent_at = now
+    survey.expires_at = now + timedelta(days=settings.web_survey_expiry_days)
+    survey.claimed_until = None
+    session.commit()
+    logger.info("survey %s: email invitation sent to %s", survey.id, mask_email(address))
+    return SendOutcome("sent")
+
+
+def retry_delay(attempt: int, base_seconds: float) -> timedelta:
+    """Doubling from the base (at most 32 times it), with jitter, as the SMS's."""
+    doublings = min(max(attempt - 1, 0), 5)
+    return timedelta(seconds=base_seconds * 2**doublings * random.uniform(0.5, 1.5))
+
+
+def _failed(
+    session: Session,
+    settings: Settings,
+    survey_id: int,
+    attempt_id: int,
+    error: MailError,
+    now: datetime,
+) -> SendOutcome:
+    survey = _locked(session, survey_id)
+    attempt = session.get(SurveyAttempt, attempt_id)
+    if survey is None or attempt is None:
+        session.commit()
+        return SendOutcome("failed", str(error))
+    attempt.outcome, attempt.finished_at = "failed", now
+    attempt.detail = str(error)[:500]
+    survey.claimed_until = None
+    retry_at = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
+    if not error.permanent and retry_at <= too_late_at(survey, settings):
+        survey.status, survey.due_at = SurveyStatus.SCHEDULED, retry_at
+        session.commit()
+        logger.warning("survey %s: email not sent (%s); retry at %s", survey.id, error, retry_at)
+        return SendOutcome("retry", str(error))
+    survey.status = SurveyStatus.FAILED
+    survey.not_sent_reason = f"email: {error}"[:200]
+    survey.finished_at = now
+    session.commit()
+    logger.warning("survey %s: email failed: %s", survey.id, error)
+    return SendOutcome("failed", str(error))
