@@ -2,9 +2,10 @@
 
 Not a test. Creates its own PostgreSQL database (sg_bench by default) on the server of
 DATABASE_URL (or postgresql://postgres@127.0.0.1:5432/test), fills it with SQL
-(generate_series), builds the reports' rollup with the same code production uses, then times
-the month's operators report through the service the API calls (median and p95 of N runs),
-and what keeping the rollup costs a write (recording one answer with and without it).
+(generate_series), freezes the surveys' scores and builds the reports' rollup with the same
+code production uses, then times the month's operators report through the service the API
+calls (median and p95 of N runs), and what keeping the rollup costs a write: recording one
+answer (a keypress) and ending a survey, each with the rollup's hooks and without them.
 Drops the database at the end unless --keep.
 
     .venv/bin/python bench/operators_report.py [--runs 30] [--answers 10000000] [--keep]
@@ -18,22 +19,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.models import Answer, SurveySession
 from gateway.reports import rollup
 from gateway.reports.service import ReportFilter, operators_report
-from gateway.surveys import record_answer
+from gateway.surveys import finish_survey, record_answer
 from ivr_flows.engine import RecordedAnswer
 
 FIRST_DAY = date(2026, 6, 1)
@@ -61,13 +62,13 @@ INSERT INTO customers (id, external_id, phone, language, created_at)
   SELECT g, 'crm-' || g, '+7916' || lpad(g::text, 7, '0'), 'ru', now()
   FROM generate_series(1, {customers}) g;
 -- Hotline operators (4 in 5) take calls, the others office visits, each in one office.
-INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, customer_id, office,
-                          disposition, created_at)
+INSERT INTO interactions (id, channel, external_id, ended_at, operator_id, team_id, customer_id,
+                          office, disposition, created_at)
   SELECT g,
          CASE WHEN op % 5 = 0 THEN 'office_visit' ELSE 'call' END,
          'bench-' || g,
          timestamptz '{FIRST_DAY.isoformat()} 00:00+00' + random() * interval '{DAYS} days',
-         op, 1 + (random() * ({customers} - 1))::int,
+         op, 1 + op % {TEAMS}, 1 + (random() * ({customers} - 1))::int,
          CASE WHEN op % 5 = 0 THEN 'office-' || (op % {OFFICES}) END,
          CASE WHEN g > {answered + unanswered} AND random() < 0.3
               THEN 'transferred' END,
@@ -158,19 +159,22 @@ def main() -> None:
             f"in {time.perf_counter() - started:.1f} s"
         )
 
+        settings = load_settings(overrides={"database_url": url})
+        zone = settings.report_zone
         started = time.perf_counter()
+        with Session(engine) as session:
+            rows = rollup.rebuild_all(session, zone)
+            session.commit()
         with engine.begin() as conn:
-            rows = rollup.rebuild(conn, FIRST_DAY, FIRST_DAY + timedelta(DAYS), datetime.now(UTC))
-            conn.execute(text("ANALYZE operator_day_scores"))
-            conn.execute(text("ANALYZE operator_day_parameters"))
+            for table in ("score_buckets", "score_bucket_parameters", "score_bucket_dispositions"):
+                conn.execute(text(f"ANALYZE {table}"))
         print(
-            f"built the rollup from the raw answers: {rows:,} operator-day rows "
+            f"froze 200,000 surveys' scores and built the rollup: {rows:,} buckets "
             f"in {time.perf_counter() - started:.1f} s"
         )
 
-        settings = load_settings(overrides={"database_url": url})
         sessions = sessionmaker(bind=engine)
-        month = ReportFilter(*MONTH)
+        month = ReportFilter(*MONTH, zone=zone)
 
         def report() -> list[dict[str, object]]:
             with sessions() as session:
@@ -180,7 +184,7 @@ def main() -> None:
         ranked = sum(1 for r in result if r["ranked"])
         print(f"report of {MONTH[0]}..{MONTH[1]}: {len(result)} operators, {ranked} ranked")
         describe("operators report (month)", timed(report, args.runs))
-        team = ReportFilter(*MONTH, team="Team 7")
+        team = ReportFilter(*MONTH, team="Team 7", zone=zone)
 
         def team_report() -> object:
             with sessions() as session:
@@ -231,44 +235,56 @@ def api_call(url: str) -> Callable[[], object]:
     return call
 
 
-def measure_writes(engine: object, settings: object, count: int) -> None:
-    """Time recording one answer (and committing) with the rollup hook and without it."""
-    sessions = sessionmaker(bind=engine)  # type: ignore[call-overload]
-    with sessions() as session:
-        # Surveys that were sent and not yet answered: new rows in the busiest month.
+def measure_writes(engine: object, settings: Settings, count: int) -> None:
+    """Time a keypress (one answer recorded and committed) and a survey's end (its score
+    frozen and counted), with the rollup's hooks and without them."""
+    plain = sessionmaker(bind=engine)  # type: ignore[call-overload]
+    kept = sessionmaker(bind=engine)  # type: ignore[call-overload]
+    rollup.ScoreKeeper(settings.report_zone).attach(kept)
+    with plain() as session:
+        # Surveys that were sent and not yet answered: reopened as running ones to answer.
         ids = session.scalars(
             select(SurveySession.id)
             .where(SurveySession.status.in_(["expired", "not_reached"]))
             .order_by(SurveySession.id)
             .limit(2 * count)
         ).all()
+        session.execute(
+            update(SurveySession)
+            .where(SurveySession.id.in_(ids))
+            .values(status="active", scored_at=None)
+        )
+        session.commit()
 
-    def record(survey_id: int) -> None:
+    def keypress(sessions: sessionmaker[Session], survey_id: int) -> None:
         with sessions() as session:
-            survey = session.get(SurveySession, survey_id)
+            survey = session.get_one(SurveySession, survey_id)
             record_answer(
                 session, survey, RecordedAnswer("overall", 4), settings, datetime.now(UTC)
-            )  # type: ignore[arg-type]
+            )
             session.commit()
 
-    results = {}
-    for label, hook, chosen in (
-        ("without the rollup", False, ids[:count]),
-        ("with the rollup", True, ids[count:]),
-    ):
-        (rollup.install if hook else rollup.uninstall)()
-        samples = []
-        for survey_id in chosen:
-            started = time.perf_counter()
-            record(survey_id)
-            samples.append((time.perf_counter() - started) * 1000)
-        results[label] = samples
-        describe(f"record one answer {label}", samples)
-    rollup.uninstall()
-    extra = statistics.median(results["with the rollup"]) - statistics.median(
-        results["without the rollup"]
-    )
-    print(f"the rollup adds {extra:.1f} ms (median) to recording an answer")
+    def end(sessions: sessionmaker[Session], survey_id: int) -> None:
+        with sessions() as session:
+            survey = session.get_one(SurveySession, survey_id)
+            finish_survey(survey, datetime.now(UTC), completed=False)
+            session.commit()
+
+    results: dict[str, float] = {}
+    for step, action in (("record one answer", keypress), ("end a survey", end)):
+        for label, sessions, chosen in (
+            ("without the rollup", plain, ids[:count]),
+            ("with the rollup", kept, ids[count:]),
+        ):
+            samples = []
+            for survey_id in chosen:
+                started = time.perf_counter()
+                action(sessions, survey_id)
+                samples.append((time.perf_counter() - started) * 1000)
+            results[f"{step} {label}"] = statistics.median(samples)
+            describe(f"{step} {label}", samples)
+        extra = results[f"{step} with the rollup"] - results[f"{step} without the rollup"]
+        print(f"the rollup adds {extra:.1f} ms (median) to: {step}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)
-    reports_rollup.install()  # the reports' rollup follows every write of answers and surveys
+    reports_rollup.init_app(app)  # the reports' rollup follows every write, in local days
     webhook_events.install()  # events go to the outbox in the transaction that made them
     tasking.celery_init_app(app)
 

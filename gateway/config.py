@@ -140,6 +140,8 @@ class Settings:
     # Contacts older than this are anonymised by the privacy sweep (phones, names, SMS texts,
     # recordings); their scores stay. 0 keeps personal data until it is erased by request.
     personal_data_retention_days: int = 365
+    # Day, week and month boundaries of every report; empty: DEFAULT_TIMEZONE.
+    report_timezone: str = ""
     report_min_responses: int = 30
     # An NPS from fewer answers is not shown as a figure (its counts are).
     report_min_nps_responses: int = 30
@@ -151,6 +153,11 @@ class Settings:
     def provider(self) -> str:
         """`twilio` when credentials are set, else the `console` development provider."""
         return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "console"
+
+    @property
+    def report_zone(self) -> ZoneInfo:
+        """REPORT_TIMEZONE: where every report's days, weeks and months begin."""
+        return ZoneInfo(self.report_timezone)
 
     @property
     def broker_url(self) -> str:
@@ -290,6 +297,8 @@ def load_settings(
         defaults["database_url"] = f"sqlite:///{var_dir / 'survey-gateway.sqlite3'}"
     if not settings.public_base_url:
         defaults["public_base_url"] = f"http://127.0.0.1:{settings.port}"
+    if not settings.report_timezone:
+        defaults["report_timezone"] = settings.default_timezone
     settings = dataclasses.replace(settings, **defaults)
     _validate(settings)
     return settings
@@ -338,6 +347,12 @@ def _validate(settings: Settings) -> None:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(
             f"DEFAULT_TIMEZONE: unknown time zone {settings.default_timezone!r}"
+        ) from exc
+    try:
+        ZoneInfo(settings.report_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"REPORT_TIMEZONE: unknown time zone {settings.report_timezone!r}"
         ) from exc
     if settings.env == "production":
         missing = [

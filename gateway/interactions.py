@@ -139,6 +139,12 @@ def move_operator(
     return True
 
 
+def assign_operator(interaction: Interaction, operator: Operator) -> None:
+    """The contact's operator, and the team that operator is in now, kept with the contact."""
+    interaction.operator = operator
+    interaction.team = operator.team
+
+
 def upsert_customer(session: Session, given: CustomerInput, settings: Settings) -> Customer:
     """The customer by external id, else by phone; new details fill in, never erase."""
     phone = normalize_phone(given.phone, settings.default_region) if given.phone else None
@@ -259,7 +265,10 @@ def differences(
 
 
 def record_interaction(
-    session: Session, given: InteractionInput, settings: Settings, now: datetime
+    session: Session,
+    given: InteractionInput,
+    settings: Settings,
+    now: datetime,
 ) -> tuple[Interaction, bool]:
     """Store an interaction and schedule its survey; the same channel + external id again
     returns the stored one and `created` False, and schedules nothing.
@@ -292,7 +301,7 @@ def record_interaction(
         return existing, False
 
     if given.operator:
-        interaction.operator = upsert_operator(session, given.operator)
+        assign_operator(interaction, upsert_operator(session, given.operator))
     if given.customer:
         interaction.customer = upsert_customer(session, given.customer, settings)
     survey = plan_survey(interaction, given, settings, now)
@@ -303,7 +312,10 @@ def record_interaction(
 
 
 def report_interaction(
-    session: Session, given: InteractionInput, settings: Settings, now: datetime
+    session: Session,
+    given: InteractionInput,
+    settings: Settings,
+    now: datetime,
 ) -> tuple[Interaction, bool]:
     """An interaction as the integration API reports it: recorded once, then idempotent.
 
@@ -325,7 +337,10 @@ def report_interaction(
 
 
 def _complete(
-    session: Session, interaction: Interaction, given: InteractionInput, settings: Settings
+    session: Session,
+    interaction: Interaction,
+    given: InteractionInput,
+    settings: Settings,
 ) -> None:
     """The report of a call the IVR hand-over recorded first: what it says of the contact
     replaces what the hand-over knew (its own clock, the URL's operator, the caller's number).
@@ -336,7 +351,7 @@ def _complete(
     if given.disposition is not None:
         interaction.disposition = given.disposition
     if given.operator is not None:
-        interaction.operator = upsert_operator(session, given.operator)
+        assign_operator(interaction, upsert_operator(session, given.operator))
     if given.customer is not None:
         interaction.customer = upsert_customer(session, given.customer, settings)
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -156,6 +157,9 @@ class Interaction(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     ended_at: Mapped[datetime] = mapped_column(index=True)
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    # The operator's team when the contact happened: reports and scopes go by it, so moving
+    # an operator to another team leaves their earlier contacts with the old one.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     office: Mapped[str | None] = mapped_column(String(100), index=True)
     # How the contact ended as the PBX reports it (e.g. transferred, operator_hangup),
@@ -169,6 +173,7 @@ class Interaction(Base):
     anonymized_at: Mapped[datetime | None]
 
     operator: Mapped[Operator | None] = relationship()
+    team: Mapped[Team | None] = relationship()
     customer: Mapped[Customer | None] = relationship()
     survey: Mapped[SurveySession | None] = relationship(back_populates="interaction")
 
@@ -213,6 +218,17 @@ class SurveySession(Base):
     excluded_at: Mapped[datetime | None]
     excluded_by: Mapped[str | None] = mapped_column(String(200))
     exclusion_reason: Mapped[str | None] = mapped_column(Text)
+    # The score frozen when the survey ended (gateway.reports.scoring): what the reports
+    # count, so a later change of the flow's weights, or its removal, changes no past figure.
+    scored_at: Mapped[datetime | None]
+    score_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the weights used
+    score_answered: Mapped[bool | None]  # any question answered (the funnel's "started")
+    score_overall: Mapped[int | None] = mapped_column(Integer)
+    score_parameters: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # key -> 1..5
+    score_csi: Mapped[float | None] = mapped_column(Float)  # every parameter
+    score_csi_operator: Mapped[float | None] = mapped_column(Float)  # operator-controlled ones
+    score_nps: Mapped[int | None] = mapped_column(Integer)
+    score_nps_class: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -430,7 +446,12 @@ class ProviderCircuit(Base):
 
 
 # The reports' rollup lives with its domain; imported here so the metadata (and Alembic) has it.
-from gateway.reports.models import OperatorDayParameter, OperatorDayScore  # noqa: E402, F401
+from gateway.reports.models import (  # noqa: E402, F401
+    RollupState,
+    ScoreBucket,
+    ScoreBucketDisposition,
+    ScoreBucketParameter,
+)
 from gateway.webhooks.models import (  # noqa: E402, F401
     OutboxEvent,
     WebhookAttempt,

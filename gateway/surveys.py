@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.models import Answer, Incident, SurveySession, SurveyStatus
+from gateway.reports.scoring import freeze_score
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import RecordedAnswer
 
@@ -52,6 +53,8 @@ def record_answer(
     decide anything), so no other writer adds an answer to this survey meanwhile; the unique
     (session, question) constraint still refuses a second row from any path that does not.
     An overall score at or below LOW_SCORE_THRESHOLD opens an incident.
+    An answer that comes after the survey ended (a late webhook) is scored with the survey's
+    frozen weights.
     """
     existing = _answer_for(session, survey.id, answer.question_key)
     if existing is not None:
@@ -72,6 +75,8 @@ def record_answer(
         and answer.value <= settings.low_score_threshold
     ):
         open_incident(session, survey, answer.value, now)
+    if survey.status.is_final and survey.scored_at is not None:
+        freeze_score(survey, now)
     return row
 
 
@@ -98,12 +103,12 @@ def open_incident(session: Session, survey: SurveySession, score: int, now: date
 
 
 def finish_survey(survey: SurveySession, now: datetime, *, completed: bool) -> None:
-    """Close a session: completed, else partial when it has any answer, else expired.
-
-    A final status never changes again.
+    """Close a session: completed, else partial when it has any answer, else expired; its
+    score is frozen (gateway.reports.scoring). A final status never changes again.
     """
     if survey.status.is_final:
         return
+    freeze_score(survey, now)
     if completed:
         survey.status = SurveyStatus.COMPLETED
     elif any(a.value is not None or a.recording_url for a in survey.answers):

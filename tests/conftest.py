@@ -23,7 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
@@ -204,9 +204,8 @@ def app(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -
     database = flask_app.extensions["database"]
     connection = database.engine.connect()
     outer = connection.begin()
-    database.session_factory = sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+    # Reconfigured, not replaced: the listeners the app bound to it (the rollup) stay.
+    database.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
     database.session = scoped_session(database.session_factory)
     try:
         yield flask_app

@@ -141,7 +141,7 @@ def _team_choice(key: ApiKey) -> tuple[str | None, list[str]]:
 
 
 def _dates() -> tuple[date, date]:
-    today = utcnow().date()
+    today = utcnow().astimezone(current_app.config["SETTINGS"].report_zone).date()
     try:
         start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
@@ -163,7 +163,13 @@ def operators() -> ResponseReturnValue:
     try:
         rows = operators_report(
             _db(),
-            ReportFilter(start, end, channel=channel, team=team),
+            ReportFilter(
+                start,
+                end,
+                channel=channel,
+                team=team,
+                zone=current_app.config["SETTINGS"].report_zone,
+            ),
             current_app.config["SETTINGS"],
         )
     except ReportError as exc:

@@ -1,31 +1,36 @@
-"""The reports' rollup table: per operator, day, channel and office, the counts and sums that
-every report figure is computed from. Derived data, kept current from the raw answers on each
-write (gateway.reports.rollup) and rebuildable from them at any time.
+"""The reports' rollup: per operator, team, local day, channel and office, the counts and sums
+that every report figure adds up. Derived data, kept current by additive increments in the
+transaction of each write (gateway.reports.rollup) and rebuildable from the raw rows.
+
+`team_id` is the team at the time of the contact (0: none); it is part of the key, so a team
+filter reads the rollup alone and an operator's move leaves old buckets where they are.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, utcnow
 
+BUCKET_KEY = ("operator_id", "team_id", "day", "channel", "office")
 
-class OperatorDayScore(Base):
-    """One operator's contacts, surveys and score tallies of one UTC day, channel and office."""
 
-    __tablename__ = "operator_day_scores"
+class ScoreBucket(Base):
+    """One operator's contacts, surveys and frozen-score sums of one bucket."""
+
+    __tablename__ = "score_buckets"
     __table_args__ = (
-        UniqueConstraint("operator_id", "day", "channel", "office"),
-        Index("ix_operator_day_scores_day", "day"),
+        UniqueConstraint(*BUCKET_KEY, name="uq_score_buckets_key"),
+        Index("ix_score_buckets_day", "day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    day: Mapped[date]  # UTC date of the interaction's ended_at
+    team_id: Mapped[int] = mapped_column(Integer)  # team at the contact; 0 for none
+    day: Mapped[date]  # the contact's end, as a date in REPORT_TIMEZONE
     channel: Mapped[str] = mapped_column(String(20))  # the interaction's channel
     office: Mapped[str] = mapped_column(String(100))  # "" for none: part of the unique key
 
@@ -38,9 +43,8 @@ class OperatorDayScore(Base):
     completed: Mapped[int] = mapped_column(Integer, default=0)
     excluded: Mapped[int] = mapped_column(Integer, default=0)
     calls_without_survey: Mapped[int] = mapped_column(Integer, default=0)
-    dispositions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    # Score tallies of non-excluded sessions (gateway.reports.metrics.Tally).
+    # Sums of the frozen scores of non-excluded surveys (gateway.reports.metrics.Tally).
     responses: Mapped[int] = mapped_column(Integer, default=0)
     overall_1: Mapped[int] = mapped_column(Integer, default=0)
     overall_2: Mapped[int] = mapped_column(Integer, default=0)
@@ -54,27 +58,55 @@ class OperatorDayScore(Base):
     nps_n: Mapped[int] = mapped_column(Integer, default=0)
     promoters: Mapped[int] = mapped_column(Integer, default=0)
     detractors: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class OperatorDayParameter(Base):
-    """The sum and count of one parameter's scores in one rollup bucket (see OperatorDayScore).
+class ScoreBucketParameter(Base):
+    """The sum and count of one parameter's frozen scores in one bucket.
 
-    Rows rather than a JSON column: the database adds them up for a month of 500 operators
-    in a few milliseconds, where decoding JSON would cost more than the rest of the report.
+    Rows rather than a JSON column: the database adds them up (and increments them) itself.
     """
 
-    __tablename__ = "operator_day_parameters"
+    __tablename__ = "score_bucket_parameters"
     __table_args__ = (
-        UniqueConstraint("operator_id", "day", "channel", "office", "key"),
-        Index("ix_operator_day_parameters_day", "day"),
+        UniqueConstraint(*BUCKET_KEY, "key", name="uq_score_bucket_parameters_key"),
+        Index("ix_score_bucket_parameters_day", "day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    team_id: Mapped[int] = mapped_column(Integer)
     day: Mapped[date]
     channel: Mapped[str] = mapped_column(String(20))
     office: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(50))  # the parameter question's key
     total: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
+
+
+class ScoreBucketDisposition(Base):
+    """How many contacts of one bucket ended with one PBX disposition (the funnel)."""
+
+    __tablename__ = "score_bucket_dispositions"
+    __table_args__ = (
+        UniqueConstraint(*BUCKET_KEY, "disposition", name="uq_score_bucket_dispositions_key"),
+        Index("ix_score_bucket_dispositions_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    team_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date]
+    channel: Mapped[str] = mapped_column(String(20))
+    office: Mapped[str] = mapped_column(String(100))
+    disposition: Mapped[str] = mapped_column(String(50))
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class RollupState(Base):
+    """One row: the time zone the rollup's days were built in, checked at start-up."""
+
+    __tablename__ = "score_rollup_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    timezone: Mapped[str] = mapped_column(String(64))
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,35 +1,52 @@
-"""The daily rollup behind the reports, kept current from the raw answers on every write.
+"""The reports' rollup, kept by additive increments in the transaction of each write.
 
-A transaction that adds or changes an answer, a survey session's status or exclusion, or an
-interaction recomputes the rollup rows (operator, UTC day, channel, office) it touched just
-before it commits, from the raw rows of each bucket: a bucket is never patched with deltas,
-so it is always exactly what the raw answers say. `rebuild` recomputes every bucket of a
-period (after a flow's weights change, or to repair).
+A contact's contribution to its bucket (operator, team at the time, local day, channel,
+office) is a pure function of two rows: its interaction and its survey (status, exclusion and
+the score frozen when the survey ended; see `contribute`). Whenever an ORM flush changes one
+of the fields it depends on, the flush adds "minus the old contribution, plus the new" to the
+buckets, in the same transaction (INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n).
+That costs the same on the first call of a day as on the ten-thousandth. A keypress (an
+answer and the session's new position) changes none of those fields, so it touches no rollup
+row at all; a survey's score reaches the reports when it ends and is frozen.
 
-Concurrency: the bucket row is locked (INSERT ... ON CONFLICT DO UPDATE) before it is
-recomputed, so two transactions touching one bucket recompute one after the other and the
-second sees the first's committed rows (READ COMMITTED, PostgreSQL's default). Buckets are
-locked in one sorted sweep at commit, so no two transactions wait for each other in a cycle.
+Why increments and not a fold behind a watermark: the gateway has no process that could own
+a watermark on the embedded default (no broker), and figures current at commit need no
+freshness caveat. docs/metrics.md has the whole argument.
+
+Correctness under concurrency: the old contribution is read from the database just before
+the flush, after locking the contact's survey row and then its interaction row (in that
+order, the order the webhooks lock them), so two transactions changing one contact apply
+their differences one after the other and neither is counted twice. Writes that bypass the
+ORM (bulk SQL) bypass the rollup: `verify` finds the difference, `rebuild` repairs it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from itertools import chain
+from datetime import date, datetime, time, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, delete, event, inspect, or_, select
+from sqlalchemy import Connection, Table, and_, delete, event, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
 from gateway.db import utcnow
-from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
-from gateway.reports.metrics import ScoringSpec, Tally, score_session, spec_for
-from gateway.reports.models import OperatorDayParameter, OperatorDayScore
-from ivr_flows import default_flows
+from gateway.models import Answer, Interaction, InteractionChannel, SurveySession, SurveyStatus
+from gateway.reports.metrics import SessionScore, Tally
+from gateway.reports.models import (
+    BUCKET_KEY,
+    RollupState,
+    ScoreBucket,
+    ScoreBucketDisposition,
+    ScoreBucketParameter,
+)
+from gateway.reports.scoring import answers_of, freeze_score, frozen_differs
+
+log = logging.getLogger(__name__)
 
 # A survey reached the customer: its first question was delivered.
 SENT_STATUSES = frozenset(
@@ -38,394 +55,587 @@ SENT_STATUSES = frozenset(
 NOT_SENT_STATUSES = frozenset(
     {SurveyStatus.NOT_SENT, SurveyStatus.NOT_REACHED, SurveyStatus.FAILED}
 )
-_SESSION_FIELDS = ("status", "excluded_at", "interaction_id", "flow")
-_INTERACTION_FIELDS = ("operator_id", "ended_at", "channel", "office", "disposition")
+# A survey that reached the customer and ended: its score is frozen.
+ENDED_STATUSES = frozenset({SurveyStatus.COMPLETED, SurveyStatus.PARTIAL, SurveyStatus.EXPIRED})
+COUNT_COLUMNS = (
+    "contacts",
+    "offered",
+    "not_sent",
+    "sent",
+    "started",
+    "completed",
+    "excluded",
+    "calls_without_survey",
+    "responses",
+    "overall_1",
+    "overall_2",
+    "overall_3",
+    "overall_4",
+    "overall_5",
+    "csi_sum",
+    "csi_n",
+    "csi_operator_sum",
+    "csi_operator_n",
+    "nps_n",
+    "promoters",
+    "detractors",
+)
+# The fields a contribution depends on; a flush changing none of them costs nothing here.
+_INTERACTION_FIELDS = (
+    "operator",
+    "operator_id",
+    "team",
+    "team_id",
+    "ended_at",
+    "channel",
+    "office",
+    "disposition",
+)
+_SURVEY_FIELDS = (
+    "interaction",
+    "interaction_id",
+    "status",
+    "excluded_at",
+    "scored_at",
+    "score_answered",
+    "score_overall",
+    "score_parameters",
+    "score_csi",
+    "score_csi_operator",
+    "score_nps",
+)
+# Start-up rebuilds a rollup built in another time zone (or never) by itself up to this many
+# contacts (a few seconds); above it, it asks for `surveys rebuild-scores --all`.
+QUICK_REBUILD_CONTACTS = 20_000
+_ADVISORY_LOCK = 7_245_190_001  # serialises start-up rebuilds of several processes
 
 interactions = cast(Table, Interaction.__table__)
 sessions = cast(Table, SurveySession.__table__)
-answers = cast(Table, Answer.__table__)
-scores = cast(Table, OperatorDayScore.__table__)
-parameter_scores = cast(Table, OperatorDayParameter.__table__)
+buckets = cast(Table, ScoreBucket.__table__)
+bucket_parameters = cast(Table, ScoreBucketParameter.__table__)
+bucket_dispositions = cast(Table, ScoreBucketDisposition.__table__)
+
+_ROWS = select(
+    interactions.c.id,
+    interactions.c.operator_id,
+    interactions.c.team_id,
+    interactions.c.ended_at,
+    interactions.c.channel,
+    interactions.c.office,
+    interactions.c.disposition,
+    sessions.c.id.label("survey_id"),
+    sessions.c.status,
+    sessions.c.excluded_at,
+    sessions.c.scored_at,
+    sessions.c.score_answered,
+    sessions.c.score_overall,
+    sessions.c.score_parameters,
+    sessions.c.score_csi,
+    sessions.c.score_csi_operator,
+    sessions.c.score_nps,
+).select_from(interactions.outerjoin(sessions, sessions.c.interaction_id == interactions.c.id))
 
 
 @dataclass(frozen=True, order=True)
 class BucketKey:
     operator_id: int
+    team_id: int  # 0: no team
     day: date
     channel: str
-    office: str
+    office: str  # "": none
+
+    def __str__(self) -> str:
+        return (
+            f"bucket {self.day} operator {self.operator_id} team {self.team_id or '-'} "
+            f"{self.channel} office {self.office or '-'}"
+        )
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "operator_id": self.operator_id,
+            "team_id": self.team_id,
+            "day": self.day,
+            "channel": self.channel,
+            "office": self.office,
+        }
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The date of a moment in the reports' time zone."""
+    return moment.astimezone(zone).date()
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first moment of a local day (midnight in `zone`)."""
+    return datetime.combine(day, time(0), zone)
+
+
+def tally_columns(tally: Tally) -> dict[str, float]:
+    """A tally as the rollup's columns (the inverse of gateway.reports.service's reading)."""
+    return {
+        "responses": tally.responses,
+        **{f"overall_{v}": tally.distribution.get(v, 0) for v in range(1, 6)},
+        "csi_sum": tally.csi_sum,
+        "csi_n": tally.csi_n,
+        "csi_operator_sum": tally.csi_operator_sum,
+        "csi_operator_n": tally.csi_operator_n,
+        "nps_n": tally.nps_n,
+        "promoters": tally.promoters,
+        "detractors": tally.detractors,
+    }
 
 
 @dataclass
-class Bucket:
-    """The additive counts of one bucket, and its score tally."""
+class Delta:
+    """Signed sums to add to the rollup: per bucket, per bucket and parameter or disposition."""
 
-    contacts: int = 0
-    offered: int = 0
-    not_sent: int = 0
-    sent: int = 0
-    started: int = 0
-    completed: int = 0
-    excluded: int = 0
-    calls_without_survey: int = 0
-    dispositions: dict[str, int] = field(default_factory=dict)
-    tally: Tally = field(default_factory=Tally)
+    counts: dict[BucketKey, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
+    )
+    parameters: dict[tuple[BucketKey, str], list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0.0, 0])
+    )
+    dispositions: dict[tuple[BucketKey, str], int] = field(default_factory=lambda: defaultdict(int))
 
-    def values(self) -> dict[str, Any]:
-        t = self.tally
-        return {
-            "contacts": self.contacts,
-            "offered": self.offered,
-            "not_sent": self.not_sent,
-            "sent": self.sent,
-            "started": self.started,
-            "completed": self.completed,
-            "excluded": self.excluded,
-            "calls_without_survey": self.calls_without_survey,
-            "dispositions": self.dispositions,
-            "responses": t.responses,
-            **{f"overall_{v}": t.distribution.get(v, 0) for v in range(1, 6)},
-            "csi_sum": t.csi_sum,
-            "csi_n": t.csi_n,
-            "csi_operator_sum": t.csi_operator_sum,
-            "csi_operator_n": t.csi_operator_n,
-            "nps_n": t.nps_n,
-            "promoters": t.promoters,
-            "detractors": t.detractors,
-        }
-
-    def parameter_rows(self, key: BucketKey) -> list[dict[str, Any]]:
-        return [
-            {
-                "operator_id": key.operator_id,
-                "day": key.day,
-                "channel": key.channel,
-                "office": key.office,
-                "key": name,
-                "total": total,
-                "n": n,
-            }
-            for name, (total, n) in sorted(self.tally.parameter_sums.items())
-        ]
-
-
-def day_of(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
-
-
-def scoring_spec(flow_key: str) -> ScoringSpec:
-    """The spec of a loaded flow; a flow no longer shipped still counts its overall score."""
-    flow = default_flows().get(flow_key)
-    return spec_for(flow) if flow is not None else ScoringSpec()
-
-
-def compute(conn: Connection, condition: Any) -> dict[BucketKey, Bucket]:
-    """Buckets of the interactions matching `condition`, computed from the raw rows."""
-    rows = conn.execute(
-        select(
-            interactions.c.id,
-            interactions.c.operator_id,
-            interactions.c.ended_at,
-            interactions.c.channel,
-            interactions.c.office,
-            interactions.c.disposition,
-            sessions.c.id.label("session_id"),
-            sessions.c.status,
-            sessions.c.flow,
-            sessions.c.excluded_at,
+    def contribute(self, row: Any, sign: int, zone: ZoneInfo) -> None:
+        """Add (sign 1) or take away (sign -1) one contact's contribution, from its raw row."""
+        if row.operator_id is None:
+            return  # interactions without an operator are in no operator's figures
+        channel = str(row.channel)
+        key = BucketKey(
+            row.operator_id,
+            row.team_id or 0,
+            local_day(row.ended_at, zone),
+            channel,
+            row.office or "",
         )
-        .select_from(
-            interactions.outerjoin(sessions, sessions.c.interaction_id == interactions.c.id)
-        )
-        .where(condition, interactions.c.operator_id.is_not(None))
-    ).all()
-    session_ids = [r.session_id for r in rows if r.session_id is not None]
-    given: dict[int, dict[str, int | None]] = defaultdict(dict)
-    for chunk_start in range(0, len(session_ids), 5000):
-        chunk = session_ids[chunk_start : chunk_start + 5000]
-        for session_id, key, value in conn.execute(
-            select(answers.c.session_id, answers.c.question_key, answers.c.value).where(
-                answers.c.session_id.in_(chunk)
-            )
-        ):
-            given[session_id][key] = value
-    specs: dict[str, ScoringSpec] = {}
-    buckets: dict[BucketKey, Bucket] = defaultdict(Bucket)
-    for r in rows:
-        key = BucketKey(r.operator_id, day_of(r.ended_at), str(r.channel), r.office or "")
-        bucket = buckets[key]
-        bucket.contacts += 1
-        if r.disposition:
-            bucket.dispositions[r.disposition] = bucket.dispositions.get(r.disposition, 0) + 1
-        if r.session_id is None:
-            bucket.calls_without_survey += str(r.channel) == "call"
-            continue
-        bucket.offered += 1
-        if r.excluded_at is not None:
+        counts = self.counts[key]
+        counts["contacts"] += sign
+        if row.disposition:
+            self.dispositions[key, row.disposition] += sign
+        if row.survey_id is None:
+            counts["calls_without_survey"] += sign * (channel == InteractionChannel.CALL.value)
+            return
+        counts["offered"] += sign
+        if row.excluded_at is not None:
             # An excluded rating (an appeal upheld) counts in no figure, only here.
-            bucket.excluded += 1
-            continue
-        status = SurveyStatus(r.status)
-        bucket.not_sent += status in NOT_SENT_STATUSES
-        bucket.sent += status in SENT_STATUSES
-        bucket.completed += status is SurveyStatus.COMPLETED
-        answered = given.get(r.session_id, {})
-        bucket.started += any(v is not None for v in answered.values())
-        if r.flow not in specs:
-            specs[r.flow] = scoring_spec(r.flow)
-        bucket.tally.add(score_session(answered, specs[r.flow]))
-    return buckets
+            counts["excluded"] += sign
+            return
+        status = SurveyStatus(row.status)
+        counts["not_sent"] += sign * (status in NOT_SENT_STATUSES)
+        counts["sent"] += sign * (status in SENT_STATUSES)
+        counts["completed"] += sign * (status is SurveyStatus.COMPLETED)
+        if row.scored_at is None:
+            return  # still running: its score counts once it ends and is frozen
+        counts["started"] += sign * bool(row.score_answered)
+        parameters = row.score_parameters or {}
+        tally = Tally.of(
+            [
+                SessionScore(
+                    overall=row.score_overall,
+                    parameters=parameters,
+                    csi=row.score_csi,
+                    csi_operator=row.score_csi_operator,
+                    nps=row.score_nps,
+                )
+            ]
+        )
+        for name, value in tally_columns(tally).items():
+            counts[name] += sign * value
+        for name, (total, n) in tally.parameter_sums.items():
+            pair = self.parameters[key, name]
+            pair[0] += sign * total
+            pair[1] += sign * n
+
+    def merge_rows(self, rows: Iterable[Any], sign: int, zone: ZoneInfo) -> None:
+        for row in rows:
+            self.contribute(row, sign, zone)
 
 
-def _insert(conn: Connection) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(scores)
-
-
-def _key_condition(key: BucketKey, table: Table = scores) -> Any:
-    return and_(
-        table.c.operator_id == key.operator_id,
-        table.c.day == key.day,
-        table.c.channel == key.channel,
-        table.c.office == key.office,
-    )
-
-
-def refresh(conn: Connection, keys: Iterable[BucketKey], now: datetime) -> None:
-    """Recompute these buckets from the raw rows, locking them all first, in a fixed order."""
-    ordered = sorted(set(keys))
+def read_contacts(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> list[Any]:
+    """The raw rows of these interactions and their surveys; with `lock`, locked for update
+    (surveys first, then interactions, as the webhooks lock them)."""
+    ordered = sorted(ids)
     if not ordered:
-        return
-    # Lock (or create) the bucket rows before reading: see the module docstring.
-    claim = _insert(conn).values(
-        [
-            {
-                "operator_id": k.operator_id,
-                "day": k.day,
-                "channel": k.channel,
-                "office": k.office,
-                "updated_at": now,
-                **Bucket().values(),
-            }
-            for k in ordered
-        ]
-    )
-    conn.execute(
-        claim.on_conflict_do_update(
-            index_elements=["operator_id", "day", "channel", "office"],
-            set_={"updated_at": claim.excluded.updated_at},
-        )
-    )
-    by_day: dict[date, set[int]] = defaultdict(set)
-    for key in ordered:
-        by_day[key.day].add(key.operator_id)
-    computed: dict[BucketKey, Bucket] = {}
-    for day, operator_ids in by_day.items():
-        start = day_start(day)
-        computed.update(
-            compute(
-                conn,
-                and_(
-                    interactions.c.operator_id.in_(operator_ids),
-                    interactions.c.ended_at >= start,
-                    interactions.c.ended_at < start + timedelta(days=1),
-                ),
-            )
-        )
-    new_parameters = []
-    for key in ordered:  # only the locked buckets are written, though more were computed
-        bucket = computed.get(key)
-        conn.execute(delete(parameter_scores).where(_key_condition(key, parameter_scores)))
-        if bucket is None or bucket.contacts == 0:
-            conn.execute(delete(scores).where(_key_condition(key)))
-            continue
+        return []
+    query = _ROWS.where(interactions.c.id.in_(ordered)).order_by(interactions.c.id)
+    if lock:
         conn.execute(
-            scores.update().where(_key_condition(key)).values(updated_at=now, **bucket.values())
+            select(sessions.c.id)
+            .where(sessions.c.interaction_id.in_(ordered))
+            .order_by(sessions.c.id)
+            .with_for_update()
         )
-        new_parameters += bucket.parameter_rows(key)
-    if new_parameters:
-        conn.execute(parameter_scores.insert(), new_parameters)
+        query = query.with_for_update(of=interactions)
+    return list(conn.execute(query))
 
 
-def rebuild(conn: Connection, first_day: date, last_day: date, now: datetime) -> int:
-    """Recompute every bucket of these UTC days (inclusive) from the raw rows; the count."""
-    written = 0
-    day = first_day
-    while day <= last_day:
-        start = day_start(day)
-        conn.execute(delete(scores).where(scores.c.day == day))
-        conn.execute(delete(parameter_scores).where(parameter_scores.c.day == day))
-        buckets = compute(
-            conn,
-            and_(interactions.c.ended_at >= start, interactions.c.ended_at < start + timedelta(1)),
-        )
-        if buckets:
+def _insert(conn: Connection, table: Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _key_condition(key: BucketKey, table: Table) -> Any:
+    return and_(*(table.c[name] == value for name, value in key.values().items()))
+
+
+def _upsert(conn: Connection, table: Table, key_columns: tuple[str, ...], rows: list[Any]) -> None:
+    """Add each row's numbers to the row of its key, creating it if missing."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    numbers = [name for name in rows[0] if name not in key_columns]
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(key_columns),
+            set_={name: table.c[name] + stmt.excluded[name] for name in numbers},
+        ),
+        rows,
+    )
+
+
+def apply(conn: Connection, delta: Delta) -> None:
+    """Add a delta to the rollup, in key order (no two transactions lock in opposite orders);
+    rows brought back to zero are removed."""
+    changed = sorted((k, c) for k, c in delta.counts.items() if any(c.values()))
+    _upsert(conn, buckets, BUCKET_KEY, [{**k.values(), **c} for k, c in changed])
+    parameters = sorted((k, p) for k, p in delta.parameters.items() if p[1] or p[0])
+    _upsert(
+        conn,
+        bucket_parameters,
+        (*BUCKET_KEY, "key"),
+        [{**k.values(), "key": name, "total": t, "n": n} for (k, name), (t, n) in parameters],
+    )
+    dispositions = sorted((k, n) for k, n in delta.dispositions.items() if n)
+    _upsert(
+        conn,
+        bucket_dispositions,
+        (*BUCKET_KEY, "disposition"),
+        [{**k.values(), "disposition": name, "n": n} for (k, name), n in dispositions],
+    )
+    for key, counts in changed:
+        if counts["contacts"] < 0:
             conn.execute(
-                scores.insert(),
-                [
-                    {
-                        "operator_id": k.operator_id,
-                        "day": k.day,
-                        "channel": k.channel,
-                        "office": k.office,
-                        "updated_at": now,
-                        **b.values(),
-                    }
-                    for k, b in buckets.items()
-                ],
+                delete(buckets).where(_key_condition(key, buckets), buckets.c.contacts == 0)
             )
-            if rows := [row for k, b in buckets.items() for row in b.parameter_rows(k)]:
-                conn.execute(parameter_scores.insert(), rows)
-        written += len(buckets)
-        day += timedelta(days=1)
-    return written
+    for (key, name), (_total, n) in parameters:
+        if n < 0:
+            conn.execute(
+                delete(bucket_parameters).where(
+                    _key_condition(key, bucket_parameters),
+                    bucket_parameters.c.key == name,
+                    bucket_parameters.c.n == 0,
+                )
+            )
+    for (key, name), n in dispositions:
+        if n < 0:
+            conn.execute(
+                delete(bucket_dispositions).where(
+                    _key_condition(key, bucket_dispositions),
+                    bucket_dispositions.c.disposition == name,
+                    bucket_dispositions.c.n == 0,
+                )
+            )
 
 
-# --- keeping it current: the ORM hook ---------------------------------------------------
+# --- keeping it current: hooks on the app's sessionmaker ------------------------------------
 
 
 def _changed(obj: Any, names: Iterable[str]) -> bool:
-    state = inspect(obj)
-    return any(state.attrs[name].history.has_changes() for name in names)
+    attrs = inspect(obj).attrs
+    return any(attrs[name].history.has_changes() for name in names)
 
 
-def _old_values(obj: Any, name: str) -> list[Any]:
-    history = inspect(obj).attrs[name].history
-    return [*history.deleted, *history.unchanged, *history.added]
-
-
-def _touched(session: Session) -> tuple[set[int], set[int], set[BucketKey]]:
-    """Interaction ids and session ids whose buckets a flush touched, and moved buckets."""
-    interaction_ids: set[int] = set()
-    session_ids: set[int] = set()
-    moved: set[BucketKey] = set()
-    for obj in chain(session.new, session.dirty, session.deleted):
-        if isinstance(obj, Answer):
-            if obj in session.dirty and not _changed(obj, ("value", "session_id")):
-                continue
-            session_ids.update(v for v in _old_values(obj, "session_id") if v is not None)
-        elif isinstance(obj, SurveySession):
-            if obj in session.dirty and not _changed(obj, _SESSION_FIELDS):
-                continue
-            interaction_ids.update(v for v in _old_values(obj, "interaction_id") if v is not None)
-        elif isinstance(obj, Interaction):
-            if obj in session.dirty and not _changed(obj, _INTERACTION_FIELDS):
-                continue
-            if obj.id is not None:
-                interaction_ids.add(obj.id)
-            if obj not in session.dirty:
-                continue
-            # An interaction moved to another operator, day or office leaves its old bucket.
-            moved.update(
-                BucketKey(op, day_of(ended), str(channel), office or "")
-                for op in _old_values(obj, "operator_id")
-                if op is not None
-                for ended in _old_values(obj, "ended_at")
-                if ended is not None
-                for channel in _old_values(obj, "channel")
-                for office in _old_values(obj, "office")
-            )
-    return interaction_ids, session_ids, moved
-
-
-def _keys_of(
-    conn: Connection, interaction_ids: set[int], session_ids: set[int]
-) -> Iterator[BucketKey]:
-    conditions = []
-    if interaction_ids:
-        conditions.append(interactions.c.id.in_(interaction_ids))
-    if session_ids:
-        conditions.append(
-            interactions.c.id.in_(
-                select(sessions.c.interaction_id).where(sessions.c.id.in_(session_ids))
-            )
-        )
-    if not conditions:
-        return
-    for op, ended, channel, office in conn.execute(
-        select(
-            interactions.c.operator_id,
-            interactions.c.ended_at,
-            interactions.c.channel,
-            interactions.c.office,
-        ).where(or_(*conditions), interactions.c.operator_id.is_not(None))
-    ):
-        yield BucketKey(op, day_of(ended), str(channel), office or "")
-
-
-@dataclass
-class _Pending:
-    """What a transaction's flushes touched, refreshed once when it commits."""
-
-    interaction_ids: set[int] = field(default_factory=set)
-    session_ids: set[int] = field(default_factory=set)
-    moved: set[BucketKey] = field(default_factory=set)
+def _interaction_ids_of(survey: SurveySession) -> set[int]:
+    """The interaction ids a survey belongs or belonged to (before and in this flush)."""
+    history = inspect(survey).attrs.interaction_id.history
+    ids = {v for v in (*history.deleted, *history.unchanged, *history.added) if v is not None}
+    linked = survey.__dict__.get("interaction")  # never loaded here: no SQL inside a flush
+    if linked is not None and linked.id is not None:
+        ids.add(linked.id)
+    return ids
 
 
 _PENDING = "reports_rollup_pending"
 
 
-def _after_flush(session: Session, _context: UOWTransaction) -> None:
-    interaction_ids, session_ids, moved = _touched(session)
-    if not (interaction_ids or session_ids or moved):
-        return
-    pending = session.info.setdefault(_PENDING, _Pending())
-    pending.interaction_ids |= interaction_ids
-    pending.session_ids |= session_ids
-    pending.moved |= moved
+class ScoreKeeper:
+    """Keeps the rollup current on every flush of one app's sessions (see the module doc)."""
 
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
 
-def _before_commit(session: Session) -> None:
-    """Refresh the touched buckets just before the commit, all in one sorted sweep.
+    def attach(self, factory: sessionmaker[Session]) -> None:
+        event.listen(factory, "before_flush", self._before_flush)
+        event.listen(factory, "after_flush", self._after_flush)
 
-    Taking the bucket locks only here, in one order, keeps them held for the shortest time
-    and lets no two transactions lock two buckets in opposite orders (no deadlock).
-    """
-    if session.new or session.dirty or session.deleted:
-        session.flush()  # commit would flush next; flush first so the sweep sees it all
-    pending: _Pending | None = session.info.pop(_PENDING, None)
-    if pending is None:
-        return
-    flush_pending(session.connection(), pending)
-
-
-def flush_pending(conn: Connection, pending: _Pending) -> None:
-    keys = _keys_of(conn, pending.interaction_ids, pending.session_ids)
-    refresh(conn, chain(pending.moved, keys), utcnow())
-
-
-def refresh_now(session: Session) -> None:
-    """Refresh what this session's transaction touched so far, without waiting for commit."""
-    session.flush()
-    pending: _Pending | None = session.info.pop(_PENDING, None)
-    if pending is not None:
-        flush_pending(session.connection(), pending)
-
-
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost: committed (already swept) or rolled back
+    def _before_flush(self, session: Session, _context: UOWTransaction, _objects: Any) -> None:
         session.info.pop(_PENDING, None)
+        ids: set[int] = set()
+        fresh = False
+        for obj in session.new:
+            if isinstance(obj, Interaction):
+                fresh = True
+            elif isinstance(obj, SurveySession):
+                fresh = True
+                ids |= _interaction_ids_of(obj)  # a new survey of an existing contact
+        for obj in session.dirty:
+            if isinstance(obj, Interaction) and _changed(obj, _INTERACTION_FIELDS):
+                ids.add(obj.id)
+            elif isinstance(obj, SurveySession) and _changed(obj, _SURVEY_FIELDS):
+                ids |= _interaction_ids_of(obj)
+        for obj in session.deleted:
+            if isinstance(obj, Interaction):
+                ids.add(obj.id)
+            elif isinstance(obj, SurveySession):
+                ids |= _interaction_ids_of(obj)
+        if not ids and not fresh:
+            return
+        old = read_contacts(session.connection(), ids, lock=True)
+        session.info[_PENDING] = (ids, old)
+
+    def _after_flush(self, session: Session, _context: UOWTransaction) -> None:
+        pending = session.info.pop(_PENDING, None)
+        if pending is None:
+            return
+        ids, old = pending
+        for obj in session.new:
+            if isinstance(obj, Interaction):
+                ids.add(obj.id)
+            elif isinstance(obj, SurveySession):
+                ids.add(obj.interaction_id)
+        conn = session.connection()
+        delta = Delta()
+        delta.merge_rows(old, -1, self.zone)
+        delta.merge_rows(read_contacts(conn, ids), 1, self.zone)
+        apply(conn, delta)
 
 
-_HOOKS: tuple[tuple[str, Callable[..., None]], ...] = (
-    ("after_flush", _after_flush),
-    ("before_commit", _before_commit),
-    ("after_transaction_end", _after_transaction_end),
-)
+# --- rebuilding and verifying from the raw rows ---------------------------------------------
 
 
-def install() -> None:
-    """Keep the rollup current on every commit of this process's ORM sessions (idempotent)."""
-    for name, hook in _HOOKS:
-        if not event.contains(Session, name, hook):
-            event.listen(Session, name, hook)
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
 
 
-def uninstall() -> None:
-    """Stop keeping the rollup current (the benchmark measures a write without it)."""
-    for name, hook in _HOOKS:
-        if event.contains(Session, name, hook):
-            event.remove(Session, name, hook)
+def _contacts_of_day(conn: Connection, day: date, zone: ZoneInfo) -> Iterator[Any]:
+    start = day_start(day, zone)
+    yield from conn.execute(
+        _ROWS.where(
+            interactions.c.ended_at >= start,
+            interactions.c.ended_at < day_start(day + timedelta(days=1), zone),
+            interactions.c.operator_id.is_not(None),
+        )
+    )
+
+
+def freeze_missing(session: Session, first: date, last: date, zone: ZoneInfo) -> int:
+    """Freeze the score of every ended survey of these days that has none (surveys that ended
+    before scores were frozen), a thousand at a time; the count."""
+    query = (
+        select(SurveySession)
+        .join(SurveySession.interaction)
+        .where(
+            Interaction.ended_at >= day_start(first, zone),
+            Interaction.ended_at < day_start(last + timedelta(days=1), zone),
+            SurveySession.scored_at.is_(None),
+            SurveySession.status.in_(ENDED_STATUSES),
+        )
+        .order_by(SurveySession.id)
+        .limit(1000)
+    )
+    now = utcnow()
+    count = 0
+    while surveys := session.scalars(query).all():
+        given: dict[int, dict[str, int | None]] = {s.id: {} for s in surveys}
+        for survey_id, key, value in session.execute(
+            select(Answer.session_id, Answer.question_key, Answer.value).where(
+                Answer.session_id.in_(list(given))
+            )
+        ):
+            given[survey_id][key] = value
+        for survey in surveys:
+            freeze_score(survey, now, answers=given[survey.id])
+        session.flush()
+        count += len(surveys)
+    return count
+
+
+def rebuild(session: Session, first: date, last: date, zone: ZoneInfo) -> int:
+    """Recompute the buckets of these local days (inclusive) from the raw rows, after freezing
+    any ended survey's missing score; the number of buckets written.
+
+    Safe beside live writes: it adds with the same upsert as they do, so a write that
+    commits while a day is rebuilt is counted once, in whichever order the two commit.
+    """
+    freeze_missing(session, first, last, zone)
+    conn = session.connection()
+    written = 0
+    for day in _days(first, last):
+        for table in (buckets, bucket_parameters, bucket_dispositions):
+            conn.execute(delete(table).where(table.c.day == day))
+        delta = Delta()
+        delta.merge_rows(_contacts_of_day(conn, day, zone), 1, zone)
+        apply(conn, delta)
+        written += sum(1 for c in delta.counts.values() if any(c.values()))
+    return written
+
+
+def contact_days(conn: Connection, zone: ZoneInfo) -> tuple[date, date] | None:
+    """The first and last local day with a contact, if any."""
+    first, last = conn.execute(
+        select(func.min(interactions.c.ended_at), func.max(interactions.c.ended_at))
+    ).one()
+    if first is None:
+        return None
+    return local_day(first, zone), local_day(last, zone)
+
+
+def rebuild_all(session: Session, zone: ZoneInfo) -> int:
+    """Rebuild the whole rollup in `zone`'s days and record that zone; the buckets written."""
+    conn = session.connection()
+    for table in (buckets, bucket_parameters, bucket_dispositions):
+        conn.execute(delete(table))
+    span = contact_days(conn, zone)
+    written = rebuild(session, *span, zone) if span else 0
+    state = session.get(RollupState, 1)
+    if state is None:
+        session.add(RollupState(id=1, timezone=zone.key, built_at=utcnow()))
+    else:
+        state.timezone, state.built_at = zone.key, utcnow()
+    session.flush()
+    return written
+
+
+def built_in(session: Session) -> str | None:
+    """The time zone the rollup was built in; None if it never was."""
+    return session.scalar(select(RollupState.timezone).where(RollupState.id == 1))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One bucket, or one survey's frozen score, that is not what the raw rows say."""
+
+    what: str
+    stored: Mapping[str, float]
+    expected: Mapping[str, float]
+
+    def __str__(self) -> str:
+        names = sorted(set(self.stored) | set(self.expected))
+        changes = ", ".join(
+            f"{n} {self.stored.get(n, 0):g} (expected {self.expected.get(n, 0):g})"
+            for n in names
+            if abs(self.stored.get(n, 0) - self.expected.get(n, 0)) > 1e-6
+        )
+        return f"{self.what}: {changes}"
+
+
+def _stored_buckets(conn: Connection, day: date) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def name(row: Any) -> str:
+        return str(BucketKey(row.operator_id, row.team_id, row.day, row.channel, row.office))
+
+    for row in conn.execute(select(buckets).where(buckets.c.day == day)):
+        found[name(row)].update({c: row._mapping[c] for c in COUNT_COLUMNS})
+    for row in conn.execute(select(bucket_parameters).where(bucket_parameters.c.day == day)):
+        found[name(row)][f"parameter {row.key} total"] = row.total
+        found[name(row)][f"parameter {row.key} n"] = row.n
+    for row in conn.execute(select(bucket_dispositions).where(bucket_dispositions.c.day == day)):
+        found[name(row)][f"disposition {row.disposition}"] = row.n
+    return found
+
+
+def _expected_buckets(delta: Delta) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, counts in delta.counts.items():
+        found[str(key)].update(counts)
+    for (key, name), (total, n) in delta.parameters.items():
+        found[str(key)][f"parameter {name} total"] = total
+        found[str(key)][f"parameter {name} n"] = n
+    for (key, name), n in delta.dispositions.items():
+        found[str(key)][f"disposition {name}"] = n
+    return found
+
+
+def verify(session: Session, first: date, last: date, zone: ZoneInfo) -> list[Difference]:
+    """Every bucket of these local days, and every ended survey's frozen score, that differs
+    from a recomputation from the raw rows (answers, surveys, interactions)."""
+    differences: list[Difference] = []
+    surveys = session.scalars(
+        select(SurveySession)
+        .join(SurveySession.interaction)
+        .where(
+            Interaction.ended_at >= day_start(first, zone),
+            Interaction.ended_at < day_start(last + timedelta(days=1), zone),
+            SurveySession.scored_at.is_not(None),
+        )
+        .order_by(SurveySession.id)
+        .execution_options(yield_per=1000)
+    )
+    for survey in surveys:
+        if frozen_differs(survey, answers_of(session, survey.id)):
+            differences.append(
+                Difference(f"survey {survey.id}: frozen score differs from its answers", {}, {})
+            )
+    conn = session.connection()
+    for day in _days(first, last):
+        delta = Delta()
+        delta.merge_rows(_contacts_of_day(conn, day, zone), 1, zone)
+        expected = _expected_buckets(delta)
+        stored = _stored_buckets(conn, day)
+        for name in sorted(set(expected) | set(stored)):
+            want = {k: v for k, v in expected.get(name, {}).items() if v}
+            have = {k: v for k, v in stored.get(name, {}).items() if v}
+            if any(abs(have.get(k, 0) - want.get(k, 0)) > 1e-6 for k in set(want) | set(have)):
+                differences.append(Difference(name, have, want))
+    return differences
+
+
+# --- start-up -------------------------------------------------------------------------------
+
+
+def ensure_built(factory: sessionmaker[Session], zone: ZoneInfo) -> str:
+    """Check that the rollup was built in `zone`; rebuild it if it was not and that is quick.
+
+    Returns what was found or done, for the start-up log.
+    """
+    with factory() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+        built = built_in(session)
+        if built == zone.key:
+            return "current"
+        contacts = session.scalar(select(func.count()).select_from(interactions)) or 0
+        if contacts > QUICK_REBUILD_CONTACTS:
+            return "stale"
+        written = rebuild_all(session, zone)
+        log.info(
+            "reports' rollup rebuilt in %s days (was %s): %d buckets",
+            zone.key,
+            built or "never built",
+            written,
+        )
+        return "rebuilt"
+
+
+def init_app(app: Any) -> None:
+    """Keep the rollup current on the app's sessions; check its time zone at start-up."""
+    settings = app.config["SETTINGS"]
+    database = app.extensions["database"]
+    zone = ZoneInfo(settings.report_timezone)
+    keeper = ScoreKeeper(zone)
+    keeper.attach(database.session_factory)
+    app.extensions["score_keeper"] = keeper
+    try:
+        outcome = ensure_built(database.session_factory, zone)
+    except Exception as exc:  # start-up goes on; readiness reports the database itself
+        app.logger.warning("reports' rollup not checked at start-up: %s", exc)
+        return
+    if outcome == "stale":
+        app.logger.error(
+            "the reports' rollup was built for another REPORT_TIMEZONE (or before an upgrade); "
+            "reports are wrong until `survey-gateway surveys rebuild-scores --all` is run"
+        )

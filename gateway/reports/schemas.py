@@ -17,12 +17,14 @@ class ReportQuerySchema(Schema):
         data_key="from",
         required=True,
         validate=DATE_IN_RANGE,
-        metadata={"description": "first day (UTC) of the period, by the contact's end time"},
+        metadata={
+            "description": "first day of the period (in REPORT_TIMEZONE), by the contact's end"
+        },
     )
     to = fields.Date(
         required=True,
         validate=DATE_IN_RANGE,
-        metadata={"description": "last day (UTC), inclusive"},
+        metadata={"description": "last day (in REPORT_TIMEZONE), inclusive"},
     )
     channel = fields.String(validate=validate.OneOf([c.value for c in InteractionChannel]))
     team = fields.String(
@@ -42,7 +44,9 @@ class ReportQuerySchema(Schema):
 
 
 class TrendQuerySchema(ReportQuerySchema):
-    granularity = fields.String(load_default="day", validate=validate.OneOf(["day", "week"]))
+    granularity = fields.String(
+        load_default="day", validate=validate.OneOf(["day", "week", "month"])
+    )
 
 
 class NpsSchema(Schema):

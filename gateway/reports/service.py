@@ -1,8 +1,9 @@
 """Reports: operator ratings, trend, teams, funnel, exclusions and a customer's satisfaction.
 
 Pure domain code over a Session: the API, the CLI and the benchmark call the same functions.
-Report figures add up the rollup (gateway.reports.rollup), itself computed from raw answers;
-per-interaction figures are scored straight from the raw answers.
+Report figures add up the rollup (gateway.reports.rollup) of the surveys' frozen scores;
+per-interaction figures show each survey's frozen score (a live one's answers scored as they
+stand). Dates are local days in REPORT_TIMEZONE; teams are the teams at the time of contact.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, Table, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -37,35 +39,16 @@ from gateway.reports.metrics import (
     nps_class,
     score_session,
 )
-from gateway.reports.models import OperatorDayParameter, OperatorDayScore
-from gateway.reports.rollup import SENT_STATUSES, day_start, scoring_spec
+from gateway.reports.models import ScoreBucket, ScoreBucketDisposition, ScoreBucketParameter
+from gateway.reports.rollup import COUNT_COLUMNS as _COUNTS
+from gateway.reports.rollup import ENDED_STATUSES, SENT_STATUSES, day_start
+from gateway.reports.scoring import current_spec, freeze_score, loaded_spec, spec_to_json
 from ivr_flows import default_flows
 
-scores = cast(Table, OperatorDayScore.__table__)
-parameter_scores = cast(Table, OperatorDayParameter.__table__)
-_COUNTS = (
-    "contacts",
-    "offered",
-    "not_sent",
-    "sent",
-    "started",
-    "completed",
-    "excluded",
-    "calls_without_survey",
-    "responses",
-    "overall_1",
-    "overall_2",
-    "overall_3",
-    "overall_4",
-    "overall_5",
-    "csi_sum",
-    "csi_n",
-    "csi_operator_sum",
-    "csi_operator_n",
-    "nps_n",
-    "promoters",
-    "detractors",
-)
+scores = cast(Table, ScoreBucket.__table__)
+parameter_scores = cast(Table, ScoreBucketParameter.__table__)
+disposition_counts = cast(Table, ScoreBucketDisposition.__table__)
+GRANULARITIES = ("day", "week", "month")
 # Dispositions a PBX reports for a call that never reached the survey hand-over.
 LOST_DISPOSITIONS = ("transferred", "operator_hangup")
 
@@ -80,13 +63,14 @@ class NotVisible(LookupError):
 
 @dataclass(frozen=True)
 class ReportFilter:
-    """A report's period (UTC dates, both inclusive) and optional filters."""
+    """A report's period (local dates in `zone`, both inclusive) and optional filters."""
 
     start: date
     end: date
     channel: InteractionChannel | None = None
-    team: str | None = None
+    team: str | None = None  # the team at the time of the contact
     office: str | None = None
+    zone: ZoneInfo = field(kw_only=True)  # REPORT_TIMEZONE: where the days begin
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -96,11 +80,11 @@ class ReportFilter:
 
     @property
     def starts_at(self) -> datetime:
-        return day_start(self.start)
+        return day_start(self.start, self.zone)
 
     @property
     def ends_before(self) -> datetime:
-        return day_start(self.end + timedelta(days=1))
+        return day_start(self.end + timedelta(days=1), self.zone)
 
 
 def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
@@ -112,12 +96,12 @@ def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
     if flt.office is not None:
         conditions.append(table.c.office == flt.office)
     if flt.team is not None:
-        conditions.append(table.c.operator_id.in_(_team_operators(flt.team)))
+        conditions.append(table.c.team_id.in_(_team_ids(flt.team)))
     return conditions
 
 
-def _team_operators(team: str) -> Any:
-    return select(Operator.id).join(Team, Operator.team_id == Team.id).where(Team.name == team)
+def _team_ids(team: str) -> Any:
+    return select(Team.id).where(Team.name == team)
 
 
 @dataclass
@@ -163,7 +147,7 @@ def _totals(
     operator_id: int | None = None,
     dispositions: bool = False,
 ) -> dict[Any, Totals]:
-    """Rollup sums per operator or per day (`group`) over the filter."""
+    """Rollup sums per operator, team or day (`group`) over the filter."""
     conditions = _conditions(flt)
     parameter_conditions = _conditions(flt, parameter_scores)
     if operator_id is not None:
@@ -190,12 +174,20 @@ def _totals(
     ):
         result[g].tally.parameter_sums[key] = [float(total), int(n)]
     if dispositions:
-        # JSON, decoded here: the funnel is read far less often than the ratings.
-        for g, items in session.execute(
-            select(scores.c[group], scores.c.dispositions).where(*conditions)
+        disposition_conditions = _conditions(flt, disposition_counts)
+        if operator_id is not None:
+            disposition_conditions.append(disposition_counts.c.operator_id == operator_id)
+        for g, key, n in session.execute(
+            select(
+                disposition_counts.c[group],
+                disposition_counts.c.disposition,
+                func.sum(disposition_counts.c.n),
+            )
+            .where(*disposition_conditions)
+            .group_by(disposition_counts.c[group], disposition_counts.c.disposition)
         ):
-            for key, n in (items or {}).items():
-                result[g].dispositions[key] = result[g].dispositions.get(key, 0) + n
+            if n and g in result:
+                result[g].dispositions[key] = int(n)
     return result
 
 
@@ -338,59 +330,81 @@ def rank_operators(
 
 
 def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dict[str, Any]:
-    """Per-team figures and the total of the filter; every parameter counts in their CSI."""
-    per_operator = _totals(session, flt, "operator_id")
-    operators = _operators(session, list(per_operator))
-    per_team: dict[str | None, Totals] = defaultdict(Totals.empty)
-    members: dict[str | None, int] = defaultdict(int)
+    """Per-team figures (by the team at the time of each contact) and the total of the
+    filter; every parameter counts in their CSI. `operators`: who had contacts in the team."""
+    per_team = _totals(session, flt, "team_id")
+    names: dict[int, str] = {
+        team_id: name
+        for team_id, name in session.execute(
+            select(Team.id, Team.name).where(Team.id.in_(list(per_team)))
+        )
+    }
+    members: dict[int, int] = {
+        team_id: count
+        for team_id, count in session.execute(
+            select(scores.c.team_id, func.count(func.distinct(scores.c.operator_id)))
+            .where(*_conditions(flt))
+            .group_by(scores.c.team_id)
+        )
+    }
     total = Totals.empty()
-    for operator_id, group in per_operator.items():
-        name = operators[operator_id]["team"]
-        per_team[name].add(group)
-        members[name] += 1
+    for group in per_team.values():
         total.add(group)
     teams = [
         {
-            "team": name,
-            "operators": members[name],
+            "team": names.get(team_id),
+            "operators": members.get(team_id, 0),
             **_public(published(group, settings, operator_view=False)),
         }
-        for name, group in sorted(per_team.items(), key=lambda item: item[0] or "")
+        for team_id, group in sorted(per_team.items(), key=lambda item: names.get(item[0]) or "")
     ]
+    everyone = session.scalar(
+        select(func.count(func.distinct(scores.c.operator_id))).where(*_conditions(flt))
+    )
     return {
         "teams": teams,
         "total": {
-            "operators": len(per_operator),
+            "operators": everyone or 0,
             **_public(published(total, settings, operator_view=False)),
         },
     }
 
 
 def find_operator(session: Session, external_id: str, team: str | None) -> Operator:
-    """The operator, if visible to a caller restricted to `team` (None: any team)."""
+    """The operator, if visible to a caller restricted to `team` (None: any team): one in
+    that team now, or one who had contacts while in it."""
     operator = session.scalar(
         select(Operator)
         .where(Operator.external_id == external_id)
         .options(selectinload(Operator.team))
     )
-    if operator is None or (
-        team is not None and (operator.team is None or operator.team.name != team)
-    ):
+    if operator is None:
         raise NotVisible(f"no operator {external_id!r}")
+    if team is not None and (operator.team is None or operator.team.name != team):
+        had_contacts = session.scalar(
+            select(Interaction.id)
+            .where(Interaction.operator_id == operator.id, Interaction.team_id.in_(_team_ids(team)))
+            .limit(1)
+        )
+        if had_contacts is None:
+            raise NotVisible(f"no operator {external_id!r}")
     return operator
 
 
 def period_start(day: date, granularity: str) -> date:
-    """The first day of the day or ISO week (Monday) holding `day`."""
+    """The first day of the day, ISO week (Monday) or month holding `day`."""
+    if granularity == "month":
+        return day.replace(day=1)
     return day if granularity == "day" else day - timedelta(days=day.weekday())
 
 
 def operator_trend(
     session: Session, operator: Operator, flt: ReportFilter, granularity: str, settings: Settings
 ) -> list[dict[str, Any]]:
-    """One operator's figures per day or ISO week of the period; periods without data absent."""
-    if granularity not in {"day", "week"}:
-        raise ReportError("granularity is day or week")
+    """One operator's figures per local day, ISO week or month of the period; periods without
+    data absent."""
+    if granularity not in GRANULARITIES:
+        raise ReportError("granularity is day, week or month")
     periods: dict[date, Totals] = defaultdict(Totals.empty)
     for day, totals in _totals(session, flt, "day", operator_id=operator.id).items():
         periods[period_start(day, granularity)].add(totals)
@@ -438,6 +452,7 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
     numbered = (
         select(
             Interaction.operator_id,
+            Interaction.team_id,
             Interaction.channel,
             Interaction.office,
             func.row_number()
@@ -462,7 +477,7 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
     if flt.office is not None:
         conditions.append(numbered.c.office == flt.office)
     if flt.team is not None:
-        conditions.append(numbered.c.operator_id.in_(_team_operators(flt.team)))
+        conditions.append(numbered.c.team_id.in_(_team_ids(flt.team)))
     return dict(
         session.execute(
             select(numbered.c.operator_id, func.count())
@@ -485,9 +500,19 @@ def answer_keys() -> list[str]:
     return keys
 
 
-def score_of(survey: SurveySession) -> SessionScore:
-    answered = {a.question_key: a.value for a in survey.answers}
-    return score_session(answered, scoring_spec(survey.flow))
+def score_of(survey: SurveySession, answered: dict[str, int | None] | None = None) -> SessionScore:
+    """The survey's frozen score; a survey still running is scored as its answers stand."""
+    if survey.scored_at is not None:
+        return SessionScore(
+            overall=survey.score_overall,
+            parameters=survey.score_parameters or {},
+            csi=survey.score_csi,
+            csi_operator=survey.score_csi_operator,
+            nps=survey.score_nps,
+        )
+    if answered is None:
+        answered = {a.question_key: a.value for a in survey.answers}
+    return score_session(answered, current_spec(survey.flow))
 
 
 def _scored_query(flt: ReportFilter) -> Select[Any]:
@@ -501,24 +526,23 @@ def _scored_query(flt: ReportFilter) -> Select[Any]:
     if flt.office is not None:
         query = query.where(Interaction.office == flt.office)
     if flt.team is not None:
-        query = query.where(Interaction.operator_id.in_(_team_operators(flt.team)))
+        query = query.where(Interaction.team_id.in_(_team_ids(flt.team)))
     return query
 
 
 def scored_interactions(
     session: Session, flt: ReportFilter, batch: int = 1000
 ) -> Iterator[dict[str, Any]]:
-    """The period's surveyed interactions, scored from their raw answers, streamed in batches
-    (a server-side cursor on PostgreSQL) so a year of them never sits in memory."""
+    """The period's surveyed interactions with their answers and frozen scores, streamed in
+    batches (a server-side cursor on PostgreSQL) so a year of them never sits in memory."""
     keys = answer_keys()
     query = (
         _scored_query(flt)
         .order_by(Interaction.ended_at, Interaction.id)
         .options(
             selectinload(SurveySession.answers),
-            selectinload(SurveySession.interaction)
-            .selectinload(Interaction.operator)
-            .selectinload(Operator.team),
+            selectinload(SurveySession.interaction).selectinload(Interaction.operator),
+            selectinload(SurveySession.interaction).selectinload(Interaction.team),
             selectinload(SurveySession.interaction).selectinload(Interaction.customer),
         )
         .execution_options(yield_per=batch)
@@ -527,17 +551,17 @@ def scored_interactions(
         interaction = survey.interaction
         operator, customer = interaction.operator, interaction.customer
         answered = {a.question_key: a.value for a in survey.answers}
-        score = score_session(answered, scoring_spec(survey.flow))
+        score = score_of(survey, answered)
         yield {
             "interaction_id": interaction.id,
             "external_id": interaction.external_id,
             "channel": interaction.channel.value,
-            "ended_at": interaction.ended_at,
+            "ended_at": interaction.ended_at.astimezone(flt.zone),
             "office": interaction.office,
             "disposition": interaction.disposition,
             "operator_external_id": operator and operator.external_id,
             "operator_name": operator and operator.name,
-            "team": operator and operator.team and operator.team.name,
+            "team": interaction.team and interaction.team.name,
             "customer_external_id": customer and customer.external_id,
             "survey_id": survey.id,
             "survey_status": survey.status.value,
@@ -583,7 +607,7 @@ def find_survey(session: Session, survey_id: int, team: str | None) -> SurveySes
     query = select(SurveySession).where(SurveySession.id == survey_id)
     if team is not None:
         query = query.join(SurveySession.interaction).where(
-            Interaction.operator_id.in_(_team_operators(team))
+            Interaction.team_id.in_(_team_ids(team))
         )
     survey = session.scalar(query)
     if survey is None:
@@ -697,3 +721,50 @@ def customer_satisfaction(session: Session, customers: Sequence[Customer]) -> di
         "nps": latest_nps,
         "nps_class": nps_class(latest_nps),
     }
+
+
+# --- a deliberate re-score ----------------------------------------------------------------
+
+
+def rescore_surveys(
+    session: Session, flow_key: str, first: date, last: date, zone: ZoneInfo, now: datetime
+) -> int:
+    """Freeze again, with the flow's current weights, the score of every ended survey of this
+    flow whose contact ended in these local days; audited. The rollup follows (minus the old
+    score, plus the new). Returns how many surveys were re-scored."""
+    spec = loaded_spec(flow_key)
+    if spec is None:
+        raise ReportError(f"flow {flow_key!r} is not loaded; its surveys keep their scores")
+    surveys = session.scalars(
+        select(SurveySession)
+        .join(SurveySession.interaction)
+        .where(
+            SurveySession.flow == flow_key,
+            SurveySession.status.in_(ENDED_STATUSES),
+            Interaction.ended_at >= day_start(first, zone),
+            Interaction.ended_at < day_start(last + timedelta(days=1), zone),
+        )
+        .order_by(SurveySession.id)
+    ).all()
+    for number, survey in enumerate(surveys, start=1):
+        freeze_score(survey, now, spec=spec)
+        if number % 500 == 0:
+            session.flush()
+    session.add(
+        AuditEvent(
+            at=now,
+            actor="cli",
+            action="surveys.rescore",
+            subject_type="flow",
+            subject_id=flow_key,
+            detail={
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "timezone": zone.key,
+                "surveys": len(surveys),
+                "weights": spec_to_json(spec),
+            },
+        )
+    )
+    session.flush()
+    return len(surveys)

@@ -111,6 +111,7 @@ def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
             channel=InteractionChannel(query["channel"]) if "channel" in query else None,
             team=team,
             office=query.get("office"),
+            zone=_settings().report_zone,
         )
     except service.ReportError as exc:
         abort(422, message=str(exc))
@@ -198,19 +199,19 @@ class OperatorTrend(MethodView):
     @bp.arguments(TrendQuerySchema, location="query")
     @bp.response(200, TrendSchema)
     def get(self, query: dict[str, Any], external_id: str) -> Any:
-        """One operator's figures per day or ISO week of the period."""
+        """One operator's figures per local day, ISO week or month of the period; a
+        supervisor sees the contacts the operator had in the supervisor's team."""
         session = _session()
         flt = _filter({k: v for k, v in query.items() if k != "team"})
         try:
             operator = service.find_operator(session, external_id, flt.team)
         except service.NotVisible as exc:
             abort(404, message=str(exc))
-        one = service.ReportFilter(flt.start, flt.end, flt.channel, None, flt.office)
         granularity = query["granularity"]
         return {
             "operator": service.operator_ref(operator),
             "granularity": granularity,
-            "points": service.operator_trend(session, operator, one, granularity, _settings()),
+            "points": service.operator_trend(session, operator, flt, granularity, _settings()),
         }
 
 

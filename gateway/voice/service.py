@@ -24,6 +24,7 @@ from gateway.interactions import (
     CustomerInput,
     InteractionInput,
     OperatorInput,
+    assign_operator,
     record_interaction,
     upsert_customer,
     upsert_operator,
@@ -228,7 +229,7 @@ def _fill_in(
 ) -> None:
     """Complete an interaction another system posted; never overwrite what it said."""
     if interaction.operator_id is None and operator:
-        interaction.operator = upsert_operator(session, OperatorInput(operator))
+        assign_operator(interaction, upsert_operator(session, OperatorInput(operator)))
     if interaction.customer_id is None and phone:
         interaction.customer = upsert_customer(session, CustomerInput(phone=phone), settings)
 

@@ -53,9 +53,9 @@ def _answers(rng: random.Random, flow: str) -> dict[str, int | None]:
 
 
 def _seed_month(session: Session) -> int:
-    """September 2026: four operators in two teams, surveys of every status, one excluded
-    rating, and rows just outside the month that must not count. Returns the excluded
-    survey's id."""
+    """September 2026 in Moscow days (REPORT_TIMEZONE defaults to DEFAULT_TIMEZONE): four
+    operators in two teams, surveys of every status, one excluded rating, and rows just
+    outside the month that must not count. Returns the excluded survey's id."""
     seeder = Seeder(session)
     rng = random.Random(20260901)
     operators = {
@@ -72,7 +72,7 @@ def _seed_month(session: Session) -> int:
             if external_id == "op-c":
                 answers = {"overall": 5}  # three perfect scores: listed, never ranked
             complete = len(answers) >= 5 and None not in answers.values()
-            ended = at("2026-09-01", 8) + timedelta(hours=rng.randrange(0, 29 * 24 + 15))
+            ended = at("2026-09-01", 8) + timedelta(hours=rng.randrange(0, 29 * 24 + 12))
             seeder.survey(
                 operator,
                 answers,
@@ -89,9 +89,9 @@ def _seed_month(session: Session) -> int:
             operator, {"overall": 4}, at("2026-09-11"), status="active", office=office, flush=False
         )
         seeder.contact(operator, at("2026-09-12"), disposition="transferred", office=office)
-        # Just outside the month: must count nowhere.
-        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-08-31", 23, 59), office=office)
-        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-10-01", 0, 0), office=office)
+        # Just outside the month in Moscow (UTC+3): must count nowhere.
+        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-08-31", 20, 59), office=office)
+        seeder.survey(operator, {"overall": 1, "speed": 1}, at("2026-09-30", 21, 0), office=office)
     excluded = seeder.survey(
         operators["op-d"][0],
         {"overall": 1, "cost": 1, "speed": 1},

@@ -1,6 +1,7 @@
 """Rows for report tests: operators, teams, customers, interactions and surveys with answers.
 
-Written through the ORM as the gateway writes them, so the reports' rollup follows them.
+Written through the ORM as the gateway writes them, so the reports' rollup follows them; an
+ended survey's score is frozen as `finish_survey` freezes it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gateway.models import (
     SurveyStatus,
     Team,
 )
+from gateway.reports.scoring import freeze_score
 from ivr_flows import parse_flow
 
 _numbers = itertools.count(1)
@@ -137,6 +139,7 @@ class Seeder:
             external_id=f"contact-{next(_numbers)}",
             ended_at=ended_at,
             operator=operator,
+            team=operator.team if operator else None,
             customer=customer,
             office=office,
             disposition=disposition,
@@ -188,6 +191,8 @@ class Seeder:
                 for key, value in answers.items()
             ],
         )
+        if survey.status.is_final:
+            freeze_score(survey, ended_at, answers=answers)
         if excluded:
             survey.excluded_at, survey.excluded_by, survey.exclusion_reason = (
                 ended_at,
@@ -202,11 +207,11 @@ class Seeder:
 
 def nps_flows(monkeypatch: Any) -> None:
     """Load the test NPS flow beside the shipped ones, for the reports' scoring."""
-    from gateway.reports import rollup, service
+    from gateway.reports import scoring, service
     from ivr_flows import default_flows
 
     flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
-    monkeypatch.setattr(rollup, "default_flows", lambda: flows)
+    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
     monkeypatch.setattr(service, "default_flows", lambda: flows)
 
 

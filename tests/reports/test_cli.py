@@ -1,48 +1,88 @@
-"""`survey-gateway surveys rebuild-scores`: the rollup recomputed from raw answers."""
+"""`survey-gateway surveys verify-scores`, `rebuild-scores` and `rescore` on a live database."""
 
 from __future__ import annotations
 
 from click.testing import CliRunner
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from gateway.cli import main
-from gateway.reports.models import OperatorDayParameter, OperatorDayScore
+from gateway.models import SurveySession
+from gateway.reports.models import ScoreBucket, ScoreBucketParameter
 from tests.reports.factories import Seeder, at
 
+SEPTEMBER = ["--from", "2026-09-01", "--to", "2026-09-30"]
 
-def test_rebuild_scores_restores_a_lost_rollup_from_the_raw_answers(
-    live_app, database_url, tmp_path
-):
+
+def _run(database_url, tmp_path, *args):
+    env = {
+        "DATABASE_URL": database_url,
+        "SURVEY_GATEWAY_VAR_DIR": str(tmp_path),
+        "REPORT_TIMEZONE": "Europe/Moscow",
+    }
+    return CliRunner().invoke(main, ["surveys", *args], env=env)
+
+
+def test_verify_finds_a_damaged_rollup_and_rebuild_repairs_it(live_app, database_url, tmp_path):
     database = live_app.extensions["database"]
     with live_app.app_context():
         session = database.session()
         operator = Seeder(session).operator("op-cli", "North")
         Seeder(session).survey(operator, {"overall": 4, "speed": 5}, at("2026-09-05"))
+        Seeder(session).survey(operator, {"overall": 2}, at("2026-09-06"))
         session.commit()
-        kept = session.execute(select(OperatorDayScore.responses)).scalars().all()
-        assert kept == [1]
-        session.execute(delete(OperatorDayParameter))
-        session.execute(delete(OperatorDayScore))
+        assert session.scalars(select(ScoreBucket.responses)).all() == [1, 1]
+        # A bulk SQL change that bypasses the gateway: the rollup loses a day.
+        session.execute(delete(ScoreBucketParameter))
+        session.execute(delete(ScoreBucket).where(ScoreBucket.overall_4 == 1))
         session.commit()
 
-    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
-    result = CliRunner().invoke(
-        main, ["surveys", "rebuild-scores", "--from", "2026-09-01", "--to", "2026-09-30"], env=env
-    )
-    assert result.exit_code == 0, result.output
-    assert "rebuilt 1 operator-day rows" in result.output
+    found = _run(database_url, tmp_path, "verify-scores", *SEPTEMBER)
+    assert found.exit_code == 1, found.output
+    assert "2026-09-05" in found.output and "responses 0 (expected 1)" in found.output
+    assert "2026-09-06" not in found.output
+
+    rebuilt = _run(database_url, tmp_path, "rebuild-scores", *SEPTEMBER)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt 2 buckets" in rebuilt.output
     with live_app.app_context():
         session = database.session()
-        assert session.execute(select(OperatorDayScore.responses)).scalars().all() == [1]
+        assert session.scalars(select(ScoreBucket.responses)).all() == [1, 1]
         assert session.execute(
-            select(OperatorDayParameter.key, OperatorDayParameter.total)
+            select(ScoreBucketParameter.key, ScoreBucketParameter.total)
         ).all() == [("speed", 5.0)]
 
+    clean = _run(database_url, tmp_path, "verify-scores", *SEPTEMBER)
+    assert clean.exit_code == 0, clean.output
+    assert "matches the raw rows" in clean.output
 
-def test_rebuild_scores_refuses_a_backward_period(database_url, tmp_path):
-    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
-    result = CliRunner().invoke(
-        main, ["surveys", "rebuild-scores", "--from", "2026-09-30", "--to", "2026-09-01"], env=env
+
+def test_verify_reports_a_frozen_score_that_its_answers_do_not_give(
+    live_app, database_url, tmp_path
+):
+    database = live_app.extensions["database"]
+    with live_app.app_context():
+        session = database.session()
+        operator = Seeder(session).operator("op-frozen")
+        survey = Seeder(session).survey(operator, {"overall": 5}, at("2026-09-05"))
+        session.commit()
+        session.execute(
+            update(SurveySession).where(SurveySession.id == survey.id).values(score_overall=1)
+        )
+        session.commit()
+    found = _run(database_url, tmp_path, "verify-scores", *SEPTEMBER)
+    assert found.exit_code == 1
+    assert f"survey {survey.id}: frozen score differs from its answers" in found.output
+
+
+def test_rebuild_and_rescore_refuse_what_they_cannot_do(database_url, tmp_path):
+    backward = _run(
+        database_url, tmp_path, "rebuild-scores", "--from", "2026-09-30", "--to", "2026-09-01"
     )
-    assert result.exit_code != 0
-    assert "before" in result.output
+    assert backward.exit_code != 0
+    assert "before" in backward.output
+    no_period = _run(database_url, tmp_path, "rebuild-scores")
+    assert no_period.exit_code != 0
+    assert "--all" in no_period.output or "--from" in no_period.output
+    unknown = _run(database_url, tmp_path, "rescore", *SEPTEMBER, "--flow", "gone")
+    assert unknown.exit_code != 0
+    assert "flow 'gone' is not loaded" in unknown.output

@@ -1,4 +1,4 @@
-"""The survey funnel, an operator's trend by day and week, and the team summary."""
+"""The survey funnel, an operator's trend by day, week and month, and the team summary."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_the_funnel_shows_contacts_surveys_lost_calls_and_resurveys(client, keys
     assert rows["op-g"]["resurveys"] == 1  # and a third time, after Boris's call
 
 
-def test_the_trend_by_day_and_by_week(client, keys, calls):
+def test_the_trend_by_day_week_and_month(client, keys, calls):
     path = "/api/v1/reports/operators/op-f/trend"
     daily = report(client, keys["admin"], path, granularity="day").json
     assert daily["operator"]["external_id"] == "op-f"
@@ -57,7 +57,10 @@ def test_the_trend_by_day_and_by_week(client, keys, calls):
     assert [p["period_start"] for p in weekly] == ["2026-09-07", "2026-09-14"]  # Mondays
     assert weekly[0]["responses"] == 2 and weekly[0]["overall_mean"] == 4.0
     assert weekly[0]["csat"] == 0.5
-    assert report(client, keys["admin"], path, granularity="month").status_code == 422
+    monthly = report(client, keys["admin"], path, granularity="month").json["points"]
+    assert [p["period_start"] for p in monthly] == ["2026-09-01"]
+    assert monthly[0]["responses"] == 2 and monthly[0]["surveys_sent"] == 3
+    assert report(client, keys["admin"], path, granularity="year").status_code == 422
     unknown = report(client, keys["admin"], "/api/v1/reports/operators/nobody/trend")
     assert unknown.status_code == 404
 

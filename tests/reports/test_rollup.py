@@ -1,142 +1,200 @@
-"""The reports' rollup follows every write and equals a rebuild from the raw answers."""
+"""The reports' rollup: increments in the writing transaction, equal to a rebuild from the raw
+rows; a keypress touches no rollup row; concurrent surveys of one bucket are all counted."""
 
 from __future__ import annotations
 
 import threading
-import time
+from contextlib import contextmanager
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select
 
-from gateway.db import utcnow
-from gateway.models import SurveyStatus
-from gateway.reports.models import OperatorDayParameter, OperatorDayScore
-from gateway.reports.rollup import rebuild, refresh_now
+from gateway.models import SurveySession, SurveyStatus
+from gateway.reports.models import ScoreBucket, ScoreBucketDisposition, ScoreBucketParameter
+from gateway.reports.rollup import rebuild, verify
 from gateway.surveys import finish_survey, record_answer
 from ivr_flows.engine import RecordedAnswer
 from tests.reports.factories import Seeder, at
 
+MOSCOW = ZoneInfo("Europe/Moscow")
+
 
 def _snapshot(session) -> list[tuple]:
     rows = []
-    for table in (OperatorDayScore.__table__, OperatorDayParameter.__table__):
-        columns = [c for c in table.columns if c.name not in {"id", "updated_at"}]
-        keys = [c for c in columns if c.name in {"operator_id", "day", "channel", "office", "key"}]
-        rows += session.execute(select(*columns).order_by(*keys)).all()
+    for model in (ScoreBucket, ScoreBucketParameter, ScoreBucketDisposition):
+        table = model.__table__
+        columns = [c for c in table.columns if c.name != "id"]
+        rows += session.execute(select(*columns).order_by(*columns[:6])).all()
     return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
 
 
-def test_the_rollup_kept_on_each_write_equals_a_rebuild_from_raw_answers(session, month):
+@contextmanager
+def statements(session):
+    """The SQL statements the session's connection runs inside the block."""
+    seen: list[str] = []
+    engine = session.get_bind().engine
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _bucket(session, operator_id: int) -> ScoreBucket:
+    session.expire_all()
+    return session.scalar(select(ScoreBucket).where(ScoreBucket.operator_id == operator_id))
+
+
+def test_the_rollup_kept_on_each_write_equals_a_rebuild_from_raw_rows(session, month):
     kept = _snapshot(session)
     assert kept
-    rebuild(session.connection(), date(2026, 8, 1), date(2026, 10, 31), utcnow())
+    assert verify(session, date(2026, 8, 1), date(2026, 10, 31), MOSCOW) == []
+    rebuild(session, date(2026, 8, 1), date(2026, 10, 31), MOSCOW)
     assert _snapshot(session) == kept
 
 
-def test_recording_an_answer_and_finishing_a_survey_update_the_figures(app, session, seeder):
+def test_a_keypress_writes_the_answer_and_no_rollup_row(app, session, seeder):
+    operator = seeder.operator("op-keys", "North")
+    for hour in range(9, 17):  # a busy day: the keypress must not cost more for it
+        seeder.survey(operator, {"overall": 4}, at("2026-09-05", hour))
+    survey = seeder.survey(operator, {}, at("2026-09-05", 18), status="active")
+    session.commit()
+    settings = app.config["SETTINGS"]
+    with statements(session) as seen:
+        record_answer(session, survey, RecordedAnswer("overall", 5), settings, at("2026-09-05", 18))
+        survey.state = {"position": 1}
+        session.commit()
+    assert any("INSERT INTO answers" in s for s in seen)
+    assert not [s for s in seen if "score_bucket" in s or "FROM interactions" in s]
+    assert _bucket(session, operator.id).responses == 8
+
+
+def test_a_survey_counts_when_it_ends_with_its_frozen_score(app, session, seeder):
     operator = seeder.operator("op-live", "North")
     survey = seeder.survey(operator, {}, at("2026-09-05"), status="active")
     session.commit()
     settings = app.config["SETTINGS"]
+    assert (_bucket(session, operator.id).sent, _bucket(session, operator.id).responses) == (1, 0)
 
-    def bucket() -> OperatorDayScore:
-        session.expire_all()
-        return session.scalar(
-            select(OperatorDayScore).where(OperatorDayScore.operator_id == operator.id)
-        )
-
-    assert (bucket().sent, bucket().responses) == (1, 0)
     record_answer(session, survey, RecordedAnswer("overall", 5), settings, at("2026-09-05", 13))
-    session.commit()
-    assert (bucket().responses, bucket().overall_5, bucket().started) == (1, 1, 1)
     record_answer(session, survey, RecordedAnswer("speed", None), settings, at("2026-09-05", 13))
     record_answer(session, survey, RecordedAnswer("cost", 2), settings, at("2026-09-05", 13))
-    finish_survey(survey, at("2026-09-05", 14), completed=False)
     session.commit()
+    assert _bucket(session, operator.id).responses == 0  # still running: nothing frozen yet
+
+    with statements(session) as seen:
+        finish_survey(survey, at("2026-09-05", 14), completed=False)
+        session.commit()
     assert survey.status is SurveyStatus.PARTIAL
-    row = bucket()
-    assert (row.completed, row.sent, row.csi_n, row.csi_operator_n) == (0, 1, 1, 0)
+    assert (survey.score_overall, survey.score_csi, survey.score_csi_operator) == (5, 25.0, None)
+    assert survey.score_spec["parameters"][0]["key"] == "cost"
+    row = _bucket(session, operator.id)
+    assert (row.responses, row.overall_5, row.started, row.completed) == (1, 1, 1, 0)
+    assert (row.csi_n, row.csi_operator_n) == (1, 0)
     parameters = session.execute(
-        select(OperatorDayParameter.key, OperatorDayParameter.total, OperatorDayParameter.n)
+        select(ScoreBucketParameter.key, ScoreBucketParameter.total, ScoreBucketParameter.n)
     ).all()
     assert parameters == [("cost", 2.0, 1)]
+    # One contact's difference, whatever the day's volume: a bounded number of statements.
+    assert len([s for s in seen if "score_bucket" in s]) <= 2
 
 
-def test_a_moved_interaction_leaves_its_old_bucket(session, seeder):
+def test_a_late_answer_is_scored_with_the_frozen_weights(app, session, seeder):
+    operator = seeder.operator("op-late")
+    survey = seeder.survey(operator, {"overall": 4, "cost": 5}, at("2026-09-05"))
+    session.commit()
+    frozen_weights = survey.score_spec
+    record_answer(
+        session, survey, RecordedAnswer("speed", 1), app.config["SETTINGS"], at("2026-09-05", 15)
+    )
+    session.commit()
+    assert survey.score_spec == frozen_weights
+    assert survey.score_csi == 50.0  # (100 + 0) / 2
+    assert verify(session, date(2026, 9, 5), date(2026, 9, 5), MOSCOW) == []
+
+
+def test_an_edited_or_deleted_interaction_leaves_its_old_bucket(session, seeder):
     first, second = seeder.operator("op-m1"), seeder.operator("op-m2")
-    survey = seeder.survey(first, {"overall": 4}, at("2026-09-05"))
+    survey = seeder.survey(first, {"overall": 4}, at("2026-09-05"), disposition="completed")
     session.commit()
     survey.interaction.operator = second
     session.commit()
-    rows = session.execute(select(OperatorDayScore.operator_id, OperatorDayScore.responses)).all()
+    rows = session.execute(select(ScoreBucket.operator_id, ScoreBucket.responses)).all()
     assert rows == [(second.id, 1)]
+    assert session.scalars(select(ScoreBucketDisposition.operator_id)).all() == [second.id]
+
+    survey.interaction.ended_at = at("2026-09-07", 22)  # 01:00 on the 8th in Moscow
+    session.commit()
+    assert session.scalars(select(ScoreBucket.day)).all() == [date(2026, 9, 8)]
+
+    interaction = survey.interaction
+    session.delete(survey)
+    session.delete(interaction)
+    session.commit()
+    assert session.scalars(select(ScoreBucket.id)).all() == []
+    assert session.scalars(select(ScoreBucketDisposition.id)).all() == []
+
+
+def test_excluding_and_reinstating_move_the_rating_in_and_out(session, seeder):
+    operator = seeder.operator("op-x")
+    survey = seeder.survey(operator, {"overall": 1}, at("2026-09-05"))
+    session.commit()
+    survey.excluded_at, survey.exclusion_reason = at("2026-09-06"), "appeal"
+    session.commit()
+    row = _bucket(session, operator.id)
+    assert (row.responses, row.overall_1, row.excluded, row.sent) == (0, 0, 1, 0)
+    session.get(SurveySession, survey.id).excluded_at = None
+    session.commit()
+    row = _bucket(session, operator.id)
+    assert (row.responses, row.overall_1, row.excluded, row.sent) == (1, 1, 0, 1)
 
 
 @pytest.mark.usefixtures("live_app")
-def test_concurrent_answers_in_one_bucket_are_both_counted(live_app):
-    """Two transactions answer surveys of the same operator and day at once; the second
-    waits for the first's lock on the bucket and recomputes with its answer."""
+def test_concurrent_surveys_ending_in_one_bucket_are_all_counted(live_app):
+    """Eight surveys of one operator's day end at once, each in its own transaction."""
     database = live_app.extensions["database"]
-    settings = live_app.config["SETTINGS"]
     with live_app.app_context():
         setup = database.session_factory()
         seeder = Seeder(setup)
         operator = seeder.operator("op-race")
         ids = [
-            seeder.survey(operator, {}, at("2026-09-05", h), status="active").id for h in (9, 10)
+            seeder.survey(operator, {"overall": 5}, at("2026-09-05", h), status="active").id
+            for h in range(8, 16)
         ]
         setup.commit()
         setup.close()
 
-    from gateway.models import SurveySession
-
-    first = database.session_factory()
-    second = database.session_factory()
-    record_answer(
-        first, first.get(SurveySession, ids[0]), RecordedAnswer("overall", 5), settings, utcnow()
-    )
-    refresh_now(first)  # takes the bucket's lock (as commit would), held until it commits
+    barrier = threading.Barrier(len(ids))
     failures: list[BaseException] = []
 
-    def answer_second() -> None:
+    def finish(survey_id: int) -> None:
+        session = database.session_factory()
         try:
-            record_answer(
-                second,
-                second.get(SurveySession, ids[1]),
-                RecordedAnswer("overall", 4),
-                settings,
-                utcnow(),
+            survey = session.scalar(
+                select(SurveySession).where(SurveySession.id == survey_id).with_for_update()
             )
-            second.commit()
+            barrier.wait(10)
+            finish_survey(survey, at("2026-09-05", 17), completed=True)
+            session.commit()
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
+        finally:
+            session.close()
 
-    worker = threading.Thread(target=answer_second)
-    worker.start()
-    # Wait (bounded) until the second transaction is really blocked on the bucket's lock.
-    with database.engine.connect() as probe:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            waiting = probe.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-            ).scalar()
-            if waiting:
-                break
-            probe.rollback()
-        assert waiting, "the second transaction never waited for the bucket"
-    first.commit()
-    worker.join(10)
-    assert not worker.is_alive() and not failures, failures
-    first.close()
-    second.close()
-    with database.engine.connect() as conn:
-        responses, fives, fours = conn.execute(
-            select(
-                OperatorDayScore.responses, OperatorDayScore.overall_5, OperatorDayScore.overall_4
-            )
-        ).one()
-    assert (responses, fives, fours) == (2, 1, 1)
+    threads = [threading.Thread(target=finish, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not failures, failures
+    with live_app.app_context():
+        session = database.session()
+        row = session.scalar(select(ScoreBucket))
+        assert (row.responses, row.overall_5, row.completed, row.sent) == (8, 8, 8, 8)
+        assert verify(session, date(2026, 9, 5), date(2026, 9, 5), MOSCOW) == []
