@@ -18,6 +18,11 @@ class IncidentError(ValueError):
     """The incident cannot change as asked; the message says why."""
 
 
+def team_of(incident: Incident) -> int | None:
+    """The team in charge of an incident: its operator's team at the time of the contact."""
+    return incident.session.interaction.team_id
+
+
 def list_incidents(
     session: Session,
     *,
@@ -27,12 +32,19 @@ def list_incidents(
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[Incident]:
-    """Incidents newest first, optionally by status, team and operator."""
+    """Incidents newest first, optionally by status, team (the operator's team at the time of
+    the contact) and operator."""
     query = select(Incident).join(Incident.operator, isouter=True)
     if status:
         query = query.where(Incident.status == status)
     if team_id is not None:
-        query = query.where(Operator.team_id == team_id)
+        query = query.where(
+            Incident.session_id.in_(
+                select(SurveySession.id)
+                .join(SurveySession.interaction)
+                .where(Interaction.team_id == team_id)
+            )
+        )
     if operator_external_id:
         query = query.where(Operator.external_id == operator_external_id)
     query = query.options(

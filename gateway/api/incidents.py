@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.schemas import UtcDateTime
 from gateway.db import utcnow
-from gateway.incidents import IncidentError, assign_incident, close_incident, list_incidents
+from gateway.incidents import (
+    IncidentError,
+    assign_incident,
+    close_incident,
+    list_incidents,
+    team_of,
+)
 from gateway.models import ApiRole, Incident
 
 bp = Blueprint(
@@ -96,9 +102,7 @@ def _team_scope() -> int | None:
 def _incident(incident_id: int) -> Incident:
     incident = _session().get(Incident, incident_id)
     team = _team_scope()
-    if incident is None or (
-        team is not None and (incident.operator is None or incident.operator.team_id != team)
-    ):
+    if incident is None or (team is not None and team_of(incident) != team):
         abort(404, message=f"no incident {incident_id}")
     return cast(Incident, incident)  # abort() raises
 

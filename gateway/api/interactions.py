@@ -118,10 +118,11 @@ def _input_from(data: dict[str, Any]) -> InteractionInput:
 
 
 def _visible(query: Any) -> Any:
-    """A supervisor sees only the interactions of its own team's operators."""
+    """A supervisor sees only its own team's interactions: those whose operator was in the
+    team at the time of the contact."""
     key = current_key()
     if key.role is ApiRole.SUPERVISOR:
-        query = query.join(Interaction.operator).where(Operator.team_id == key.team_id)
+        query = query.where(Interaction.team_id == key.team_id)
     return query
 
 

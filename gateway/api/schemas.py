@@ -38,13 +38,14 @@ class PhoneNumber(fields.String):
 
 
 class DateOrDateTime(fields.Field):
-    """A date (midnight UTC) or an ISO 8601 date-time with offset."""
+    """A date (its midnight in REPORT_TIMEZONE) or an ISO 8601 date-time with offset."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         text = str(value).strip()
         try:
             if len(text) == 10:
-                return datetime.combine(date.fromisoformat(text), time(0), UTC)
+                zone = current_app.config["SETTINGS"].report_zone
+                return datetime.combine(date.fromisoformat(text), time(0), zone)
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
             raise ValidationError("use a date (2026-11-01) or a date-time with offset") from exc

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from gateway import throttle
 from gateway.apikeys import authenticate
 from gateway.db import utcnow
-from gateway.incidents import IncidentError, close_incident, list_incidents
+from gateway.incidents import IncidentError, close_incident, list_incidents, team_of
 from gateway.models import ApiKey, ApiRole, Incident, InteractionChannel, Team
 from gateway.phones import mask_phone
 from gateway.reports.service import ReportError, ReportFilter, operators_report
@@ -213,9 +213,7 @@ def close(incident_id: int) -> ResponseReturnValue:
     db = _db()
     incident = db.get(Incident, incident_id)
     team = _team_id(key)
-    if incident is None or (
-        team is not None and (incident.operator is None or incident.operator.team_id != team)
-    ):
+    if incident is None or (team is not None and team_of(incident) != team):
         abort(404)
     try:
         close_incident(
