@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
@@ -86,3 +88,45 @@ def test_rebuild_and_rescore_refuse_what_they_cannot_do(database_url, tmp_path):
     unknown = _run(database_url, tmp_path, "rescore", *SEPTEMBER, "--flow", "gone")
     assert unknown.exit_code != 0
     assert "flow 'gone' is not loaded" in unknown.output
+
+
+def test_rescore_applies_new_weights_to_the_period_named_and_is_audited(
+    live_app, database_url, tmp_path, monkeypatch
+):
+    from gateway.models import AuditEvent
+    from gateway.reports import scoring
+    from ivr_flows import default_flows
+
+    flows = dict(default_flows())
+    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
+    database = live_app.extensions["database"]
+    with live_app.app_context():
+        session = database.session()
+        operator = Seeder(session).operator("op-rescore")
+        answers = {"overall": 4, "cost": 1, "speed": 5, "politeness": 5, "quality": 5}
+        september = Seeder(session).survey(operator, answers, at("2026-09-05"))
+        october = Seeder(session).survey(operator, answers, at("2026-10-05"))
+        session.commit()
+        assert september.score_csi == october.score_csi == 75.0  # four parameters, weight 1
+
+    post_call = flows["post_call"]
+    flows["post_call"] = dataclasses.replace(
+        post_call,
+        questions=tuple(
+            dataclasses.replace(q, weight=0.0) if q.key == "cost" else q
+            for q in post_call.questions
+        ),
+    )
+    done = _run(database_url, tmp_path, "rescore", *SEPTEMBER, "--flow", "post_call")
+    assert done.exit_code == 0, done.output
+    assert "rescored 1 surveys of flow post_call" in done.output
+    with live_app.app_context():
+        session = database.session()
+        scores = dict(session.execute(select(SurveySession.id, SurveySession.score_csi)).all())
+        assert scores == {september.id: 100.0, october.id: 75.0}  # October keeps its weights
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "surveys.rescore"))
+        assert [(a.subject_id, a.detail["surveys"]) for a in audit] == [("post_call", 1)]
+    clean = _run(
+        database_url, tmp_path, "verify-scores", "--from", "2026-09-01", "--to", "2026-10-31"
+    )
+    assert clean.exit_code == 0, clean.output

@@ -441,7 +441,7 @@ def test_every_report_figure_equals_the_raw_rows_after_every_step(app, monkeypat
 @pytest.mark.slow
 def test_every_report_figure_equals_the_raw_rows_in_a_long_random_run(app, monkeypatch):
     with app.app_context():
-        _run(app, monkeypatch, examples=150, steps=40)
+        _run(app, monkeypatch, examples=60, steps=30)
 
 
 def test_the_machine_notices_a_past_figure_that_moved(app, monkeypatch):
