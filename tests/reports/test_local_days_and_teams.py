@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from gateway.reports.models import RollupState, ScoreBucket
 from ivr_flows import default_flows
 from tests.conftest import make_test_app
 from tests.reports.factories import NPS_FLOW, Seeder, report
+
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def _post(client, auth, external_id, ended_at, team, operator="op-t", channel="call"):
@@ -147,3 +150,20 @@ def test_a_report_timezone_change_is_rebuilt_at_start_up_when_quick(
     with database.engine.connect() as conn:
         assert conn.scalar(select(RollupState.timezone)) == "UTC"
         assert conn.scalars(select(ScoreBucket.day)).all() == [datetime(2026, 9, 30).date()]
+
+
+def test_removing_a_flow_file_changes_no_past_figure(client, keys, session, monkeypatch):
+    flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
+    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
+    operator = Seeder(session).operator("op-gone", "North")
+    answers = {"overall": 5, "cost": 2, "speed": 4, "nps": 10}
+    Seeder(session).survey(operator, answers, datetime(2026, 9, 5, 9, tzinfo=UTC), flow="test_nps")
+    session.commit()
+    before = report(client, keys["admin"]).json["operators"]
+
+    del flows[NPS_FLOW.key]  # the flow file is gone; the next start-up loads the others
+    rollup.rebuild(session, datetime(2026, 9, 1).date(), datetime(2026, 9, 30).date(), MOSCOW)
+    session.commit()
+    after = report(client, keys["admin"]).json["operators"]
+    assert after == before
+    assert after[0]["csi_all_parameters"] is not None and after[0]["nps"]["responses"] == 1
