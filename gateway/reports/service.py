@@ -556,7 +556,7 @@ def scored_interactions(
             "interaction_id": interaction.id,
             "external_id": interaction.external_id,
             "channel": interaction.channel.value,
-            "ended_at": interaction.ended_at.astimezone(flt.zone),
+            "ended_at": interaction.ended_at,
             "office": interaction.office,
             "disposition": interaction.disposition,
             "operator_external_id": operator and operator.external_id,
