@@ -169,7 +169,7 @@ def main() -> None:
             for table in ("score_buckets", "score_bucket_parameters", "score_bucket_dispositions"):
                 conn.execute(text(f"ANALYZE {table}"))
         print(
-            f"froze 200,000 surveys' scores and built the rollup: {rows:,} buckets "
+            f"froze the surveys' scores and built the rollup: {rows:,} buckets "
             f"in {time.perf_counter() - started:.1f} s"
         )
 
