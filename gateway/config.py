@@ -114,7 +114,9 @@ class Settings:
 
     dispatch_interval_seconds: float = 5.0
     dispatch_lease_seconds: int = 300
-    dispatch_batch_size: int = 100
+    dispatch_batch_size: int = 500
+    # Several gateways on one Redis: their queues are told apart by this prefix.
+    task_queue_prefix: str = ""
 
     # Outgoing webhooks (gateway.webhooks): a delivery is retried with doubling waits from
     # the base, at most an hour apart, for WEBHOOK_RETRY_HOURS; then its subscription pauses.

@@ -1,4 +1,5 @@
-"""`make run`: one foreground process that runs web app, Celery worker and beat.
+"""`make run`: one foreground process that runs web app, Celery worker and beat (with the
+sweeps' own worker).
 
 Each child runs in its own process group; Ctrl-C (SIGINT) or SIGTERM stops every group,
 waits for a clean exit, and kills what is left after a grace period.
@@ -17,12 +18,16 @@ from types import FrameType
 import ivr_flows
 from gateway.config import load_settings
 from gateway.migrate import upgrade
+from gateway.tasking import queue_names
 
 GRACE_SECONDS = 15
 
 
-def _commands(port: int, concurrency: int) -> list[tuple[str, list[str]]]:
+def _commands(port: int, concurrency: int, queue_prefix: str = "") -> list[tuple[str, list[str]]]:
     python = sys.executable
+    send_queue, sweep_queue = queue_names(queue_prefix)
+    celery = [python, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO"]
+    quiet = ["--without-mingle", "--without-gossip"]
     return [
         (
             "web",
@@ -41,24 +46,9 @@ def _commands(port: int, concurrency: int) -> list[tuple[str, list[str]]]:
                 "10",
             ],
         ),
-        (
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(concurrency),
-                "--without-mingle",
-                "--without-gossip",
-            ],
-        ),
-        ("beat", [python, "-m", "celery", "-A", "celery_app", "beat", "--loglevel", "INFO"]),
+        ("worker", [*celery, "-Q", send_queue, "--concurrency", str(concurrency), *quiet]),
+        # Beat's own worker: the clock, and the sweeps it triggers on their own queue.
+        ("beat", [*celery, "--beat", "-Q", sweep_queue, "--concurrency", "1", *quiet]),
     ]
 
 
@@ -92,7 +82,7 @@ def run_all(port: int | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, command in _commands(port, 2):
+    for name, command in _commands(port, 2, settings.task_queue_prefix):
         children[name] = subprocess.Popen(command, env=env, start_new_session=True)
 
     exit_code = 0

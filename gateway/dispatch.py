@@ -38,6 +38,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,7 +60,6 @@ from gateway.models import (
     SurveySession,
     SurveyStatus,
 )
-from gateway.optouts import phone_opted_out
 from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
 from gateway.surveys import finish_survey, flow_of, save_flow_state
 from gateway.voice.service import close_silent_calls
@@ -90,6 +92,16 @@ class SweepReport:
     expired: list[int] = field(default_factory=list)
     left_for_next: int = 0
     paused: int = 0  # due, but the provider's circuit is open
+    claimed: int = 0  # due rows this sweep looked at (a full batch: more may be due)
+    unqueued: list[int] = field(default_factory=list)  # handed over, the broker refused
+
+    def absorb(self, other: SweepReport) -> None:
+        """Add another sweep's figures to these."""
+        for name in ("handed_over", "not_sent", "deferred", "recovered", "expired", "unqueued"):
+            getattr(self, name).extend(getattr(other, name))
+        self.left_for_next = other.left_for_next
+        self.paused = other.paused
+        self.claimed += other.claimed
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -117,6 +129,8 @@ class SweepReport:
             parts.append(f"left for the next sweep (rate limit) {self.left_for_next}")
         if self.paused:
             parts.append(f"waiting for the provider (paused) {self.paused}")
+        if self.unqueued:
+            parts.append(f"given back, the broker refused them {len(self.unqueued)}")
         return ", ".join(parts)
 
 
@@ -178,36 +192,64 @@ class Defer:
 Decision = Send | Skip | Defer
 
 
-def surveyed_recently(
-    session: Session,
-    survey: SurveySession,
-    phone: str | None,
-    settings: Settings,
-    now: datetime,
-) -> bool:
-    """Another survey of this number (of this customer, without one) started within
-    SURVEY_COOLDOWN_DAYS on any channel, or being sent now."""
-    if settings.survey_cooldown_days <= 0:
-        return False
-    since = now - timedelta(days=settings.survey_cooldown_days)
-    same_number = (
-        select(Customer.id).where(Customer.phone == phone)
-        if phone
-        else select(Customer.id).where(Customer.id == survey.customer_id)
+@dataclass(frozen=True)
+class NumberFacts:
+    """What the rules need to know about the numbers of a batch of due surveys, read in one
+    statement each (after the numbers' customer rows were locked)."""
+
+    opted_out: frozenset[str]
+    surveyed_recently: frozenset[str]  # another survey started in the cooldown, or sending
+    # Customers without a number (email surveys): the same, by customer.
+    customers_surveyed_recently: frozenset[int] = frozenset()
+
+
+def number_facts(
+    session: Session, surveys: list[SurveySession], settings: Settings, now: datetime
+) -> NumberFacts:
+    """Opt-outs and recent surveys of the numbers of `surveys` (not counting `surveys`)."""
+    phones = sorted({s.customer.phone for s in surveys if s.customer and s.customer.phone})
+    no_phone = {s.customer_id for s in surveys if s.customer and not s.customer.phone}
+    opted_out = session.scalars(
+        select(Customer.phone)
+        .where(Customer.phone.in_(phones), Customer.opted_out_at.is_not(None))
+        .distinct()
     )
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    SurveySession.id != survey.id,
-                    SurveySession.customer_id.in_(same_number),
+    recent: frozenset[str] = frozenset()
+    recent_customers: frozenset[int] = frozenset()
+    if settings.survey_cooldown_days > 0:
+        since = now - timedelta(days=settings.survey_cooldown_days)
+        started_or_sending = or_(
+            SurveySession.started_at >= since, SurveySession.status == SurveyStatus.SENDING
+        )
+        if no_phone:
+            recent_customers = frozenset(
+                session.scalars(
+                    select(SurveySession.customer_id)
+                    .where(
+                        SurveySession.customer_id.in_(no_phone),
+                        SurveySession.id.not_in([s.id for s in surveys]),
+                        started_or_sending,
+                    )
+                    .distinct()
+                )
+            )
+        recent = frozenset(
+            session.scalars(
+                select(Customer.phone)
+                .join(SurveySession, SurveySession.customer_id == Customer.id)
+                .where(
+                    Customer.phone.in_(phones),
+                    SurveySession.id.not_in([s.id for s in surveys]),
                     or_(
                         SurveySession.started_at >= since,
                         SurveySession.status == SurveyStatus.SENDING,
                     ),
                 )
+                .distinct()
             )
         )
+    return NumberFacts(
+        frozenset(p for p in opted_out if p), frozenset(p for p in recent if p), recent_customers
     )
 
 
@@ -217,7 +259,9 @@ def too_late_at(survey: SurveySession, settings: Settings) -> datetime:
     return survey.interaction.ended_at + timedelta(hours=settings.sms_survey_max_lateness_hours)
 
 
-def decide(session: Session, survey: SurveySession, settings: Settings, now: datetime) -> Decision:
+def decide(
+    survey: SurveySession, facts: NumberFacts, settings: Settings, now: datetime
+) -> Decision:
     """Whether a due survey may go out now, must wait for the end of quiet hours, or is not
     sent (with the reason)."""
     customer = survey.customer
@@ -229,13 +273,15 @@ def decide(session: Session, survey: SurveySession, settings: Settings, now: dat
             return Skip(REASON_OPTED_OUT)
     elif not phone:
         return Skip(REASON_NO_PHONE)
-    if phone and phone_opted_out(session, phone):
+    if phone and phone in facts.opted_out:
         return Skip(REASON_OPTED_OUT)
     if survey.channel is SurveyChannel.SMS and phone and not is_mobile(phone):
         return Skip(REASON_NOT_MOBILE)
     if now > too_late_at(survey, settings):
         return Skip(REASON_TOO_LATE)
-    if surveyed_recently(session, survey, phone, settings, now):
+    if phone in facts.surveyed_recently or (
+        not phone and survey.customer_id in facts.customers_surveyed_recently
+    ):
         return Skip(REASON_COOLDOWN)
     zone = local_timezone(survey.interaction.office, phone, settings)
     end = quiet_hours_end(now, zone, settings.quiet_hours)
@@ -362,20 +408,30 @@ def expire_sms_surveys(
         report.expired.append(survey.id)
 
 
-def _lock_customers(session: Session, phone: str) -> None:
-    """Serialise sweeps deciding for the same number, so the cooldown sees a survey another
-    sweep has just handed over (PostgreSQL re-reads committed rows after the lock)."""
-    if not is_sqlite(session):
+def _lock_customers(session: Session, surveys: list[SurveySession]) -> None:
+    """Serialise sweeps deciding for the same numbers, so the cooldown sees a survey another
+    sweep has just handed over (PostgreSQL re-reads committed rows after the lock). One
+    statement, one lock order for every sweep (by number, then id), so two sweeps never wait
+    on each other in a circle."""
+    phones = sorted({s.customer.phone for s in surveys if s.customer and s.customer.phone})
+    if phones and not is_sqlite(session):
         session.execute(
             select(Customer.id)
-            .where(Customer.phone == phone)
-            .order_by(Customer.id)
+            .where(Customer.phone.in_(phones))
+            .order_by(Customer.phone, Customer.id)
             .with_for_update()
         ).all()
 
 
-def claim_due(session: Session, settings: Settings, now: datetime, report: SweepReport) -> None:
-    """Claim due sessions, decide each, hand over those that may go out now."""
+def claim_due(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    report: SweepReport,
+    sms_budget: int | None = None,
+) -> None:
+    """Claim due sessions, decide each, hand over those that may go out now (at most
+    `sms_budget` SMS, by default `sms_per_sweep`)."""
     stmt = _for_update(
         select(SurveySession)
         .where(
@@ -384,20 +440,28 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
             _sweepable(),
         )
         .order_by(SurveySession.due_at, SurveySession.id)
-        .limit(settings.dispatch_batch_size),
+        .limit(settings.dispatch_batch_size)
+        .options(
+            selectinload(SurveySession.customer),
+            selectinload(SurveySession.interaction),
+            selectinload(SurveySession.attempt_log),
+        ),
         session,
     )
     claimed = list(session.scalars(stmt))
-    # One lock order for every sweep (by number), so two sweeps never wait on each other in a
-    # circle.
+    report.claimed = len(claimed)
     claimed.sort(key=lambda s: ((s.customer.phone or "") if s.customer else "", s.id))
-    sms_budget = sms_per_sweep(settings)
+    _lock_customers(session, claimed)
+    facts = number_facts(session, claimed, settings, now)
+    handed_phones: set[str] = set()
+    sms_budget = sms_per_sweep(settings) if sms_budget is None else sms_budget
     paused = circuit.circuit_of(session, settings.provider)
     for survey in claimed:
         phone = survey.customer.phone if survey.customer else None
-        if phone:
-            _lock_customers(session, phone)
-        decision = decide(session, survey, settings, now)
+        reached_by = phone or f"customer {survey.customer_id}"  # email surveys: the customer
+        decision = decide(survey, facts, settings, now)
+        if isinstance(decision, Send) and reached_by in handed_phones:
+            decision = Skip(REASON_COOLDOWN)  # two due surveys of one number in this batch
         if isinstance(decision, Skip) and decision.reason == REASON_TOO_LATE and survey.attempts:
             # Tried before and refused each time by the provider until too late: a failure the
             # operator may want to retry (`surveys retry`), not a rule that stopped it.
@@ -438,7 +502,8 @@ def claim_due(session: Session, settings: Settings, now: datetime, report: Sweep
                     report.left_for_next += 1
                     continue
                 sms_budget -= 1
-            _hand_over(session, survey, settings, now, report)
+            if _hand_over(session, survey, settings, now, report):
+                handed_phones.add(reached_by)
 
 
 def _hand_over(
@@ -447,7 +512,7 @@ def _hand_over(
     settings: Settings,
     now: datetime,
     report: SweepReport,
-) -> None:
+) -> bool:
     lease = now + timedelta(seconds=settings.dispatch_lease_seconds)
     # Compare-and-set: only a row still `scheduled` becomes `sending`, whatever the locking.
     result = session.execute(
@@ -457,11 +522,14 @@ def _hand_over(
         .execution_options(synchronize_session="fetch")
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
-        return
+        return False
     report.handed_over.append((_task_for(survey), survey.id))
+    return True
 
 
-def sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
+def sweep(
+    session: Session, settings: Settings, now: datetime, sms_budget: int | None = None
+) -> SweepReport:
     """One sweep: recover expired leases, expire silent SMS surveys, claim and decide due ones.
 
     Leaves the commit to the caller, who queues `report.handed_over` only after it.
@@ -471,23 +539,89 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
     expire_sms_surveys(session, settings, now, report)
     report.expired.extend(close_silent_calls(session, settings, now))
     report.expired.extend(expire_web_surveys(session, settings, now))
-    claim_due(session, settings, now, report)
+    claim_due(session, settings, now, report, sms_budget)
     session.flush()
     return report
 
 
-def run_sweep(session: Session, settings: Settings, now: datetime) -> SweepReport:
-    """A sweep committed in `session`, with each handed-over survey's task queued after the
-    commit (a Flask app context with Celery is required)."""
-    from gateway.tasking import send_after_commit
+Publish = Callable[[str, int], None]
 
-    report = sweep(session, settings, now)
-    for task_name, survey_id in report.handed_over:
-        send_after_commit(session, task_name, survey_id)
+
+def give_back(session: Session, survey_ids: list[int]) -> None:
+    """Claimed surveys whose task was never queued: due again at once, for the next sweep,
+    rather than after their lease. Only those still `sending` with no attempt in flight."""
+    in_flight = exists().where(
+        SurveyAttempt.session_id == SurveySession.id, SurveyAttempt.outcome.is_(None)
+    )
+    session.execute(
+        update(SurveySession)
+        .where(
+            SurveySession.id.in_(survey_ids),
+            SurveySession.status == SurveyStatus.SENDING,
+            ~in_flight,
+        )
+        .values(status=SurveyStatus.SCHEDULED, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def publish_handed_over(session: Session, report: SweepReport, publish: Publish) -> None:
+    """Queue the task of each survey a committed sweep handed over. At the first failure
+    (the broker is down) the rest are not tried: every unqueued survey is given back at once."""
+    for index, (task_name, survey_id) in enumerate(report.handed_over):
+        try:
+            publish(task_name, survey_id)
+        except Exception:
+            report.unqueued = [i for _, i in report.handed_over[index:]]
+            logger.exception(
+                "could not queue %s send tasks; their surveys are due again", len(report.unqueued)
+            )
+            give_back(session, report.unqueued)
+            session.commit()
+            return
+
+
+def run_sweep(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    publish: Publish | None = None,
+    sms_budget: int | None = None,
+) -> SweepReport:
+    """A sweep committed in `session`, then each handed-over survey's task queued (by default
+    through the app's Celery: a Flask app context is required)."""
+    from gateway.tasking import publish_task
+
+    report = sweep(session, settings, now, sms_budget)
     session.commit()
+    publish_handed_over(session, report, publish or publish_task)
     if report.handed_over or report.not_sent or report.expired or report.recovered:
         logger.info("sweep: %s", report.summary())
     return report
+
+
+def sweep_until_caught_up(
+    transaction: Callable[[], AbstractContextManager[Session]],
+    settings: Settings,
+    clock: Callable[[], datetime],
+    publish: Publish | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SweepReport:
+    """Sweep again at once while a sweep filled its batch and moved it on, for at most one
+    DISPATCH_INTERVAL_SECONDS and one interval's SMS budget: dispatch keeps pace with the rate
+    limit and the workers, not with the batch size."""
+    total = SweepReport()
+    budget = sms_per_sweep(settings)
+    stop_at = monotonic() + settings.dispatch_interval_seconds
+    while True:
+        with transaction() as session:
+            report = run_sweep(session, settings, clock(), publish, budget)
+        total.absorb(report)
+        budget -= sum(1 for task, _ in report.handed_over if task == SEND_SMS_TASK)
+        moved = report.handed_over or report.not_sent or report.deferred or report.recovered
+        full = report.claimed >= settings.dispatch_batch_size
+        if not (full and moved) or report.unqueued or budget <= 0 or monotonic() >= stop_at:
+            return total
 
 
 def attempts_in_flight(survey: SurveySession) -> list[SurveyAttempt]:

@@ -23,6 +23,15 @@ BEAT_DISPATCH = SWEEP_TASK
 BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
 BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
 PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
+# Sweeps have a queue of their own (served by the worker that runs beat), so a backlog of
+# sends can never starve them.
+SWEEP_QUEUE = "sweeps"
+SEND_QUEUE = "celery"  # Celery's default name: messages queued by an earlier release still run
+
+
+def queue_names(prefix: str) -> tuple[str, str]:
+    """The send and sweep queues, under TASK_QUEUE_PREFIX (several gateways on one Redis)."""
+    return prefix + SEND_QUEUE, prefix + SWEEP_QUEUE
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -35,8 +44,15 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery = Celery(app.name, task_cls=FlaskTask)
     broker_dir = settings.var_dir / "broker"
+    send_queue, sweep_queue = queue_names(settings.task_queue_prefix)
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
+        "task_default_queue": send_queue,
+        "task_routes": {BEAT_DISPATCH: {"queue": sweep_queue}},
+        # A publish fails fast when the broker is down (not ~0.6 s of retries), so the sweep
+        # gives the claimed surveys back at once instead of leaving them to their lease.
+        "task_publish_retry": False,
+        "broker_connection_timeout": 2,
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -85,11 +101,24 @@ def celery_init_app(app: Flask) -> Celery:
             "store_processed": False,
         }
     else:
-        config["broker_transport_options"] = {"visibility_timeout": 3600}
+        config["broker_transport_options"] = {
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        }
     celery.config_from_object(config)
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+def publish_task(task_name: str, *args: Any) -> None:
+    """Queue a task by name now (the caller has committed its rows); raises if the broker
+    refuses it."""
+    from flask import current_app
+
+    celery: Celery = current_app.extensions["celery"]
+    celery.send_task(task_name, args=list(args))
 
 
 def send_after_commit(session: Session, task_name: str, *args: Any, **options: Any) -> None:

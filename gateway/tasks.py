@@ -6,16 +6,16 @@ from celery import shared_task
 from flask import current_app
 
 from gateway.db import utcnow
-from gateway.dispatch import run_sweep
+from gateway.dispatch import sweep_until_caught_up
 
 
 @shared_task(name="gateway.tasks.dispatch_due_surveys", ignore_result=True)
 def dispatch_due_surveys() -> str:
-    """One sweep of due surveys (run by beat every DISPATCH_INTERVAL_SECONDS)."""
+    """Sweep due surveys (beat runs it every DISPATCH_INTERVAL_SECONDS, on the sweep queue);
+    sweeps again at once while the batch was full."""
     settings = current_app.config["SETTINGS"]
     database = current_app.extensions["database"]
-    with database.session_scope() as session:
-        report = run_sweep(session, settings, utcnow())
+    report = sweep_until_caught_up(database.session_scope, settings, utcnow)
     return report.summary()
 
 

@@ -34,11 +34,12 @@ def reserve_slot(session: Session, sender: str, rate_per_second: float, now: dat
         stmt = select(RateLimitSlot).where(RateLimitSlot.sender == sender)
         if not is_sqlite(session):
             stmt = stmt.with_for_update()
-        return session.scalar(stmt)
+        # populate_existing: a row this session saw before is read again, under the lock.
+        return session.scalar(stmt.execution_options(populate_existing=True))
 
+    # Found: locked by find(). Created: our uncommitted insert holds it (a concurrent insert
+    # waits on the key, fails, and finds it under the lock).
     row = get_or_create(session, find, lambda: RateLimitSlot(sender=sender, next_free_at=now))
-    if session.get_bind().dialect.name != "sqlite":
-        session.refresh(row, with_for_update=True)  # created by us or found: locked either way
     slot = max(row.next_free_at, now)
     row.next_free_at = slot + interval
     session.commit()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway import circuit
 from gateway.config import Settings
@@ -81,7 +81,11 @@ def _pause(survey: SurveySession, paused: ProviderCircuit | None, now: datetime)
 
 
 def _locked_survey(session: Session, survey_id: int) -> SurveySession | None:
-    stmt = select(SurveySession).where(SurveySession.id == survey_id)
+    stmt = (
+        select(SurveySession)
+        .where(SurveySession.id == survey_id)
+        .options(selectinload(SurveySession.attempt_log), joinedload(SurveySession.customer))
+    )
     if not is_sqlite(session):
         stmt = stmt.with_for_update(of=SurveySession)
     return session.scalar(stmt.execution_options(populate_existing=True))
@@ -107,27 +111,20 @@ def send_first_sms(
     """Send a claimed survey's first SMS at most once; commits (see the module)."""
     from sms.ratelimit import reserve_slot
 
-    survey = _locked_survey(session, survey_id)
-    if survey is None or not _may_send(survey):
-        session.commit()
-        return SendOutcome("skipped", "not claimed for sending, or already attempted")
-    phone = survey.customer.phone if survey.customer else None
-    if not phone or phone_opted_out(session, phone):
-        # Opted out between the sweep and now.
-        survey.status = SurveyStatus.NOT_SENT
-        survey.not_sent_reason = "customer opted out" if phone else "no phone number"
-        survey.finished_at, survey.claimed_until = now, None
-        session.commit()
-        return SendOutcome("not_sent", survey.not_sent_reason)
-    body = first_message(flow_of(survey), survey.language)
     paused = circuit.circuit_of(session, provider.name)
-    if not circuit.may_call(paused, survey.id):
+    if not circuit.may_call(paused, survey_id):
         # Queued before the circuit opened: no slot, no attempt, no provider call.
-        outcome = _pause(survey, paused, now)
+        survey = _locked_survey(session, survey_id)
+        outcome = (
+            _pause(survey, paused, now)
+            if survey is not None and _may_send(survey)
+            else SendOutcome("skipped", "not claimed for sending, or already attempted")
+        )
         session.commit()
         return outcome
-    session.commit()  # release the row before waiting for a slot
 
+    # The slot first, in a short transaction of its own: no survey row is held while waiting.
+    # A slot left unused (a duplicate task, an opt-out) is lost: the limit errs on the slow side.
     slot = reserve_slot(session, provider.sender, settings.sms_rate_per_second, now)
     wait = (slot - now).total_seconds()
     if wait > MAX_SLOT_WAIT_SECONDS:
@@ -145,12 +142,21 @@ def send_first_sms(
     survey = _locked_survey(session, survey_id)
     if survey is None or not _may_send(survey):
         session.commit()
-        return SendOutcome("skipped", "taken by another worker while waiting for a slot")
+        return SendOutcome("skipped", "not claimed for sending, or already attempted")
+    phone = survey.customer.phone if survey.customer else None
+    if not phone or phone_opted_out(session, phone):
+        # Opted out between the sweep and now.
+        survey.status = SurveyStatus.NOT_SENT
+        survey.not_sent_reason = "customer opted out" if phone else "no phone number"
+        survey.finished_at, survey.claimed_until = now, None
+        session.commit()
+        return SendOutcome("not_sent", survey.not_sent_reason)
     paused = circuit.circuit_of(session, provider.name)
     if not circuit.may_call(paused, survey.id):
         outcome = _pause(survey, paused, now)
         session.commit()
         return outcome
+    body = first_message(flow_of(survey), survey.language)
     survey.attempts += 1
     attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
     survey.attempt_log.append(attempt)
