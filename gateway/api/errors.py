@@ -31,6 +31,11 @@ def _flatten(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix, "message": str(messages)}]
 
 
+def flatten_errors(messages: Any) -> list[dict[str, str]]:
+    """marshmallow's nested error messages as [{"field": "customer.phone", "message": ...}]."""
+    return _flatten(messages)
+
+
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}

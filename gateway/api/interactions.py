@@ -7,18 +7,22 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
-from gateway.api.errors import problem
+from gateway.api.errors import flatten_errors, problem
 from gateway.api.schemas import (
+    InteractionBatchInSchema,
+    InteractionBatchOutSchema,
     InteractionInSchema,
     InteractionOutSchema,
     InteractionPageSchema,
     InteractionQuerySchema,
 )
 from gateway.db import utcnow
+from gateway.intake import CREATED, ERROR, EXISTING, ITEM_STATUSES, ItemResult, report_interactions
 from gateway.interactions import (
     CustomerInput,
     InteractionConflict,
@@ -207,6 +211,64 @@ class Interactions(MethodView):
             "page": page,
             "page_size": size,
             "total": total,
+        }
+
+
+def _batch_item(index: int, result: ItemResult) -> dict[str, Any]:
+    item: dict[str, Any] = {"index": index, "status": result.status}
+    interaction = result.interaction
+    if interaction is not None:
+        survey = interaction.survey
+        item.update(
+            id=interaction.id,
+            external_id=interaction.external_id,
+            channel=interaction.channel.value,
+            survey=survey
+            and {"id": survey.id, "status": survey.status.value, "due_at": survey.due_at},
+        )
+    if result.errors:
+        item["errors"] = result.errors
+    if result.conflict is not None:
+        item["interaction_id"] = result.conflict.interaction_id
+    return item
+
+
+@bp.route("/batch")
+class InteractionBatch(MethodView):
+    @allow(ApiRole.INTEGRATION)
+    @bp.arguments(InteractionBatchInSchema)
+    @bp.response(200, InteractionBatchOutSchema)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Record up to 1,000 interactions; a result per item (created, existing, or error
+        with the fields at fault), each idempotent as the single endpoint is."""
+        schema = InteractionInSchema()
+        results: list[ItemResult | None] = []
+        valid: list[InteractionInput] = []
+        for item in data["interactions"]:
+            if not isinstance(item, dict):
+                message = "an item must be an object"
+                results.append(ItemResult(ERROR, errors=[{"field": "", "message": message}]))
+                continue
+            try:
+                loaded = schema.load(item)
+            except ValidationError as invalid:
+                results.append(ItemResult(ERROR, errors=flatten_errors(invalid.messages)))
+                continue
+            results.append(None)
+            valid.append(_input_from(loaded))
+        session = _session()
+        recorded = iter(
+            report_interactions(session, valid, current_app.config["SETTINGS"], utcnow())
+        )
+        session.commit()
+        final = [result if result is not None else next(recorded) for result in results]
+        counts = {status: sum(1 for r in final if r.status == status) for status in ITEM_STATUSES}
+        current_app.logger.info("interaction batch: %s", counts)
+        return {
+            "results": [_batch_item(i, r) for i, r in enumerate(final)],
+            "created": counts[CREATED],
+            "existing": counts[EXISTING],
+            "errors": counts[ERROR],
         }
 
 

@@ -231,3 +231,43 @@ class InteractionPageSchema(Schema):
     page = fields.Integer()
     page_size = fields.Integer()
     total = fields.Integer()
+
+
+class InteractionBatchInSchema(Schema):
+    interactions = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(1, 1000, error="give 1 to 1000 interactions"),
+        metadata={
+            "description": "up to 1,000 interactions, each as POST /api/v1/interactions takes it"
+        },
+    )
+
+
+class BatchSurveyOutSchema(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    due_at = UtcDateTime(allow_none=True)
+
+
+class BatchItemOutSchema(Schema):
+    index = fields.Integer(metadata={"description": "the item's position in the request"})
+    status = fields.String(metadata={"description": "created, existing or error"})
+    id = fields.Integer(metadata={"description": "the interaction's id (created, existing)"})
+    external_id = fields.String()
+    channel = fields.String()
+    survey = fields.Nested(BatchSurveyOutSchema, allow_none=True)
+    errors = fields.List(
+        fields.Dict(keys=fields.String(), values=fields.String()),
+        metadata={"description": "error: each field at fault ('customer.phone') and why"},
+    )
+    interaction_id = fields.Integer(
+        metadata={"description": "error of a re-post with other data: the recorded interaction"}
+    )
+
+
+class InteractionBatchOutSchema(Schema):
+    results = fields.List(fields.Nested(BatchItemOutSchema))
+    created = fields.Integer()
+    existing = fields.Integer()
+    errors = fields.Integer()

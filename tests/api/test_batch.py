@@ -1,0 +1,130 @@
+"""POST /api/v1/interactions/batch: a day's contacts at once, a result per item."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from gateway.apikeys import create_api_key
+from gateway.db import utcnow
+from gateway.models import ApiRole, Customer, Interaction, Operator, SurveySession, SurveyStatus
+from tests.factories import interaction_payload
+
+URL = "/api/v1/interactions/batch"
+
+
+def _items(count: int, prefix: str = "batch") -> list[dict[str, Any]]:
+    items = []
+    for n in range(count):
+        item = interaction_payload(external_id=f"{prefix}-{n}")
+        item["customer"] = {"phone": f"+7916555{n:04d}", "external_id": f"crm-{prefix}-{n}"}
+        item["operator"] = {"external_id": f"op-{n % 3}", "name": f"Operator {n % 3}", "team": "A"}
+        items.append(item)
+    return items
+
+
+def test_each_item_is_created_existing_or_an_error_naming_its_field(client, auth, session):
+    items = _items(4)
+    items[1]["customer"]["phone"] = "not a phone"
+    items[2]["ended_at"] = "yesterday"
+    items.append(dict(items[0]))  # the same contact twice in one batch
+    items.append("not an object")
+
+    response = client.post(URL, json={"interactions": items}, headers=auth)
+    assert response.status_code == 200, response.json
+    body = response.json
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == ["created", "error", "error", "created", "existing", "error"]
+    assert [r["index"] for r in body["results"]] == list(range(6))
+    assert body["results"][4]["id"] == body["results"][0]["id"]
+    assert body["results"][1]["errors"][0]["field"] == "customer.phone"
+    assert body["results"][2]["errors"][0]["field"] == "ended_at"
+    assert body["results"][5]["errors"] == [{"field": "", "message": "an item must be an object"}]
+    assert (body["created"], body["existing"], body["errors"]) == (2, 1, 3)
+    first = body["results"][0]
+    assert first["survey"]["status"] == "scheduled" and first["survey"]["due_at"]
+
+    assert session.scalar(select(func.count()).select_from(Interaction)) == 2
+    assert session.scalar(select(func.count()).select_from(SurveySession)) == 2
+    assert session.scalar(select(func.count()).select_from(Operator)) == 1  # op-0 of 0 and 3
+
+    # The same batch again creates nothing: the valid items are existing, the rest still errors.
+    again = client.post(URL, json={"interactions": items}, headers=auth).json
+    assert [r["status"] for r in again["results"]] == [
+        "existing",
+        "error",
+        "error",
+        "existing",
+        "existing",
+        "error",
+    ]
+    assert session.scalar(select(func.count()).select_from(SurveySession)) == 2
+
+
+def test_a_re_post_with_other_data_is_an_error_and_leaves_the_rest(client, auth, session):
+    [item] = _items(1, "conflict")
+    assert client.post("/api/v1/interactions", json=item, headers=auth).status_code == 201
+    changed = {**item, "ended_at": "2026-11-20T09:00:00+03:00"}
+    fresh = _items(2, "fresh")
+    body = client.post(URL, json={"interactions": [changed, *fresh]}, headers=auth).json
+    assert [r["status"] for r in body["results"]] == ["error", "created", "created"]
+    assert body["results"][0]["errors"][0]["field"] == "ended_at"
+    assert body["results"][0]["interaction_id"]
+
+
+def test_a_batch_is_bounded_and_needs_the_integration_role(client, auth, make_api_key):
+    too_many = {"interactions": [{}] * 1001}
+    response = client.post(URL, json=too_many, headers=auth)
+    assert response.status_code == 422
+    assert "interactions" in response.json["detail"]
+    assert client.post(URL, json={"interactions": []}, headers=auth).status_code == 422
+    supervisor = {"Authorization": f"Bearer {make_api_key('supervisor', team='A')}"}
+    assert client.post(URL, json={"interactions": _items(1)}, headers=supervisor).status_code == 403
+
+
+def test_customers_and_operators_are_shared_as_the_single_endpoint_shares_them(
+    client, auth, session
+):
+    items = _items(3, "shared")
+    for item in items:
+        item["customer"] = {"phone": "8 916 555-00-01", "name": "Ivan"}
+    items[2]["customer"]["language"] = "en"
+    body = client.post(URL, json={"interactions": items}, headers=auth).json
+    assert [r["status"] for r in body["results"]] == ["created"] * 3
+    [customer] = session.scalars(select(Customer)).all()
+    assert (customer.phone, customer.name, customer.language) == ("+79165550001", "Ivan", "en")
+    # One survey per customer is the sweep's business (cooldown), not intake's.
+    statuses = session.scalars(select(SurveySession.status)).all()
+    assert statuses == [SurveyStatus.SCHEDULED] * 3
+
+
+def test_two_identical_batches_at_once_create_each_interaction_once(live_app: Flask):
+    with live_app.app_context():
+        session = live_app.extensions["database"].session()
+        _row, key = create_api_key(session, "crm", ApiRole.INTEGRATION, None, utcnow())
+        session.commit()
+    items = _items(50, "race")
+    barrier = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def post(index: int) -> None:
+        client = live_app.test_client()
+        barrier.wait(timeout=10)
+        results[index] = client.post(
+            URL, json={"interactions": items}, headers={"Authorization": f"Bearer {key}"}
+        )
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [r.status_code for r in results] == [200, 200]
+    statuses = [r["status"] for response in results for r in response.json["results"]]
+    assert statuses.count("created") == 50 and statuses.count("existing") == 50
+    with live_app.app_context():
+        session = live_app.extensions["database"].session()
+        assert session.scalar(select(func.count()).select_from(SurveySession)) == 50
