@@ -14,7 +14,7 @@ from gateway.db import Database
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
     from audio import views as audio_views
-    from gateway import api, health, logs, security, tasking
+    from gateway import api, health, logs, monitoring, security, tasking
     from gateway.dashboard import views as dashboard_views
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     tasking.celery_init_app(app)
 
     app.register_blueprint(health.bp)
+    monitoring.init_app(app)  # /metrics, and every request's latency
     app.register_blueprint(voice_views.bp)
     app.register_blueprint(audio_views.bp)
     app.register_blueprint(sms_views.bp)

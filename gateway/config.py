@@ -117,6 +117,8 @@ class Settings:
     dispatch_batch_size: int = 500
     # Several gateways on one Redis: their queues are told apart by this prefix.
     task_queue_prefix: str = ""
+    # /metrics asks for `Authorization: Bearer <it>`; unset, it answers loopback clients only.
+    metrics_token: str | None = None
 
     # Outgoing webhooks (gateway.webhooks): a delivery is retried with doubling waits from
     # the base, at most an hour apart, for WEBHOOK_RETRY_HOURS; then its subscription pauses.

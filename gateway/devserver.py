@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,12 @@ def run_all(port: int | None = None) -> int:
     env = dict(os.environ, PORT=str(port))
     if "PUBLIC_BASE_URL" not in env:
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    # /metrics adds up the figures of every web and worker process (prometheus-client's
+    # multiprocess mode); the folder starts empty with each run.
+    metrics_dir = settings.var_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     upgrade(settings.database_url)
     print(
         f"survey-gateway on http://127.0.0.1:{port} "

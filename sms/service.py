@@ -41,6 +41,7 @@ from gateway.optouts import opt_out_phone, phone_opted_out
 from gateway.phones import mask_phone
 from gateway.provider_errors import UNSUBSCRIBED, FailureKind, classify, describe
 from gateway.surveys import flow_of, save_flow_state
+from gateway.telemetry import count_send
 from ivr_flows import engine
 from sms.providers import ProviderError, SmsProvider
 from sms.texts import first_message
@@ -167,7 +168,9 @@ def send_first_sms(
     try:
         sent = provider.send(phone, body, callback)
     except ProviderError as error:
+        count_send("sms", "error", error.kind.value)
         return _record_failure(session, settings, provider.name, survey_id, attempt.id, error, now)
+    count_send("sms", "sent")
 
     survey = _locked_survey(session, survey_id)
     if survey is None:

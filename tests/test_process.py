@@ -133,6 +133,14 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         status, read = request(f"{base}/api/v1/interactions/{created['id']}", key=key)
         assert (status, read["external_id"]) == (200, created["external_id"])
         assert request(f"{base}/readyz")[0] == 200
+        # Every process's figures in one scrape (multiprocess mode), the backlog from the database.
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            exposition = response.read().decode()
+        assert "survey_gateway_due_backlog" in exposition
+        assert (
+            'survey_gateway_request_duration_seconds_count{method="POST",route="/api/v1/interactions"}'
+            in exposition
+        )
 
         tree = descendants(process.pid)
         assert len(tree) >= 3  # web, worker, beat (and their own workers)

@@ -36,6 +36,7 @@ from gateway.db import is_sqlite
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
 from gateway.phones import mask_phone
 from gateway.surveys import finish_survey, flow_of, flow_state
+from gateway.telemetry import count_send
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,13 @@ def classify(exc: Exception) -> PlaceError:
     # A read timeout may hide a call Twilio did create; the survey URL then hangs up on it,
     # because the session's CallSid is the next try's.
     return PlaceError(True, None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _error_class(error: PlaceError) -> str:
+    if error.account:
+        return provider_errors.FailureKind.ACCOUNT.value
+    kind = provider_errors.FailureKind.TRANSIENT if error.transient else None
+    return (kind or provider_errors.FailureKind.PERMANENT).value
 
 
 def call_refused(
@@ -379,11 +387,13 @@ def place_survey_call(
         )
     except (TwilioRestException, requests.RequestException) as exc:
         error = classify(exc)
+        count_send("call", "error", _error_class(error))
         with transaction() as session:
             call_refused(session, settings, request, error, clock())
         return None
     finally:
         _close(client)
+    count_send("call", "sent")
     with transaction() as session:
         call_placed(session, request, call.sid, clock(), delivery_status=call.status or "queued")
         circuit.close(session, settings.provider, clock())
