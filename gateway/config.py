@@ -97,6 +97,9 @@ class Settings:
     # An account-level refusal (401, 20003, a suspended sender) pauses the provider; one due
     # survey probes it this often until it is accepted again.
     provider_probe_seconds: float = 60.0
+    # After a send of unknown outcome (a read timeout), the provider's message list is asked
+    # this long after the attempt: long enough for any message it accepted to be listed.
+    sms_reconcile_after_seconds: float = 120.0
     quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(9, 0))
     survey_cooldown_days: int = 7
     office_timezones: Mapping[str, str] = field(default_factory=dict)
@@ -236,6 +239,7 @@ _CONVERTERS: dict[str, Any] = {
     "sms_rate_per_second": float,
     "sms_retry_base_seconds": float,
     "provider_probe_seconds": float,
+    "sms_reconcile_after_seconds": float,
     "quiet_hours": QuietHours.parse,
     "survey_cooldown_days": int,
     "office_timezones": _parse_office_timezones,

@@ -69,6 +69,7 @@ from ivr_flows import engine
 logger = logging.getLogger(__name__)
 
 SEND_SMS_TASK = "sms.tasks.send_survey_sms"
+RECONCILE_SMS_TASK = "sms.tasks.reconcile_survey_sms"
 PLACE_CALL_TASK = "gateway.voice.tasks.place_survey_call"
 SEND_EMAIL_TASK = "gateway.websurvey.tasks.send_survey_email"
 
@@ -105,12 +106,16 @@ class SweepReport:
 
     def summary(self) -> str:
         """One line for logs and the command line."""
-        parts = [f"handed over {len(self.handed_over)}"]
-        sms = sum(1 for task, _ in self.handed_over if task == SEND_SMS_TASK)
-        emails = sum(1 for task, _ in self.handed_over if task == SEND_EMAIL_TASK)
-        calls = len(self.handed_over) - sms - emails
-        if self.handed_over:
-            parts[0] += f" ({sms} sms, {calls} calls{f', {emails} emails' if emails else ''})"
+        tasks = [task for task, _ in self.handed_over]
+        sms, emails = tasks.count(SEND_SMS_TASK), tasks.count(SEND_EMAIL_TASK)
+        checks = tasks.count(RECONCILE_SMS_TASK)
+        calls = len(tasks) - sms - emails - checks
+        parts = [f"handed over {len(tasks)}"]
+        if tasks:
+            extra = (f", {emails} emails" if emails else "") + (
+                f", {checks} to reconcile" if checks else ""
+            )
+            parts[0] += f" ({sms} sms, {calls} calls{extra})"
         reasons: dict[str, int] = {}
         for _, reason in self.not_sent:
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -386,6 +391,31 @@ def mark_possibly_sent(survey: SurveySession, sent_at: datetime, settings: Setti
         save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
 
 
+def claim_possibly_sent(
+    session: Session, settings: Settings, now: datetime, report: SweepReport
+) -> None:
+    """SMS surveys possibly sent (unknown outcome) SMS_RECONCILE_AFTER_SECONDS ago: claimed
+    (a lease in `claimed_until`) and handed to the reconciliation task (sms.reconcile)."""
+    cutoff = now - timedelta(seconds=settings.sms_reconcile_after_seconds)
+    stmt = _for_update(
+        select(SurveySession)
+        .where(
+            SurveySession.channel == SurveyChannel.SMS,
+            SurveySession.status == SurveyStatus.ACTIVE,
+            SurveySession.delivery_status == "unknown",
+            SurveySession.provider_id.is_(None),
+            SurveySession.last_sent_at <= cutoff,
+            or_(SurveySession.claimed_until.is_(None), SurveySession.claimed_until < now),
+        )
+        .order_by(SurveySession.last_sent_at)
+        .limit(settings.dispatch_batch_size),
+        session,
+    )
+    for survey in session.scalars(stmt):
+        survey.claimed_until = now + timedelta(seconds=settings.dispatch_lease_seconds)
+        report.handed_over.append((RECONCILE_SMS_TASK, survey.id))
+
+
 def expire_sms_surveys(
     session: Session, settings: Settings, now: datetime, report: SweepReport
 ) -> None:
@@ -536,6 +566,7 @@ def sweep(
     """
     report = SweepReport()
     recover_expired_leases(session, settings, now, report)
+    claim_possibly_sent(session, settings, now, report)
     expire_sms_surveys(session, settings, now, report)
     report.expired.extend(close_silent_calls(session, settings, now))
     report.expired.extend(expire_web_surveys(session, settings, now))
@@ -561,6 +592,12 @@ def give_back(session: Session, survey_ids: list[int]) -> None:
             ~in_flight,
         )
         .values(status=SurveyStatus.SCHEDULED, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(  # claimed for reconciliation: asked again by the next sweep
+        update(SurveySession)
+        .where(SurveySession.id.in_(survey_ids), SurveySession.status == SurveyStatus.ACTIVE)
+        .values(claimed_until=None)
         .execution_options(synchronize_session=False)
     )
 

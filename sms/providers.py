@@ -11,10 +11,11 @@ import logging
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from gateway.config import Settings
@@ -23,6 +24,9 @@ from gateway.provider_errors import FailureKind, classify, describe
 from gateway.twilio_client import make_twilio_client
 
 logger = logging.getLogger(__name__)
+
+# Messages to one number since the attempt's day: a handful for a survey number.
+LIST_LIMIT = 50
 
 
 class ProviderError(Exception):
@@ -48,6 +52,16 @@ class SentMessage:
     status: str
 
 
+@dataclass(frozen=True)
+class ListedMessage:
+    """A message the provider lists as sent to a number (for reconciliation)."""
+
+    sid: str
+    status: str
+    body: str
+    created_at: datetime | None
+
+
 class SmsProvider(Protocol):
     name: str
 
@@ -58,6 +72,10 @@ class SmsProvider(Protocol):
 
     def send(self, to: str, body: str, status_callback: str | None) -> SentMessage:
         """Send one SMS or raise ProviderError."""
+        ...
+
+    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
+        """Messages sent to `to` from the day of `since` on, newest first, or ProviderError."""
         ...
 
     def close(self) -> None: ...
@@ -118,6 +136,27 @@ class TwilioSmsProvider:
         )
         return SentMessage(str(message.sid), str(message.status or "queued"))
 
+    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
+        # GET /Messages.json?To=&DateSent>=YYYY-MM-DD: Twilio filters by GMT day; the caller
+        # narrows it down by creation time and body.
+        try:
+            listed = self.client.messages.list(
+                to=to, date_sent_after=since.astimezone(UTC).date().isoformat(), limit=LIST_LIMIT
+            )
+        except TwilioRestException as exc:
+            kind = classify(exc.status, exc.code)
+            raise ProviderError(
+                kind, describe(exc.code, f"HTTP {exc.status}"), exc.code, exc.status
+            ) from exc
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            # A page the SDK could not fetch (it raises a plain TwilioException), or the network.
+            raise ProviderError(FailureKind.TRANSIENT, f"message list failed: {exc}") from exc
+        return [
+            ListedMessage(str(m.sid), str(m.status), m.body or "", m.date_created)
+            for m in listed
+            if str(m.direction or "").startswith("outbound")
+        ]
+
     def close(self) -> None:
         session = self.client.http_client.session  # type: ignore[attr-defined]
         if session is not None:
@@ -148,6 +187,9 @@ class ConsoleSmsProvider:
         print(f"{banner}\n{body}\n{'-' * len(banner)}", file=sys.stdout, flush=True)
         logger.info("console sms %s to %s: %s", sid, masked, body.replace("\n", " / "))
         return SentMessage(sid, "sent")
+
+    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
+        return []  # what the console printed, it sent
 
     def close(self) -> None:
         pass

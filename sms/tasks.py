@@ -26,3 +26,18 @@ def send_survey_sms(session_id: int) -> str:
     finally:
         provider.close()
     return outcome.result
+
+
+@shared_task(name="sms.tasks.reconcile_survey_sms", ignore_result=True)
+def reconcile_survey_sms(session_id: int) -> str:
+    """Settle a possibly sent survey by the provider's message list (the sweep claimed it)."""
+    from sms.reconcile import reconcile_survey
+
+    settings = current_app.config["SETTINGS"]
+    database = current_app.extensions["database"]
+    provider = provider_for(settings)
+    try:
+        with database.session_scope() as session:
+            return reconcile_survey(session, settings, provider, session_id, utcnow())
+    finally:
+        provider.close()

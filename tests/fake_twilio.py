@@ -14,6 +14,8 @@ bodies out, HTTP Basic auth with the account SID and auth token.
 Endpoints (what `fail_next`, `hold_next` and `delay_next` take):
 
     "messages"       POST /2010-04-01/Accounts/{AccountSid}/Messages.json       create, 201
+    "message_list"   GET  /2010-04-01/Accounts/{AccountSid}/Messages.json       list, 200
+                     (To, From, DateSent, DateSent<, DateSent> filters; PageSize, Page)
     "message_fetch"  GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json fetch, 200
     "calls"          POST /2010-04-01/Accounts/{AccountSid}/Calls.json          create, 201
     "call_update"    POST /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json    update, 200
@@ -42,12 +44,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.rest import Client
 
@@ -60,15 +62,19 @@ DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 MESSAGES = "messages"
+MESSAGE_LIST = "message_list"
 MESSAGE_FETCH = "message_fetch"
 CALLS = "calls"
 CALL_UPDATE = "call_update"
 CALL_FETCH = "call_fetch"
 RECORDING_DELETE = "recording_delete"
-ENDPOINTS = frozenset({MESSAGES, MESSAGE_FETCH, CALLS, CALL_UPDATE, CALL_FETCH, RECORDING_DELETE})
+ENDPOINTS = frozenset(
+    {MESSAGES, MESSAGE_LIST, MESSAGE_FETCH, CALLS, CALL_UPDATE, CALL_FETCH, RECORDING_DELETE}
+)
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json"), MESSAGES),
+    ("GET", re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json"), MESSAGE_LIST),
     (
         "GET",
         re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages/(?P<sid>[^/]+)\.json"),
@@ -516,6 +522,7 @@ class FakeTwilio:
 
         handlers: dict[str, Callable[[RecordedRequest, re.Match[str]], _Answer]] = {
             MESSAGES: self._create_message,
+            MESSAGE_LIST: self._list_messages,
             MESSAGE_FETCH: self._fetch,
             CALLS: self._create_call,
             CALL_UPDATE: self._update_call,
@@ -573,6 +580,53 @@ class FakeTwilio:
         with self._lock:
             self._resources[sid] = message
         return _json_answer(201, copy.deepcopy(message))
+
+    def _list_messages(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
+        """Twilio's message list, newest first: To, From and DateSent (=, <=, >=) filters,
+        PageSize (default 50) and Page. A message not sent yet is listed by its creation date
+        (Twilio sets date_sent within seconds of accepting a message)."""
+        query = {key: values[0] for key, values in record.query.items() if values}
+        try:
+            bounds = [
+                (name, _list_date(query[name]))
+                for name in ("DateSent", "DateSent<", "DateSent>")
+                if name in query
+            ]
+            size = int(query.get("PageSize", "50"))
+            page = int(query.get("Page", "0"))
+        except ValueError:
+            return _json_answer(400, twilio_error(400, 20001, "Invalid query parameter"))
+        with self._lock:
+            found = [
+                copy.deepcopy(resource)
+                for resource in self._resources.values()
+                if resource["sid"].startswith(("SM", "MM"))
+                and query.get("To", resource["to"]) == resource["to"]
+                and query.get("From", resource["from"]) == resource["from"]
+                and all(_date_within(resource, name, day) for name, day in bounds)
+            ]
+        found.sort(key=lambda m: parsedate_to_datetime(m["date_created"]), reverse=True)
+        chunk = found[page * size : (page + 1) * size]
+        path = record.path
+
+        def page_uri(number: int) -> str:
+            params = {**query, "PageSize": str(size), "Page": str(number)}
+            return f"{path}?{urlencode(params)}"
+
+        return _json_answer(
+            200,
+            {
+                "end": page * size + max(len(chunk) - 1, 0),
+                "first_page_uri": page_uri(0),
+                "messages": chunk,
+                "next_page_uri": page_uri(page + 1) if len(found) > (page + 1) * size else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+                "start": page * size,
+                "uri": page_uri(page),
+            },
+        )
 
     def _create_call(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
         params = record.params
@@ -668,6 +722,24 @@ class FakeTwilio:
             if resource is None or not match["sid"].startswith(prefixes):
                 return self._not_found(record.path)
             return _json_answer(200, copy.deepcopy(resource))
+
+
+def _list_date(text: str) -> date:
+    """A DateSent filter value: "2026-03-10" (Twilio's form) or an ISO 8601 date-time."""
+    return (
+        datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        if "T" in text
+        else date.fromisoformat(text)
+    )
+
+
+def _date_within(resource: dict[str, Any], name: str, day: date) -> bool:
+    sent = parsedate_to_datetime(resource["date_sent"] or resource["date_created"]).date()
+    if name == "DateSent<":
+        return sent <= day
+    if name == "DateSent>":
+        return sent >= day
+    return sent == day
 
 
 def _check_endpoint(endpoint: str) -> None:
