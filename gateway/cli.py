@@ -206,7 +206,7 @@ def _period_bound(text: str, *, end: bool) -> datetime:
             day = date.fromisoformat(text)
             return datetime.combine(day + timedelta(days=1 if end else 0), time(0), UTC)
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise click.BadParameter(f"{text!r}: use 2026-11-01 or 2026-11-01T09:00:00+03:00") from exc
     if moment.tzinfo is None:
         raise click.BadParameter(f"{text!r}: a date-time needs its UTC offset")

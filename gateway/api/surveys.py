@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from gateway.api.auth import allow, authenticate_request, current_key
 from gateway.api.schemas import DateOrDateTime
@@ -30,7 +30,12 @@ class EndOfPeriod(DateOrDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
-        return moment + timedelta(days=1) if len(str(value).strip()) == 10 else moment
+        if len(str(value).strip()) != 10:
+            return moment
+        try:
+            return moment + timedelta(days=1)
+        except OverflowError as exc:  # 9999-12-31 has no next day
+            raise ValidationError("use a date before 9999-12-31") from exc
 
 
 class RetryInSchema(Schema):

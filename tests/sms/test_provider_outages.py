@@ -273,3 +273,15 @@ def test_retry_command_and_admin_endpoint(live_app, database_url: str, tmp_path)
         session = live_app.extensions["database"].session()
         audited = select(AuditEvent.actor).where(AuditEvent.action == "survey.retry")
         assert sorted(session.scalars(audited)) == ["admin:ops", "admin:ops"]
+
+
+def test_the_retry_endpoint_names_a_period_it_cannot_read(client, make_api_key) -> None:
+    admin = {"Authorization": f"Bearer {make_api_key('admin', name='ops')}"}
+    for body, field in (
+        ({"status": "failed", "from": "2026-11-01", "to": "9999-12-31"}, "to"),
+        ({"status": "failed", "from": "yesterday", "to": "2026-11-01"}, "from"),
+        ({"status": "sent", "from": "2026-11-01", "to": "2026-11-02"}, "status"),
+    ):
+        response = client.post("/api/v1/surveys/retry", json=body, headers=admin)
+        assert response.status_code == 422, response.json
+        assert [e["field"] for e in response.json["errors"]] == [field]
