@@ -126,6 +126,22 @@ def _answers(session: Session, survey_id: int) -> list[Answer]:
     )
 
 
+def _frozen_score(survey: SurveySession) -> dict[str, Any] | None:
+    """The score frozen when the survey ended: the figures the reports count for it."""
+    if survey.scored_at is None:
+        return None
+    return {
+        "overall": survey.score_overall,
+        "parameters": survey.score_parameters or {},
+        "csi": survey.score_csi,
+        "csi_operator": survey.score_csi_operator,
+        "nps": survey.score_nps,
+        "nps_class": survey.score_nps_class,
+        "weights": survey.score_spec,
+        "scored_at": _iso(survey.scored_at),
+    }
+
+
 def survey_data(session: Session, survey: SurveySession) -> dict[str, Any]:
     """A survey with its interaction, customer and scores, as events carry it."""
     answers = _answers(session, survey.id)
@@ -143,6 +159,7 @@ def survey_data(session: Session, survey: SurveySession) -> dict[str, Any]:
             "started_at": _iso(survey.started_at),
             "finished_at": _iso(survey.finished_at),
             "scores": {a.question_key: a.value for a in answers if a.value is not None},
+            "score": _frozen_score(survey),
             "comment_recording_url": comment,
             "comment": written if comment is None else None,
         },
@@ -338,8 +355,8 @@ def _build(session: Session, pending: _Pending, now: datetime) -> None:
             continue  # written in a savepoint that was rolled back
         data: dict[str, Any] | None
         if isinstance(row, SurveySession):
-            wanted = _ANSWERED if event_type == SURVEY_COMPLETED else {SurveyStatus.EXPIRED}
-            if row.status not in wanted:
+            statuses = _ANSWERED if event_type == SURVEY_COMPLETED else {SurveyStatus.EXPIRED}
+            if row.status not in statuses:
                 continue
             data = survey_data(session, row)
         elif isinstance(row, Incident):

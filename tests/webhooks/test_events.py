@@ -107,6 +107,40 @@ def test_a_survey_nobody_answered_is_reported_expired(
     assert expired["data"]["interaction"]["id"] == visit.id
 
 
+def test_every_survey_one_sweep_expires_is_reported(
+    client: FlaskClient,
+    admin: dict[str, str],
+    answer_by_sms: Callable[..., Any],
+    session: Session,
+    settings: Settings,
+) -> None:
+    subscribe(client, admin, "https://crm.example.ru/hooks", ["survey.expired"])
+    first = answer_by_sms([])
+    second = answer_by_sms([])
+    sweep(session, settings, utcnow() + timedelta(hours=settings.sms_survey_expiry_hours + 1))
+    session.commit()
+    reported = sorted(e["data"]["interaction"]["id"] for e in events(session))
+    assert reported == sorted([first.id, second.id])
+
+
+def test_survey_completed_carries_the_score_frozen_at_its_end(
+    client: FlaskClient,
+    admin: dict[str, str],
+    answer_by_sms: Callable[..., Any],
+    session: Session,
+) -> None:
+    subscribe(client, admin, "https://crm.example.ru/hooks", ["survey.completed"])
+    answer_by_sms([*NPS_REPLIES, "9"], flow="post_call_nps")
+    (completed,) = events(session)
+    frozen = completed["data"]["survey"]["score"]
+    assert frozen["overall"] == 5
+    assert frozen["parameters"] == {"cost": 4, "speed": 5, "politeness": 4, "quality": 5}
+    assert (frozen["nps"], frozen["nps_class"]) == (9, "promoter")
+    assert frozen["csi"] is not None and 0 <= frozen["csi"] <= 100
+    assert frozen["csi_operator"] is not None and 0 <= frozen["csi_operator"] <= 100
+    assert frozen["weights"]  # the weights the figures were computed with
+
+
 def test_a_customers_nps_is_reported_when_it_changes(
     client: FlaskClient,
     admin: dict[str, str],
