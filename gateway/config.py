@@ -129,6 +129,8 @@ class Settings:
     webhook_retry_base_seconds: int = 30
     webhook_retry_hours: int = 24
     webhook_batch_size: int = 50
+    # Plain http:// receivers beyond loopback; unset: allowed in development and test only.
+    webhook_allow_http: bool | None = None
 
     # Outgoing mail (email survey invitations): SMTP_HOST unset logs messages instead.
     smtp_host: str | None = None
@@ -175,6 +177,12 @@ class Settings:
     def session_secret(self) -> str:
         """Signs the dashboard's login cookie: SECRET_KEY, or a local one in development."""
         return self.secret_key or _development_secret(self.var_dir, "dev-secret-key")
+
+    def webhooks_may_use_http(self) -> bool:
+        """Whether a subscription may name a plain http:// URL beyond loopback."""
+        if self.webhook_allow_http is not None:
+            return self.webhook_allow_http
+        return self.env != "production"
 
     def webhook_auth_token(self) -> str:
         """The token webhooks are signed with: Twilio's, or a local one in development."""
@@ -255,6 +263,7 @@ _CONVERTERS: dict[str, Any] = {
     "webhook_retry_base_seconds": int,
     "webhook_retry_hours": int,
     "webhook_batch_size": int,
+    "webhook_allow_http": _as_bool,
     "smtp_port": int,
     "smtp_starttls": _as_bool,
     "smtp_timeout_seconds": float,

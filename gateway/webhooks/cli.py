@@ -48,7 +48,7 @@ def create(
         if not sep:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--option")
         parsed[name.strip()] = value.strip()
-    with app_session() as (_app, session):
+    with app_session() as (app, session):
         try:
             row = create_subscription(
                 session,
@@ -59,6 +59,7 @@ def create(
                 description=description,
                 actor=ACTOR,
                 now=utcnow(),
+                allow_http=app.config["SETTINGS"].webhooks_may_use_http(),
             )
         except SubscriptionError as exc:
             raise click.ClickException(str(exc)) from exc

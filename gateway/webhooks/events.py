@@ -31,6 +31,7 @@ from ivr_flows import QuestionType, default_flows
 
 SURVEY_COMPLETED = "survey.completed"
 SURVEY_EXPIRED = "survey.expired"
+SURVEY_COMMENTED = "survey.commented"
 INCIDENT_OPENED = "incident.opened"
 INCIDENT_UPDATED = "incident.updated"
 INCIDENT_RESOLVED = "incident.resolved"
@@ -38,6 +39,7 @@ CUSTOMER_NPS_CHANGED = "customer.nps_changed"
 
 EVENT_TYPES = (
     SURVEY_COMPLETED,
+    SURVEY_COMMENTED,
     SURVEY_EXPIRED,
     INCIDENT_OPENED,
     INCIDENT_UPDATED,
@@ -47,6 +49,8 @@ EVENT_TYPES = (
 
 _ANSWERED = frozenset({SurveyStatus.COMPLETED, SurveyStatus.PARTIAL})
 _RESOLVED = frozenset({"closed", "resolved"})
+# The written comment of a web survey: its thank-you page takes it after the last score.
+COMMENT_KEY = "comment"
 _INCIDENT_FIELDS = ("status", "assignee", "closed_at", "closed_by", "resolution", "score")
 
 
@@ -147,7 +151,7 @@ def survey_data(session: Session, survey: SurveySession) -> dict[str, Any]:
     answers = _answers(session, survey.id)
     comment = next((a.recording_url for a in answers if a.recording_url), None)
     written = next(
-        (a.raw_input for a in answers if a.question_key == "comment" and a.value is None), None
+        (a.raw_input for a in answers if a.question_key == COMMENT_KEY and a.value is None), None
     )
     return {
         "survey": {
@@ -313,6 +317,9 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
             else:
                 pending.changed_fields.setdefault(obj.id, set()).update(changed)
                 pending.add(INCIDENT_UPDATED, Incident, obj.id)
+        elif _is_late_comment(session, obj):
+            pending = pending or session.info.setdefault(_PENDING, _Pending())
+            pending.add(SURVEY_COMMENTED, SurveySession, obj.session_id)
         elif (
             isinstance(obj, Answer)
             and obj in session.new
@@ -321,6 +328,18 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
         ):
             pending = pending or session.info.setdefault(_PENDING, _Pending())
             pending.add(CUSTOMER_NPS_CHANGED, Answer, obj.id)
+
+
+def _is_late_comment(session: Session, obj: object) -> bool:
+    """A written comment added to a survey (web: on the thank-you page, after the last score,
+    so after its `survey.completed`); `_build` checks the survey has ended."""
+    return (
+        isinstance(obj, Answer)
+        and obj in session.new
+        and obj.question_key == COMMENT_KEY
+        and obj.value is None
+        and bool(obj.raw_input)
+    )
 
 
 def _is_nps(answer: Answer) -> bool:
@@ -355,9 +374,13 @@ def _build(session: Session, pending: _Pending, now: datetime) -> None:
             continue  # written in a savepoint that was rolled back
         data: dict[str, Any] | None
         if isinstance(row, SurveySession):
-            statuses = _ANSWERED if event_type == SURVEY_COMPLETED else {SurveyStatus.EXPIRED}
+            statuses = {SurveyStatus.EXPIRED} if event_type == SURVEY_EXPIRED else _ANSWERED
             if row.status not in statuses:
-                continue
+                continue  # a comment during the survey reaches its survey.completed
+            if event_type == SURVEY_COMMENTED and (SURVEY_COMPLETED, SurveySession, row_id) in (
+                pending.items
+            ):
+                continue  # ended in this very transaction: its survey.completed carries it
             data = survey_data(session, row)
         elif isinstance(row, Incident):
             data = incident_data(session, row)

@@ -13,12 +13,17 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.webhooks.events import CUSTOMER_NPS_CHANGED, INCIDENT_OPENED, SURVEY_COMPLETED
+from gateway.webhooks.events import (
+    CUSTOMER_NPS_CHANGED,
+    INCIDENT_OPENED,
+    SURVEY_COMMENTED,
+    SURVEY_COMPLETED,
+)
 
 # format: the events it can render (None: any).
 FORMATS: Mapping[str, tuple[str, ...] | None] = {
     "event": None,
-    "crm.contact": (SURVEY_COMPLETED, CUSTOMER_NPS_CHANGED),
+    "crm.contact": (SURVEY_COMPLETED, SURVEY_COMMENTED, CUSTOMER_NPS_CHANGED),
     "bitrix24.task": (INCIDENT_OPENED,),
 }
 
@@ -83,6 +88,8 @@ def crm_contact(envelope: Mapping[str, Any]) -> dict[str, Any]:
         "last_survey_at": survey.get("finished_at") or (nps or {}).get("answered_at"),
         "last_scores": survey.get("scores", {}),
     }
+    if survey.get("comment"):
+        fields["last_comment"] = survey["comment"]
     if nps:
         fields["nps_score"] = nps["score"]
         fields["nps_class"] = nps["class"]

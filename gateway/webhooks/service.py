@@ -17,6 +17,7 @@ backoff.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import random
@@ -59,11 +60,28 @@ class SubscriptionError(ValueError):
 # -- subscriptions --------------------------------------------------------------------------
 
 
-def _check_url(url: str) -> str:
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, allow_http: bool) -> str:
+    """A receiver's URL: https, or plain http only to this machine or where WEBHOOK_ALLOW_HTTP
+    allows it (the bodies hold customers' phone numbers and names)."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise SubscriptionError(f"the URL must be http(s)://host/..., got {url!r}")
+        raise SubscriptionError(f"the URL must be https://host/..., got {url!r}")
+    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        raise SubscriptionError(
+            f"the URL must be https://: {url!r} would send customers' personal data "
+            "unencrypted (plain http is accepted only to this machine, or with "
+            "WEBHOOK_ALLOW_HTTP=true)"
+        )
     return url
 
 
@@ -110,6 +128,7 @@ def create_subscription(
     format: str = "event",
     options: dict[str, Any] | None = None,
     description: str | None = None,
+    allow_http: bool = False,
 ) -> WebhookSubscription:
     """A new active subscription with a fresh secret (show it once to whoever set it up)."""
     checked_events = _check_events(events, format)
@@ -118,7 +137,7 @@ def create_subscription(
     except MappingError as exc:
         raise SubscriptionError(str(exc)) from exc
     subscription = WebhookSubscription(
-        url=_check_url(url),
+        url=_check_url(url, allow_http),
         events=checked_events,
         format=format,
         options=checked_options or None,
@@ -144,10 +163,11 @@ def update_subscription(
     url: str | None = None,
     events: Iterable[str] | None = None,
     description: str | None = None,
+    allow_http: bool = False,
 ) -> WebhookSubscription:
     """Change where a subscription sends and which events it wants (from now on)."""
     if url is not None:
-        subscription.url = _check_url(url)
+        subscription.url = _check_url(url, allow_http)
     if events is not None:
         subscription.events = _check_events(events, subscription.format)
     if description is not None:
@@ -368,8 +388,9 @@ def _claimable(now: datetime) -> Select[Any]:
     )
 
 
-def claim(session: Session, settings: Settings, now: datetime) -> list[int]:
-    """Lease due deliveries of active subscriptions to this sweep; the caller commits."""
+def claim(session: Session, settings: Settings, now: datetime) -> tuple[list[int], datetime]:
+    """Lease due deliveries of active subscriptions to this sweep; their ids and the lease
+    (which also tells this sweep's claim from a later one). The caller commits."""
     stmt = _claimable(now).limit(settings.webhook_batch_size)
     if not is_sqlite(session):
         stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
@@ -377,7 +398,25 @@ def claim(session: Session, settings: Settings, now: datetime) -> list[int]:
     lease = now + timedelta(seconds=LEASE_SECONDS)
     for delivery in deliveries:
         delivery.claimed_until = lease
-    return [d.id for d in deliveries]
+    return [d.id for d in deliveries], lease
+
+
+def _renew(session: Session, delivery_id: int, lease: datetime, now: datetime) -> datetime | None:
+    """Extend this sweep's lease on one delivery just before sending it; None when the lease
+    ran out meanwhile (a batch of slow receivers) and another sweep claimed it: then that
+    sweep sends it, and this one must not."""
+    renewed = now + timedelta(seconds=LEASE_SECONDS)
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.claimed_until == lease,
+        )
+        .values(claimed_until=renewed)
+        .execution_options(synchronize_session=False)
+    )
+    return renewed if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 def record(
@@ -451,11 +490,14 @@ def deliver_due(
 ) -> DeliveryReport:
     """One sweep: claim due deliveries, send each, record each. Commits as it goes."""
     report = DeliveryReport()
-    ids = claim(session, settings, now())
+    ids, lease = claim(session, settings, now())
     session.commit()
     for delivery_id in ids:
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.status != "pending":
+        if _renew(session, delivery_id, lease, now()) is None:
+            session.commit()
+            continue
+        delivery = session.get(WebhookDelivery, delivery_id, populate_existing=True)
+        if delivery is None:
             continue
         request = build_request(delivery, int(time.time()))
         session.commit()  # hold no transaction while the receiver thinks

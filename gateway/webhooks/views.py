@@ -110,6 +110,10 @@ def _session() -> Session:
     return current_app.extensions["database"].session()  # type: ignore[no-any-return]
 
 
+def _http_allowed() -> bool:
+    return bool(current_app.config["SETTINGS"].webhooks_may_use_http())
+
+
 def _actor() -> str:
     key = current_key()
     return f"{key.role.value}:{key.name}"
@@ -183,7 +187,9 @@ class Subscriptions(MethodView):
         """Subscribe a URL to events; the answer holds the signing secret, shown only now."""
         session = _session()
         try:
-            row = service.create_subscription(session, actor=_actor(), now=utcnow(), **data)
+            row = service.create_subscription(
+                session, actor=_actor(), now=utcnow(), allow_http=_http_allowed(), **data
+            )
         except service.SubscriptionError as exc:
             abort(422, message=str(exc))
         session.commit()
@@ -206,7 +212,9 @@ class Subscription(MethodView):
         now, actor = utcnow(), _actor()
         status = data.pop("status", None)
         try:
-            service.update_subscription(session, row, actor=actor, now=now, **data)
+            service.update_subscription(
+                session, row, actor=actor, now=now, allow_http=_http_allowed(), **data
+            )
         except service.SubscriptionError as exc:
             abort(422, message=str(exc))
         if status == "paused":

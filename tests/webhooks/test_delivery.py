@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gateway.db import utcnow
+from gateway.webhooks.events import emit
 from gateway.webhooks.models import OutboxEvent, WebhookDelivery
-from gateway.webhooks.service import DeliveryReport
+from gateway.webhooks.service import (
+    LEASE_SECONDS,
+    DeliveryReport,
+    Outcome,
+    Request,
+    create_subscription,
+    deliver_due,
+    post,
+)
 from tests.webhooks.conftest import Clock, subscribe
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.test_signature import verify_signature
@@ -154,3 +166,44 @@ def test_no_subscription_no_outbox_rows(
 ) -> None:
     answer_by_sms(["5"])
     assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_a_sweep_whose_lease_ran_out_leaves_to_the_next_sweep_what_it_took_over(
+    live_app: Flask, receiver: Receiver
+) -> None:
+    """Sweep A claims two deliveries, then stalls on the first receiver's answer past its
+    lease; sweep B, in another process, takes the second over and sends it. A, resuming,
+    must not send it again (the second would reach the receiver twice)."""
+    receiver.start()
+    settings = live_app.config["SETTINGS"]
+    database = live_app.extensions["database"]
+    start = utcnow()
+    with live_app.app_context():
+        setup = database.session_factory()
+        subscription = create_subscription(
+            setup, url=receiver.url, events=["survey.completed"], actor="test", now=start
+        )
+        for n in (1, 2):
+            emit(setup, "survey.completed", {"n": n}, start, subscriptions=[subscription])
+        setup.commit()
+        setup.close()
+
+        a_times = iter([start, *(start + timedelta(seconds=10) for _ in range(20))])
+        b_now = start + timedelta(seconds=LEASE_SECONDS + 5)  # A's claim has run out
+        other_sweep: list[DeliveryReport] = []
+
+        def stalling_send(request: Request, timeout: float) -> Outcome:
+            outcome = post(request, timeout)
+            if not other_sweep:  # the answer takes longer than the lease: B sweeps meanwhile
+                b_session = database.session_factory()
+                other_sweep.append(deliver_due(b_session, settings, lambda: b_now))
+                b_session.close()
+            return outcome
+
+        a_session = database.session_factory()
+        report = deliver_due(a_session, settings, lambda: next(a_times), send=stalling_send)
+        a_session.close()
+
+    assert len(report.delivered) == 1 and len(other_sweep[0].delivered) == 1
+    sent = Counter(r.json()["data"]["n"] for r in receiver.received)
+    assert sent == {1: 1, 2: 1}

@@ -17,7 +17,10 @@ from gateway.dispatch import sweep
 from gateway.models import Incident
 from gateway.surveys import open_incident
 from gateway.webhooks.events import EVENT_TYPES
+from gateway.webhooks.mappings import crm_contact
 from gateway.webhooks.models import OutboxEvent
+from tests.conftest import PUBLIC_BASE_URL
+from tests.factories import interaction_payload
 from tests.sms.conftest import survey_of
 from tests.webhooks.conftest import subscribe
 
@@ -185,3 +188,36 @@ def test_survey_completed_carries_the_customers_latest_nps(
     assert latest["survey"]["scores"] == {"overall": 5}
     assert latest["customer"]["nps"]["score"] == 8
     assert latest["customer"]["nps"]["class"] == "passive"
+
+
+def test_a_comment_left_on_the_thank_you_page_follows_as_survey_commented(
+    client: FlaskClient, admin: dict[str, str], auth: dict[str, str], session: Session
+) -> None:
+    """The web page asks for the comment after the last score, so after survey.completed
+    went out: the comment follows in survey.commented, with the same survey and scores."""
+    subscribe(
+        client, admin, "https://crm.example.ru/hooks", ["survey.completed", "survey.commented"]
+    )
+    payload = interaction_payload(channel="request", survey="web")
+    created = client.post("/api/v1/interactions", json=payload, headers=auth).get_json()
+    path = created["survey"]["link"]["url"].removeprefix(PUBLIC_BASE_URL)
+    for key in ("overall", "cost", "speed", "politeness", "quality"):
+        client.post(path, data={"question": key, "value": "4"})
+    (completed,) = events(session, "survey.completed")
+    assert completed["data"]["survey"]["comment"] is None
+    assert events(session, "survey.commented") == []
+
+    client.post(path + "/comment", data={"comment": "Очень вежливый оператор"})
+    client.post(path + "/comment", data={"comment": "второй"})  # refused: one comment
+    (commented,) = events(session, "survey.commented")
+    assert commented["data"]["survey"]["comment"] == "Очень вежливый оператор"
+    assert commented["data"]["survey"]["id"] == completed["data"]["survey"]["id"]
+    assert commented["data"]["survey"]["scores"] == completed["data"]["survey"]["scores"]
+    frozen_then, frozen_now = (
+        completed["data"]["survey"]["score"],
+        commented["data"]["survey"]["score"],
+    )
+    assert {**frozen_now, "scored_at": None} == {**frozen_then, "scored_at": None}
+    assert commented["id"] != completed["id"]
+    assert len(events(session, "survey.completed")) == 1  # the survey did not end again
+    assert crm_contact(commented)["fields"]["last_comment"] == "Очень вежливый оператор"

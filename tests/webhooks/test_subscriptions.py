@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from click.testing import CliRunner
@@ -60,7 +61,7 @@ def test_bad_subscriptions_get_a_clear_error_and_nothing_is_stored(
     client: FlaskClient, admin: dict[str, str], session: object
 ) -> None:
     cases = [
-        ({"url": "ftp://crm.example.ru/h", "events": ["survey.completed"]}, "http(s)"),
+        ({"url": "ftp://crm.example.ru/h", "events": ["survey.completed"]}, "https://host"),
         ({"url": "https://crm.example.ru/h", "events": ["survey.done"]}, "events.0"),
         ({"url": "https://crm.example.ru/h", "events": []}, "events"),
         (
@@ -111,3 +112,35 @@ def test_the_command_line_creates_lists_and_pauses(
     bad = runner.invoke(main, ["webhooks", "create", "--url", "x", "--events", "nope"], env=env)
     assert bad.exit_code != 0
     assert "unknown event nope" in bad.output
+
+
+def test_production_refuses_plain_http_receivers_but_loopback(
+    app: Flask, client: FlaskClient, admin: dict[str, str], session: object
+) -> None:
+    """Event bodies hold phone numbers and names: never across a network unencrypted."""
+    assert (
+        dataclasses.replace(app.config["SETTINGS"], env="production").webhooks_may_use_http()
+        is False
+    )
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], env="production")
+    refused = client.post(
+        PATH, json={"url": "http://crm.example.ru/h", "events": ["survey.completed"]}, headers=admin
+    )
+    assert refused.status_code == 422
+    assert "must be https://" in refused.get_json()["detail"]
+    assert "WEBHOOK_ALLOW_HTTP" in refused.get_json()["detail"]
+    assert session.scalars(select(WebhookSubscription)).all() == []  # type: ignore[attr-defined]
+
+    local = subscribe(client, admin, "http://127.0.0.1:9/h", ["survey.completed"])
+    changed = client.patch(
+        f"{PATH}/{local['id']}", json={"url": "http://erp.example.ru/h"}, headers=admin
+    )
+    assert changed.status_code == 422
+    assert client.get(f"{PATH}/{local['id']}", headers=admin).get_json()["url"] == (
+        "http://127.0.0.1:9/h"
+    )
+
+    app.config["SETTINGS"] = dataclasses.replace(
+        app.config["SETTINGS"], webhook_allow_http=True
+    )  # an operator who says the network in between is trusted
+    subscribe(client, admin, "http://erp.internal/h", ["incident.opened"])
