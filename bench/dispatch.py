@@ -190,7 +190,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
         client = redis.Redis.from_url(redis_url)
-        client.delete(prefix + "celery", prefix + "sweeps")
+        client.delete(prefix + "celery", prefix + "sweeps", prefix + "background")
         client.close()
         if not args.keep:
             with admin.connect() as conn:

@@ -1,5 +1,5 @@
 """`make run`: one foreground process that runs web app, Celery worker and beat (with the
-sweeps' own worker).
+sweeps' own worker), and the worker of webhook deliveries and the privacy sweep.
 
 Each child runs in its own process group; Ctrl-C (SIGINT) or SIGTERM stops every group,
 waits for a clean exit, and kills what is left after a grace period.
@@ -26,7 +26,7 @@ GRACE_SECONDS = 15
 
 def _commands(port: int, concurrency: int, queue_prefix: str = "") -> list[tuple[str, list[str]]]:
     python = sys.executable
-    send_queue, sweep_queue = queue_names(queue_prefix)
+    send_queue, sweep_queue, background_queue = queue_names(queue_prefix)
     celery = [python, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO"]
     quiet = ["--without-mingle", "--without-gossip"]
     return [
@@ -50,6 +50,11 @@ def _commands(port: int, concurrency: int, queue_prefix: str = "") -> list[tuple
         ("worker", [*celery, "-Q", send_queue, "--concurrency", str(concurrency), *quiet]),
         # Beat's own worker: the clock, and the sweeps it triggers on their own queue.
         ("beat", [*celery, "--beat", "-Q", sweep_queue, "--concurrency", "1", *quiet]),
+        # Webhook deliveries and the privacy sweep: slow receivers delay nothing else.
+        (
+            "background",
+            [*celery, "-Q", background_queue, "--concurrency", "1", "-n", "background@%h", *quiet],
+        ),
     ]
 
 

@@ -27,11 +27,16 @@ PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
 # sends can never starve them.
 SWEEP_QUEUE = "sweeps"
 SEND_QUEUE = "celery"  # Celery's default name: messages queued by an earlier release still run
+# Webhook deliveries and the privacy sweep wait on other parties' servers (a receiver that
+# takes its whole timeout, Twilio's recordings API): a queue and a worker of their own, so
+# neither a backlog of sends delays them nor they the dispatch sweeps.
+BACKGROUND_QUEUE = "background"
 
 
-def queue_names(prefix: str) -> tuple[str, str]:
-    """The send and sweep queues, under TASK_QUEUE_PREFIX (several gateways on one Redis)."""
-    return prefix + SEND_QUEUE, prefix + SWEEP_QUEUE
+def queue_names(prefix: str) -> tuple[str, str, str]:
+    """The send, sweep and background queues, under TASK_QUEUE_PREFIX (several gateways on
+    one Redis)."""
+    return prefix + SEND_QUEUE, prefix + SWEEP_QUEUE, prefix + BACKGROUND_QUEUE
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -44,11 +49,15 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery = Celery(app.name, task_cls=FlaskTask)
     broker_dir = settings.var_dir / "broker"
-    send_queue, sweep_queue = queue_names(settings.task_queue_prefix)
+    send_queue, sweep_queue, background_queue = queue_names(settings.task_queue_prefix)
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "task_default_queue": send_queue,
-        "task_routes": {BEAT_DISPATCH: {"queue": sweep_queue}},
+        "task_routes": {
+            BEAT_DISPATCH: {"queue": sweep_queue},
+            BEAT_WEBHOOKS: {"queue": background_queue},
+            BEAT_PRIVACY: {"queue": background_queue},
+        },
         # A publish fails fast when the broker is down (not ~0.6 s of retries), so the sweep
         # gives the claimed surveys back at once instead of leaving them to their lease.
         "task_publish_retry": False,

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.dispatch import SEND_SMS_TASK, run_sweep, sweep_until_caught_up
 from gateway.models import SurveyStatus
-from gateway.tasking import BEAT_DISPATCH
 from tests.conftest import make_test_app
 from tests.sms.conftest import NOON_MSK, minutes, record_visit, survey_of
 
@@ -117,22 +116,26 @@ def redis_app(
     try:
         yield flask_app, prefix
     finally:
-        client.delete(prefix + "celery", prefix + "sweeps")
+        client.delete(prefix + "celery", prefix + "sweeps", prefix + "background")
         client.close()
         flask_app.extensions["database"].dispose()
 
 
-def test_sweeps_and_sends_go_to_queues_of_their_own(
+def test_sweeps_sends_and_webhook_deliveries_go_to_queues_of_their_own(
     redis_app: tuple[Flask, str], redis_url: str
 ) -> None:
+    """A backlog of sends delays neither the sweeps nor webhook deliveries and the privacy
+    sweep, and a slow webhook receiver delays no sweep."""
     flask_app, prefix = redis_app
     celery = flask_app.extensions["celery"]
-    celery.send_task(BEAT_DISPATCH)
+    for entry in celery.conf.beat_schedule.values():  # what beat publishes, as it does
+        celery.send_task(entry["task"], **entry.get("options", {}))
     celery.send_task(SEND_SMS_TASK, args=[1])
     celery.send_task(SEND_SMS_TASK, args=[2])
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.llen(prefix + "sweeps") == 1
+        assert client.llen(prefix + "background") == 2  # webhook deliveries, privacy sweep
         assert client.llen(prefix + "celery") == 2
     finally:
         client.close()
