@@ -7,7 +7,9 @@ unless their docstring says otherwise.
 
 from __future__ import annotations
 
+import os
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -95,13 +97,30 @@ def make_engine(url: str, ping_idle_seconds: float = PING_IDLE_SECONDS, **kwargs
             # otherwise fail with SQLITE_BUSY when another writer got there first.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        _fresh_pool_after_fork(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_idle_seconds)
+    _fresh_pool_after_fork(engine)
     return engine
+
+
+def _fresh_pool_after_fork(engine: Engine) -> None:
+    """A forked child (Celery's prefork pool forks the worker after the app connected at
+    start-up) opens connections of its own instead of sharing its parent's pooled sockets,
+    which would interleave two processes' statements on one connection. SQLAlchemy's
+    documented remedy: dispose of the pool in the child without closing the parent's."""
+    reference = weakref.ref(engine)
+
+    def _in_child() -> None:
+        forked = reference()
+        if forked is not None:
+            forked.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_in_child)
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import psycopg
@@ -48,5 +49,28 @@ def test_a_connection_in_steady_use_is_not_pinged(
         with engine.connect() as conn:
             conn.scalar(text("SELECT 2"))
         assert sent == ["SELECT 2"]
+    finally:
+        engine.dispose()
+
+
+def test_a_forked_worker_process_opens_connections_of_its_own(pg_database_url: str) -> None:
+    """Celery's prefork pool forks the worker after the app connected at start-up: a child
+    using its parent's pooled connection would interleave both processes' statements."""
+    engine = make_engine(pg_database_url)
+    try:
+        with engine.connect() as conn:
+            parents = conn.scalar(text("SELECT pg_backend_pid()"))
+        child = os.fork()
+        if child == 0:  # the forked worker: exit 0 only on a connection of its own
+            code = 2
+            try:
+                with engine.connect() as conn:
+                    code = 0 if conn.scalar(text("SELECT pg_backend_pid()")) != parents else 1
+            finally:
+                os._exit(code)
+        _pid, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child used its parent's connection"
+        with engine.connect() as conn:  # and the parent's own is intact
+            assert conn.scalar(text("SELECT pg_backend_pid()")) == parents
     finally:
         engine.dispose()
