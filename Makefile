@@ -41,12 +41,13 @@ bench-ivr: $(STAMP)
 	$(BIN)/python bench/ivr_load.py
 
 ## system-deps: as root, the Debian packages the tests use: espeak-ng and sox render placeholder
-## prompts for `audio build`, chromium opens the web survey as a phone does; without them
-## `make test` skips those tests, saying so
+## prompts for `audio build`, chromium (driven through chromium-driver) answers the web survey
+## as a phone does; without them `make test` skips those tests, saying so
 system-deps:
 	command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 \
-	  && command -v chromium >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox chromium; }
+	  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox \
+	    chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -113,7 +113,7 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, 30)
+        wait_until_healthy(base, process, 90)  # start-up of five processes, on a busy machine
         key = subprocess.run(
             [str(COMMAND), "apikey", "create", "--name", "it", "--role", "integration"],
             cwd=REPO,
