@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,20 @@ class Settings:
     twilio_timeout_seconds: float = 10.0
     # Development only: webhooks are accepted unsigned. The app warns at start-up.
     insecure_skip_twilio_signature: bool = False
+
+    # SMS through an aggregator instead of Twilio (sms.smsc): `twilio`, `smsc` or `console`;
+    # empty: `twilio` with Twilio credentials, else `console`.
+    sms_provider: str = ""
+    smsc_login: str | None = None
+    smsc_password: str | None = None  # the account's password, or an API key with no login
+    # Sender name registered with the operators (up to 11 Latin letters and digits), or the
+    # dedicated number replies come back to; empty: the account's default sender.
+    smsc_sender: str | None = None
+    smsc_api_base_url: str = "https://smsc.ru"
+    smsc_timeout_seconds: float = 10.0
+    # The last segment of the handler URL set in SMSC's account settings: what proves a
+    # status or an incoming SMS comes from SMSC.
+    smsc_callback_secret: str | None = None
 
     default_region: str = "RU"
     default_language: str = "ru"
@@ -164,6 +179,11 @@ class Settings:
         return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "console"
 
     @property
+    def sms_provider_name(self) -> str:
+        """Who sends SMS: SMS_PROVIDER, or the voice provider's choice when it is empty."""
+        return self.sms_provider or self.provider
+
+    @property
     def report_zone(self) -> ZoneInfo:
         """REPORT_TIMEZONE: where every report's days, weeks and months begin."""
         return ZoneInfo(self.report_timezone)
@@ -240,6 +260,7 @@ _CONVERTERS: dict[str, Any] = {
     "port": int,
     "max_content_length": int,
     "twilio_timeout_seconds": float,
+    "smsc_timeout_seconds": float,
     "insecure_skip_twilio_signature": _as_bool,
     "sms_survey_delay_minutes": int,
     "sms_survey_max_lateness_hours": int,
@@ -349,6 +370,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DEFAULT_LANGUAGE must be ru or en")
     if not 1 <= settings.low_score_threshold <= 5:
         raise ConfigError("LOW_SCORE_THRESHOLD must be between 1 and 5")
+    _validate_sms_provider(settings)
     if settings.sms_rate_per_second <= 0:
         raise ConfigError("SMS_RATE_PER_SECOND must be positive")
     if settings.sms_retry_base_seconds <= 0:
@@ -371,6 +393,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"REPORT_TIMEZONE: unknown time zone {settings.report_timezone!r}"
         ) from exc
+    if settings.env == "production" and settings.sms_provider_name == "smsc":
+        _validate_production_smsc(settings)
+        return
     if settings.env == "production":
         missing = [
             name
@@ -402,3 +427,72 @@ def _validate(settings: Settings) -> None:
                 f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
                 "random characters (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
             )
+
+
+SMS_PROVIDERS = ("twilio", "smsc", "console")
+# A sender name as Russian operators register it: Latin letters, digits and a few signs, at
+# most 11 characters, at least one letter; or a number (a dedicated one, for replies).
+_ALPHA_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 .\-_!]{1,11}")
+_NUMERIC_SENDER = re.compile(r"\+?[0-9]{10,15}")
+MIN_CALLBACK_SECRET_LENGTH = 16
+
+
+def sender_is_number(sender: str | None) -> bool:
+    """Whether SMSC_SENDER is a phone number, which customers can reply to."""
+    return bool(sender) and bool(_NUMERIC_SENDER.fullmatch(str(sender)))
+
+
+def _validate_sms_provider(settings: Settings) -> None:
+    if settings.sms_provider and settings.sms_provider not in SMS_PROVIDERS:
+        raise ConfigError(
+            f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, got {settings.sms_provider!r}"
+        )
+    if settings.sms_provider_name == "twilio" and settings.provider != "twilio":
+        raise ConfigError("SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+    if settings.sms_provider_name != "smsc":
+        return
+    if not settings.smsc_password:
+        raise ConfigError("SMS_PROVIDER=smsc needs SMSC_PASSWORD (with SMSC_LOGIN) or an API key")
+    sender = settings.smsc_sender
+    if sender and not (_ALPHA_SENDER.fullmatch(sender) or _NUMERIC_SENDER.fullmatch(sender)):
+        raise ConfigError(
+            "SMSC_SENDER must be a sender name of at most 11 Latin letters, digits, spaces or "
+            f"'.-_!' with at least one letter, or a number of 10-15 digits; got {sender!r}"
+        )
+    secret = settings.smsc_callback_secret
+    if secret is not None and (
+        len(secret) < MIN_CALLBACK_SECRET_LENGTH or not re.fullmatch(r"[A-Za-z0-9_\-]+", secret)
+    ):
+        raise ConfigError(
+            f"SMSC_CALLBACK_SECRET must be at least {MIN_CALLBACK_SECRET_LENGTH} letters, "
+            "digits, '-' or '_' (it is part of a URL)"
+        )
+
+
+def _validate_production_smsc(settings: Settings) -> None:
+    """Production with SMS through SMSC: no Twilio settings needed, SMSC's instead."""
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url.startswith("postgresql")),
+            ("REDIS_URL", settings.redis_url),
+            ("SECRET_KEY", settings.secret_key),
+            ("SMSC_CALLBACK_SECRET", settings.smsc_callback_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            "GATEWAY_ENV=production needs "
+            + ", ".join(missing)
+            + " (DATABASE_URL must be PostgreSQL)"
+        )
+    if settings.insecure_skip_twilio_signature:
+        raise ConfigError("INSECURE_SKIP_TWILIO_SIGNATURE is refused in production")
+    if not settings.public_base_url.startswith("https://"):
+        raise ConfigError("GATEWAY_ENV=production needs an https:// PUBLIC_BASE_URL")
+    if not _strong_secret(settings.secret_key):
+        raise ConfigError(
+            f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
+            "random characters"
+        )

@@ -82,7 +82,7 @@ def run_all(port: int | None = None) -> int:
         f"survey-gateway on http://127.0.0.1:{port} "
         f"(database: {settings.database_url.split('://')[0]}, "
         f"broker: {'redis' if settings.redis_url else 'embedded'}, "
-        f"SMS/calls: {settings.provider}); Ctrl-C stops it",
+        f"SMS: {settings.sms_provider_name}, calls: {settings.provider}); Ctrl-C stops it",
         flush=True,
     )
     children: dict[str, subprocess.Popen[bytes]] = {}

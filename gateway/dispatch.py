@@ -485,7 +485,11 @@ def claim_due(
     facts = number_facts(session, claimed, settings, now)
     handed_phones: set[str] = set()
     sms_budget = sms_per_sweep(settings) if sms_budget is None else sms_budget
-    paused = circuit.circuit_of(session, settings.provider)
+    # SMS and calls may go through different providers (SMS_PROVIDER), each its own circuit.
+    circuits = {
+        name: circuit.circuit_of(session, name)
+        for name in {settings.provider, settings.sms_provider_name}
+    }
     for survey in claimed:
         phone = survey.customer.phone if survey.customer else None
         reached_by = phone or f"customer {survey.customer_id}"  # email surveys: the customer
@@ -519,10 +523,15 @@ def claim_due(
                 decision.until.isoformat(),
             )
         else:
+            provider = (
+                settings.sms_provider_name
+                if survey.channel is SurveyChannel.SMS
+                else settings.provider
+            )
             if survey.channel is not SurveyChannel.EMAIL and (
-                circuit.is_open(paused)
+                circuit.is_open(circuits[provider])
                 and not circuit.take_probe(
-                    session, settings.provider, survey.id, now, settings.provider_probe_seconds
+                    session, provider, survey.id, now, settings.provider_probe_seconds
                 )
             ):  # the telephony provider's circuit does not hold back email
                 report.paused += 1

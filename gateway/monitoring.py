@@ -106,6 +106,7 @@ class DatabaseCollector(Collector):
         rows = session.execute(select(ProviderCircuit.provider, ProviderCircuit.state))
         states = {provider: state for provider, state in rows}
         states.setdefault(settings.provider, "closed")
+        states.setdefault(settings.sms_provider_name, "closed")
         for provider, state in sorted(states.items()):
             gauge.add_metric([provider], 1.0 if state == "open" else 0.0)
         return gauge

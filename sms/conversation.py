@@ -42,12 +42,15 @@ RECEIPT_STEP = "sms:inbound"
 
 @dataclass(frozen=True)
 class InboundSms:
-    """An SMS as Twilio's inbound webhook reports it."""
+    """An SMS as a provider's inbound webhook reports it. `reply_status` is how the reply is
+    stored: "twiml" (Twilio sends it from the webhook's answer) or "pending" (the gateway
+    sends it through the provider's API afterwards: sms.service.send_pending_replies)."""
 
     message_sid: str
     from_number: str
     to_number: str
     body: str
+    reply_status: str = "twiml"
 
 
 def handle_inbound(
@@ -89,7 +92,7 @@ def handle_inbound(
                 direction="outbound",
                 phone=phone,
                 body=reply,
-                status="twiml",
+                status=sms.reply_status,
                 created_at=now,
             )
         )

@@ -1,4 +1,5 @@
-"""SMS providers behind one interface: `twilio` (the real SDK) and `console` (development).
+"""SMS providers behind one interface: `twilio` (the real SDK), `smsc` (SMSC.ru, sms.smsc)
+and `console` (development).
 
 A provider sends one message and either returns its id and status, or raises `ProviderError`
 with the error's class (gateway.provider_errors: transient, account, permanent, unknown), which
@@ -27,6 +28,16 @@ logger = logging.getLogger(__name__)
 
 # Messages to one number since the attempt's day: a handful for a survey number.
 LIST_LIMIT = 50
+
+
+def first_message_ref(attempt_id: int) -> int:
+    """The id a provider that takes the client's own id knows a survey's first message by.
+    Even for first messages, odd for replies: the two never share an id."""
+    return 2 * attempt_id
+
+
+def reply_ref(message_id: int) -> int:
+    return 2 * message_id + 1
 
 
 class ProviderError(Exception):
@@ -60,6 +71,8 @@ class ListedMessage:
     status: str
     body: str
     created_at: datetime | None
+    # Found by the id the gateway gave the message (SMSC), not by its text.
+    same_request: bool = False
 
 
 class SmsProvider(Protocol):
@@ -70,12 +83,18 @@ class SmsProvider(Protocol):
         """Who sends: the rate limit is per sender."""
         ...
 
-    def send(self, to: str, body: str, status_callback: str | None) -> SentMessage:
-        """Send one SMS or raise ProviderError."""
+    def send(
+        self, to: str, body: str, status_callback: str | None, client_id: int | None = None
+    ) -> SentMessage:
+        """Send one SMS or raise ProviderError; `client_id` (the attempt) identifies it at
+        providers that take the client's own id."""
         ...
 
-    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
-        """Messages sent to `to` from the day of `since` on, newest first, or ProviderError."""
+    def sent_messages(
+        self, to: str, since: datetime, client_id: int | None = None
+    ) -> list[ListedMessage]:
+        """Messages sent to `to` from the day of `since` on, newest first, or ProviderError;
+        a provider that knows messages by the client's id looks `client_id` up instead."""
         ...
 
     def close(self) -> None: ...
@@ -106,7 +125,9 @@ class TwilioSmsProvider:
     def sender(self) -> str:
         return str(self.settings.twilio_messaging_service_sid or self.settings.twilio_from_number)
 
-    def send(self, to: str, body: str, status_callback: str | None) -> SentMessage:
+    def send(
+        self, to: str, body: str, status_callback: str | None, client_id: int | None = None
+    ) -> SentMessage:
         sender: dict[str, str] = (
             {"messaging_service_sid": self.settings.twilio_messaging_service_sid}
             if self.settings.twilio_messaging_service_sid
@@ -130,13 +151,15 @@ class TwilioSmsProvider:
                 FailureKind.UNKNOWN, "the provider did not answer in time; it may have sent it"
             ) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise ProviderError(_connection_failure_kind(exc), f"connection error: {exc}") from exc
+            raise ProviderError(connection_failure_kind(exc), f"connection error: {exc}") from exc
         logger.info(
             "sms %s sent to %s via twilio (%s)", message.sid, mask_phone(to), message.status
         )
         return SentMessage(str(message.sid), str(message.status or "queued"))
 
-    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
+    def sent_messages(
+        self, to: str, since: datetime, client_id: int | None = None
+    ) -> list[ListedMessage]:
         # GET /Messages.json?To=&DateSent>=YYYY-MM-DD: Twilio filters by GMT day; the caller
         # narrows it down by creation time and body.
         try:
@@ -163,7 +186,7 @@ class TwilioSmsProvider:
             session.close()
 
 
-def _connection_failure_kind(exc: requests.exceptions.ConnectionError) -> FailureKind:
+def connection_failure_kind(exc: requests.exceptions.ConnectionError) -> FailureKind:
     """Refused or unresolvable before the request went out: transient; dropped after: unknown."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     if isinstance(reason, NewConnectionError | ConnectTimeoutError):
@@ -180,7 +203,9 @@ class ConsoleSmsProvider:
     def sender(self) -> str:
         return "console"
 
-    def send(self, to: str, body: str, status_callback: str | None) -> SentMessage:
+    def send(
+        self, to: str, body: str, status_callback: str | None, client_id: int | None = None
+    ) -> SentMessage:
         sid = "SM" + uuid.uuid4().hex
         masked = mask_phone(to)
         banner = f"----- SMS to {masked} ({sid}) -----"
@@ -188,7 +213,9 @@ class ConsoleSmsProvider:
         logger.info("console sms %s to %s: %s", sid, masked, body.replace("\n", " / "))
         return SentMessage(sid, "sent")
 
-    def sent_messages(self, to: str, since: datetime) -> list[ListedMessage]:
+    def sent_messages(
+        self, to: str, since: datetime, client_id: int | None = None
+    ) -> list[ListedMessage]:
         return []  # what the console printed, it sent
 
     def close(self) -> None:
@@ -196,7 +223,13 @@ class ConsoleSmsProvider:
 
 
 def provider_for(settings: Settings) -> SmsProvider:
-    """The configured provider: `twilio` with credentials, else `console`."""
-    if settings.provider == "twilio":
+    """The configured provider (SMS_PROVIDER): `smsc`, `twilio` (by default with Twilio
+    credentials), else `console`."""
+    name = settings.sms_provider_name
+    if name == "smsc":
+        from sms.smsc import SmscSmsProvider
+
+        return SmscSmsProvider(settings)
+    if name == "twilio":
         return TwilioSmsProvider(settings)
     return ConsoleSmsProvider()

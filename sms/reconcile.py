@@ -6,7 +6,9 @@ Leaving it so forever loses the customer whenever Twilio had not, and sending ag
 would send twice whenever it had. So, SMS_RECONCILE_AFTER_SECONDS after the attempt (long
 enough for any request the provider accepted to show in its message list), the sweep hands
 the survey to `sms.tasks.reconcile_survey_sms`, which asks the provider's list of messages to
-that number since the attempt's day (Twilio: `GET /Messages.json?To=&DateSent>=`):
+that number since the attempt's day (Twilio: `GET /Messages.json?To=&DateSent>=`), or, where
+the provider knows a message by the id the gateway gave it, for that id (SMSC:
+`GET /sys/status.php?id=&phone=`):
 
 * found (same body, created after the attempt began): it was sent; the MessageSid is recorded
   as for any sent message, and the survey goes on as usual;
@@ -32,7 +34,7 @@ from gateway.db import is_sqlite
 from gateway.models import Message, SurveyAttempt, SurveyChannel, SurveySession, SurveyStatus
 from gateway.phones import mask_phone
 from gateway.surveys import flow_of
-from sms.providers import ListedMessage, ProviderError, SmsProvider
+from sms.providers import ListedMessage, ProviderError, SmsProvider, first_message_ref
 from sms.texts import first_message
 
 logger = logging.getLogger(__name__)
@@ -87,10 +89,11 @@ def reconcile_survey(
         return "replied"
     body = first_message(flow_of(survey), survey.language)
     since = attempt.started_at - CLOCK_SLACK
+    attempt_id = attempt.id
     session.commit()  # no row held during the provider call
 
     try:
-        listed = provider.sent_messages(phone, since)
+        listed = provider.sent_messages(phone, since, client_id=first_message_ref(attempt_id))
     except ProviderError as error:
         survey = _claimed(session, survey_id, now)
         if survey is not None:
@@ -99,7 +102,12 @@ def reconcile_survey(
         logger.warning("survey %s: message list unavailable (%s)", survey_id, error.reason)
         return "later"
     match = next(
-        (m for m in listed if m.body == body and (m.created_at is None or m.created_at >= since)),
+        (
+            m
+            for m in listed
+            if m.same_request
+            or (m.body == body and (m.created_at is None or m.created_at >= since))
+        ),
         None,
     )
 

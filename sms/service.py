@@ -1,4 +1,5 @@
-"""Sending a survey's first SMS, and recording delivery status callbacks.
+"""Sending a survey's first SMS, the replies of providers that cannot answer in the webhook,
+and recording delivery status callbacks.
 
 `send_first_sms` is at most once (see gateway.dispatch for why): it commits an attempt row
 before the provider call and the outcome after it, so it commits several times itself, unlike
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway import circuit
@@ -43,7 +44,7 @@ from gateway.provider_errors import UNSUBSCRIBED, FailureKind, classify, describ
 from gateway.surveys import flow_of, save_flow_state
 from gateway.telemetry import count_send
 from ivr_flows import engine
-from sms.providers import ProviderError, SmsProvider
+from sms.providers import ProviderError, SmsProvider, first_message_ref, reply_ref
 from sms.texts import first_message
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def send_first_sms(
 
     callback = settings.public_base_url.rstrip("/") + STATUS_PATH
     try:
-        sent = provider.send(phone, body, callback)
+        sent = provider.send(phone, body, callback, client_id=first_message_ref(attempt.id))
     except ProviderError as error:
         count_send("sms", "error", error.kind.value)
         return _record_failure(session, settings, provider.name, survey_id, attempt.id, error, now)
@@ -306,9 +307,17 @@ def moves_forward(current: str | None, new: str) -> bool:
 
 @dataclass(frozen=True)
 class StatusUpdate:
+    """A delivery status. Twilio's is classed by its error code here; a provider with codes
+    of its own (sms.smsc) gives the class, the reason and whether the number is on its
+    blacklist."""
+
     message_sid: str
     status: str
     error_code: int | None = None
+    failure: FailureKind | None = None
+    reason: str | None = None
+    blacklisted: bool = False
+    provider: str = "twilio"
 
 
 def record_status(
@@ -339,7 +348,7 @@ def record_status(
     if moves_forward(survey.delivery_status, update.status):
         survey.delivery_status = update.status
     if update.status in FAILED_STATUSES:
-        _first_message_failed(session, settings, survey, message, update.error_code, now)
+        _first_message_failed(session, settings, survey, message, update, now)
     return True
 
 
@@ -348,26 +357,130 @@ def _first_message_failed(
     settings: Settings,
     survey: SurveySession,
     message: Message,
-    code: int | None,
+    update: StatusUpdate,
     now: datetime,
 ) -> None:
-    if code == UNSUBSCRIBED:
-        opt_out_phone(session, message.phone, f"twilio:{UNSUBSCRIBED}", now, message.provider_sid)
+    code = update.error_code
+    if update.blacklisted or (update.provider == "twilio" and code == UNSUBSCRIBED):
+        opt_out_phone(
+            session, message.phone, f"{update.provider}:{code}", now, message.provider_sid
+        )
     if survey.status is not SurveyStatus.ACTIVE or survey.answers:
         return
     attempt = next((a for a in survey.attempt_log if a.provider_id == message.provider_sid), None)
     if attempt is not None:
         attempt.outcome, attempt.error_code = "undelivered", str(code) if code else None
-    reason = describe(code, "message not delivered")
-    if classify(None, code) is FailureKind.TRANSIENT and code is not None:
+    if update.failure is not None:
+        kind, reason = update.failure, update.reason or "message not delivered"
+    else:
+        # Twilio: only its transient delivery errors are tried again; any other fails it.
+        transient = code is not None and classify(None, code) is FailureKind.TRANSIENT
+        kind = FailureKind.TRANSIENT if transient else FailureKind.PERMANENT
+        reason = describe(code, "message not delivered")
+    if kind is FailureKind.ACCOUNT:
+        # Refused for the whole account after it was accepted (no funds, a sender name or
+        # text the operators refuse): the survey waits for the circuit like a refused send.
+        paused = circuit.trip(
+            session,
+            update.provider,
+            reason,
+            str(code) if code else None,
+            now,
+            settings.provider_probe_seconds,
+        )
+        _unstart(survey)
+        _pause(survey, paused, now)
+        return
+    if kind is FailureKind.TRANSIENT:
         due = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
         if due <= too_late_at(survey, settings):
+            _unstart(survey)
             survey.status = SurveyStatus.SCHEDULED
             survey.due_at = due
-            survey.state = None
-            survey.started_at = survey.last_sent_at = survey.expires_at = None
-            survey.provider_id = None
-            survey.delivery_status = None
             return
         reason = f"gave up after {survey.attempts} attempts: {reason}"
     _fail(survey, reason, now)
+
+
+def _unstart(survey: SurveySession) -> None:
+    """Forget a first message that was not delivered: the survey may be sent again."""
+    survey.state = None
+    survey.started_at = survey.last_sent_at = survey.expires_at = None
+    survey.provider_id = None
+    survey.delivery_status = None
+
+
+# -- replies sent through the provider's API ------------------------------------------------
+
+PENDING = "pending"
+
+
+def send_pending_replies(
+    session: Session,
+    settings: Settings,
+    provider: SmsProvider,
+    now: datetime,
+    sleep: Callable[[float], None],
+    limit: int = 100,
+) -> int:
+    """Send the replies stored as pending (SMSC answers a webhook with nothing), each at most
+    once: a reply is marked `sending` and committed before the provider call, so a worker
+    that dies during it leaves it unsent rather than sent twice. Returns how many went out."""
+    from sms.ratelimit import reserve_slot
+
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.direction == "outbound", Message.status == PENDING)
+            .order_by(Message.id)
+            .limit(limit)
+        )
+    )
+    session.commit()
+    sent = 0
+    for message_id in ids:
+        claimed = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == PENDING)
+            .values(status="sending")
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+            continue  # another worker took it
+        message = session.get(Message, message_id, populate_existing=True)
+        if message is None:
+            continue
+        slot = reserve_slot(session, provider.sender, settings.sms_rate_per_second, now)
+        wait = (slot - now).total_seconds()
+        if wait > 0:
+            sleep(wait)
+        try:
+            result = provider.send(
+                message.phone, message.body, None, client_id=reply_ref(message.id)
+            )
+        except ProviderError as error:
+            message = session.get(Message, message_id, populate_existing=True)
+            if message is not None:
+                message.status = "failed"
+                message.error_code = str(error.code) if error.code else None
+            if error.kind is FailureKind.ACCOUNT:
+                circuit.trip(
+                    session,
+                    provider.name,
+                    error.reason,
+                    str(error.code) if error.code else None,
+                    now,
+                    settings.provider_probe_seconds,
+                )
+            session.commit()
+            count_send("sms", "error", error.kind.value)
+            logger.warning("reply %s not sent: %s", message_id, error.reason)
+            continue
+        message = session.get(Message, message_id, populate_existing=True)
+        if message is not None:
+            message.provider_sid, message.status = result.sid, result.status
+        session.commit()
+        count_send("sms", "sent")
+        sent += 1
+    return sent

@@ -41,3 +41,18 @@ def reconcile_survey_sms(session_id: int) -> str:
             return reconcile_survey(session, settings, provider, session_id, utcnow())
     finally:
         provider.close()
+
+
+@shared_task(name="sms.tasks.send_pending_replies", ignore_result=True)
+def send_pending_replies() -> int:
+    """Send the replies stored as pending by an SMSC incoming-message callback."""
+    from sms.service import send_pending_replies as send_replies
+
+    settings = current_app.config["SETTINGS"]
+    database = current_app.extensions["database"]
+    provider = provider_for(settings)
+    try:
+        with database.session_scope() as session:
+            return send_replies(session, settings, provider, utcnow(), time.sleep)
+    finally:
+        provider.close()

@@ -1,7 +1,11 @@
-"""Twilio Messaging webhooks: /sms/inbound and /sms/status. Thin: signature, form, service,
-TwiML."""
+"""SMS webhooks. Twilio Messaging: /sms/inbound and /sms/status (signature, form, service,
+TwiML). SMSC.ru: /sms/smsc/<secret>, one handler URL for delivery statuses and incoming SMS,
+authenticated by the secret in it (sms.smsc)."""
 
 from __future__ import annotations
+
+import hmac
+import logging
 
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -10,6 +14,8 @@ from gateway.db import utcnow
 from gateway.twilio_webhooks import form_text, twilio_signed, twiml
 from sms.conversation import InboundSms, handle_inbound
 from sms.service import StatusUpdate, record_status
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 
@@ -57,3 +63,80 @@ def status() -> Response:
     with database.session_scope() as session:
         record_status(session, current_app.config["SETTINGS"], update, utcnow())
     return twiml(MessagingResponse())
+
+
+MAX_SMSC_FIELD_CHARS = 64
+MAX_SMSC_TEXT_CHARS = 1600
+REPLY_TASK = "sms.tasks.send_pending_replies"
+
+
+def _smsc_field(*names: str) -> str:
+    for name in names:
+        value = request.values.get(name)
+        if value is not None:
+            return value.strip()
+    return ""
+
+
+@bp.route("/smsc/<secret>", methods=["GET", "POST"])
+def smsc_callback(secret: str) -> Response:
+    """SMSC's handler: a delivery status (`id`, `phone`, `status`, `err`) or an incoming SMS
+    (`sms_id`, `phone`, `mes`, `to`). 403 and nothing done unless the URL carries
+    SMSC_CALLBACK_SECRET; a repeated delivery changes nothing."""
+    from gateway.tasking import publish_task
+    from sms.conversation import InboundSms, handle_inbound
+    from sms.smsc import NAME, message_sid, status_meaning
+
+    settings = current_app.config["SETTINGS"]
+    expected = settings.smsc_callback_secret
+    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+        logger.warning("rejected an SMSC callback: wrong or missing secret in its URL")
+        return Response("unknown handler", 403, mimetype="text/plain")
+    text = request.values.get("mes")
+    if text is None:
+        text = request.values.get("message")
+    fields = [v for k, v in request.values.items(multi=True) if k not in {"mes", "message"}]
+    if any(len(v) > MAX_SMSC_FIELD_CHARS or "\x00" in v for v in fields):
+        return Response("a field is too long or holds a NUL", 400, mimetype="text/plain")
+    database = current_app.extensions["database"]
+    phone = _smsc_field("phone")
+    if phone.isdigit() and len(phone) > 10:
+        phone = "+" + phone  # SMSC gives numbers in international format without the "+"
+    if text is not None:
+        sms_id = _smsc_field("sms_id", "id")
+        if not sms_id.isdigit() or not phone:
+            return Response("sms_id and phone are required", 400, mimetype="text/plain")
+        sms = InboundSms(
+            message_sid=f"smsc-in:{sms_id}",
+            from_number=phone,
+            to_number=_smsc_field("to", "to_phone"),
+            body=text.replace("\x00", "")[:MAX_SMSC_TEXT_CHARS],
+            reply_status="pending",
+        )
+        with database.session_scope() as session:
+            reply = handle_inbound(session, settings, sms, utcnow())
+        if reply:
+            try:
+                publish_task(REPLY_TASK)
+            except Exception:  # the reply stays pending; the next callback's task sends it
+                logger.exception("could not queue the reply to an SMSC incoming SMS")
+        return Response("OK", mimetype="text/plain")
+    sms_id, status_text = _smsc_field("id"), _smsc_field("status")
+    status_code = _error_code(status_text.lstrip("-")) if status_text else None
+    if not sms_id.isdigit() or status_code is None:
+        return Response("id and status are required", 400, mimetype="text/plain")
+    status_code = -status_code if status_text.startswith("-") else status_code
+    err = _error_code(_smsc_field("err"))
+    meaning = status_meaning(status_code, err)
+    update = StatusUpdate(
+        message_sid(int(sms_id)),
+        meaning.status,
+        err,
+        failure=meaning.failure,
+        reason=meaning.reason,
+        blacklisted=meaning.blacklisted,
+        provider=NAME,
+    )
+    with database.session_scope() as session:
+        record_status(session, settings, update, utcnow())
+    return Response("OK", mimetype="text/plain")

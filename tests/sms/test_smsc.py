@@ -1,0 +1,318 @@
+"""SMS through SMSC.ru with no Twilio settings at all: the real client against a fake of
+SMSC's HTTP API on loopback, its callbacks posted to the gateway as SMSC posts them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.db import utcnow
+from gateway.dispatch import RECONCILE_SMS_TASK, SEND_SMS_TASK, sweep
+from gateway.models import Customer, Message, ProviderCircuit, SurveyStatus
+from ivr_flows import default_flows
+from sms.providers import provider_for
+from sms.reconcile import reconcile_survey
+from sms.service import send_first_sms
+from sms.smsc import SmscSmsProvider
+from sms.texts import first_message
+from tests.fake_smsc import LOGIN, PASSWORD, FakeSmsc
+from tests.sms.conftest import minutes, record_visit, survey_of
+
+PHONE = "+79161234567"
+DEDICATED_NUMBER = "79037654321"
+SECRET = "smsc-callback-0123456789abcdef"
+FLOW = default_flows()["post_call"]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSmsc]:
+    with FakeSmsc() as running:
+        yield running
+
+
+@pytest.fixture
+def settings_overrides(fake: FakeSmsc) -> dict[str, object]:
+    return {
+        "twilio_auth_token": None,  # no Twilio settings at all
+        "sms_provider": "smsc",
+        "smsc_login": LOGIN,
+        "smsc_password": PASSWORD,
+        "smsc_sender": DEDICATED_NUMBER,
+        "smsc_api_base_url": fake.base_url,
+        "smsc_timeout_seconds": 0.5,
+        "smsc_callback_secret": SECRET,
+        "quiet_hours": None,  # the tasks read the real clock
+        "sms_rate_per_second": 1000.0,
+    }
+
+
+@pytest.fixture
+def smsc_post(client: FlaskClient) -> Callable[..., TestResponse]:
+    def post(form: dict[str, str], secret: str = SECRET) -> TestResponse:
+        return client.post(f"/sms/smsc/{secret}?charset=utf-8", data=form)
+
+    return post
+
+
+def send_due(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """One sweep, then the send task of each survey it handed over, as a worker runs it."""
+    report = sweep(session, settings, now)
+    session.commit()
+    provider = provider_for(settings)
+    try:
+        return [
+            send_first_sms(session, settings, provider, survey_id, now, lambda _s: None).result
+            for task, survey_id in report.handed_over
+            if task == SEND_SMS_TASK
+        ]
+    finally:
+        provider.close()
+
+
+def question(key: str) -> str:
+    return FLOW.question(key).text_for("sms", "ru")
+
+
+def test_an_office_visit_is_surveyed_through_smsc_and_its_replies_are_scored(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+    client: FlaskClient,
+    auth: dict[str, str],
+) -> None:
+    from sms.tasks import send_pending_replies, send_survey_sms
+
+    assert settings.provider == "console" and settings.sms_provider_name == "smsc"
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    report = sweep(session, settings, now)
+    session.commit()
+    [survey_id] = [i for task, i in report.handed_over if task == SEND_SMS_TASK]
+    assert send_survey_sms(survey_id) == "sent"
+
+    [sms] = fake.messages()
+    assert sms.phone == PHONE and sms.sender == DEDICATED_NUMBER
+    assert sms.text == first_message(FLOW, "ru")
+    survey = survey_of(session, visit)
+    assert survey.status is SurveyStatus.ACTIVE and survey.provider_id == f"smsc:{sms.id}"
+
+    assert smsc_post(fake.status_form(sms, 1)).status_code == 200
+    assert survey_of(session, visit).delivery_status == "delivered"
+
+    replies_sent = 0
+    for n, (answer, expected) in enumerate(
+        [
+            ("5", question("cost")),
+            ("4", question("speed")),
+            ("5 - отлично", question("politeness")),
+            ("4", question("quality")),
+            ("5", FLOW.prompt("thanks", "ru")),
+        ]
+    ):
+        incoming = fake.incoming_form(PHONE, answer, DEDICATED_NUMBER, 9000 + n)
+        assert smsc_post(incoming).status_code == 200
+        assert smsc_post(incoming).status_code == 200, "SMSC delivering it again"
+        replies_sent += send_pending_replies()
+        assert fake.messages()[-1].text == expected
+    assert replies_sent == 5 and len(fake.messages()) == 6, "each reply once"
+
+    assert survey_of(session, visit).status is SurveyStatus.COMPLETED
+    body = client.get(f"/api/v1/interactions/{visit.id}", headers=auth).get_json()
+    assert body["scores"] == {"overall": 5, "cost": 4, "speed": 5, "politeness": 4, "quality": 5}
+    inbound = session.scalar(
+        select(func.count()).select_from(Message).where(Message.direction == "inbound")
+    )
+    assert inbound == 5
+
+
+def test_stop_by_sms_opts_the_number_out_and_confirms_once(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    from sms.tasks import send_pending_replies
+
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    assert send_due(session, settings, now) == ["sent"]
+    smsc_post(fake.incoming_form(PHONE, "СТОП", DEDICATED_NUMBER, 1))
+    smsc_post(fake.incoming_form(PHONE, "STOP", DEDICATED_NUMBER, 2))
+    assert send_pending_replies() == 1
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
+    assert customer is not None and customer.opted_out_at is not None
+    assert survey_of(session, visit).status is not SurveyStatus.ACTIVE
+
+
+def test_callbacks_without_the_secret_are_refused_and_change_nothing(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    assert send_due(session, settings, now) == ["sent"]
+    [sms] = fake.messages()
+    assert smsc_post(fake.status_form(sms, 22), secret="x" * len(SECRET)).status_code == 403
+    forged = fake.incoming_form(PHONE, "1", DEDICATED_NUMBER, 7)
+    assert smsc_post(forged, secret="wrong").status_code == 403
+    survey = survey_of(session, visit)
+    assert survey.status is SurveyStatus.ACTIVE and not survey.answers
+    assert smsc_post({"id": "x", "status": "1"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("script", "outcome", "status"),
+    [
+        ({"error_code": 7}, "failed", SurveyStatus.FAILED),  # wrong number format
+        ({"error_code": 8}, "failed", SurveyStatus.FAILED),  # cannot be delivered
+        ({"http_status": 503}, "retry", SurveyStatus.SCHEDULED),
+        ({"error_code": 9}, "unknown", SurveyStatus.ACTIVE),  # a duplicate request
+    ],
+)
+def test_send_errors_by_class(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    script: dict[str, Any],
+    outcome: str,
+    status: SurveyStatus,
+) -> None:
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    fake.fail_next(**script)
+    assert send_due(session, settings, now) == [outcome]
+    survey = survey_of(session, visit)
+    assert survey.status is status
+    if outcome == "unknown":
+        assert survey.delivery_status == "unknown", "possibly sent: never sent blindly again"
+    assert fake.messages() == []
+
+
+def test_an_account_refusal_pauses_smsc_until_a_probe_goes_through(
+    session: Session, settings: Settings, fake: FakeSmsc
+) -> None:
+    now = utcnow()
+    first = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    second = record_visit(session, settings, ended_at=now - minutes(61), phone="+79161234568")
+    fake.fail_next(error_code=3)  # not enough funds; the second survey is not even tried
+    assert sorted(send_due(session, settings, now)) == ["paused", "paused"]
+    circuit = session.scalar(select(ProviderCircuit).where(ProviderCircuit.provider == "smsc"))
+    assert circuit is not None and circuit.state == "open"
+    assert "smsc 3" in (circuit.reason or "")
+    for visit in (first, second):
+        assert survey_of(session, visit).status is SurveyStatus.SCHEDULED, "no survey failed"
+
+    # While open nothing goes out; at the probe one survey goes, and its success reopens all.
+    assert send_due(session, settings, now + minutes(0.5)) == []
+    assert send_due(session, settings, now + minutes(2)) == ["sent"]
+    assert send_due(session, settings, now + minutes(2)) == ["sent"]
+    assert len(fake.messages()) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "err", "survey_status", "opted_out"),
+    [
+        (20, 6, SurveyStatus.SCHEDULED, False),  # subscriber not in the network: again later
+        (3, 0, SurveyStatus.SCHEDULED, False),  # expired: again later
+        (22, 0, SurveyStatus.FAILED, False),  # wrong number
+        (23, 252, SurveyStatus.FAILED, True),  # SMSC's blacklist: opted out
+        (20, 1, SurveyStatus.FAILED, False),  # subscriber does not exist
+    ],
+)
+def test_delivery_statuses_by_class_and_a_repeated_callback_counted_once(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+    status: int,
+    err: int,
+    survey_status: SurveyStatus,
+    opted_out: bool,
+) -> None:
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    assert send_due(session, settings, now) == ["sent"]
+    [sms] = fake.messages()
+    form = fake.status_form(sms, status, err)
+    assert smsc_post(form).status_code == 200
+    after_first = survey_of(session, visit)
+    due, reason = after_first.due_at, after_first.not_sent_reason
+    assert after_first.status is survey_status
+    assert smsc_post(form).status_code == 200
+    again = survey_of(session, visit)
+    assert (again.status, again.due_at, again.not_sent_reason) == (survey_status, due, reason)
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
+    assert customer is not None and (customer.opted_out_at is not None) is opted_out
+    if survey_status is SurveyStatus.FAILED:
+        assert f"smsc status {status}" in (reason or "")
+
+
+def test_no_funds_after_acceptance_pauses_smsc_and_the_survey_waits(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    assert send_due(session, settings, now) == ["sent"]
+    [sms] = fake.messages()
+    assert smsc_post(fake.status_form(sms, 24)).status_code == 200
+    survey = survey_of(session, visit)
+    assert survey.status is SurveyStatus.SCHEDULED and survey.provider_id is None
+    circuit = session.scalar(select(ProviderCircuit).where(ProviderCircuit.provider == "smsc"))
+    assert circuit is not None and circuit.state == "open"
+
+
+def test_a_send_whose_answer_was_lost_is_looked_up_by_its_id_and_sent_at_most_once(
+    session: Session, settings: Settings, fake: FakeSmsc
+) -> None:
+    now = utcnow()
+    taken = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    lost = record_visit(session, settings, ended_at=now - minutes(61), phone="+79161234568")
+    fake.hold_next(1.5)  # SMSC took it; the answer comes after the client gave up
+    fake.fail_next(error_code=9)  # refused as a duplicate: SMSC has no such message
+    assert send_due(session, settings, now) == ["unknown", "unknown"]
+    assert [m.phone for m in fake.messages()] == [PHONE]
+
+    later = now + minutes(3)
+    report = sweep(session, settings, later)
+    session.commit()
+    checks = [i for task, i in report.handed_over if task == RECONCILE_SMS_TASK]
+    provider = SmscSmsProvider(settings)
+    try:
+        outcomes = sorted(reconcile_survey(session, settings, provider, i, later) for i in checks)
+    finally:
+        provider.close()
+    assert outcomes == ["found", "resend"]
+    assert survey_of(session, taken).provider_id == f"smsc:{fake.messages()[0].id}"
+    assert send_due(session, settings, later) == ["sent"]
+    assert sorted(m.phone for m in fake.messages()) == sorted([PHONE, "+79161234568"])
+    assert [a.outcome for a in survey_of(session, lost).attempt_log] == ["not_accepted", "sent"]
+
+
+def test_smsc_settings_are_checked_at_start_up() -> None:
+    base = {"SMS_PROVIDER": "smsc", "SMSC_PASSWORD": "p"}
+    assert load_settings(base).sms_provider_name == "smsc"
+    assert load_settings({**base, "SMSC_SENDER": "Office-1"}).smsc_sender == "Office-1"
+    with pytest.raises(ConfigError, match="SMSC_SENDER"):
+        load_settings({**base, "SMSC_SENDER": "Офис"})
+    with pytest.raises(ConfigError, match="SMSC_SENDER"):
+        load_settings({**base, "SMSC_SENDER": "TooLongName12"})
+    with pytest.raises(ConfigError, match="SMSC_PASSWORD"):
+        load_settings({"SMS_PROVIDER": "smsc"})
+    with pytest.raises(ConfigError, match="SMS_PROVIDER"):
+        load_settings({"SMS_PROVIDER": "smsru"})
+    with pytest.raises(ConfigError, match="SMSC_CALLBACK_SECRET"):
+        load_settings({**base, "SMSC_CALLBACK_SECRET": "short"})
