@@ -40,8 +40,7 @@ PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 TABLES = (
     "messages, survey_attempts, answers, incidents, survey_sessions, interactions, customers, "
-    "operators, teams, rate_limit_slots, provider_circuits, operator_day_scores, "
-    "operator_day_parameters"
+    "operators, teams, rate_limit_slots, provider_circuits"
 )
 
 SEED_SQL = """

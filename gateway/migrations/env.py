@@ -13,17 +13,6 @@ from gateway.models import Base
 config = context.config
 target_metadata = Base.metadata
 
-# Tables the models no longer have but a previous release may still write while a new one
-# rolls out; a later revision drops them. The comparison of models and schema skips them.
-RETIRED_TABLES = frozenset({"operator_day_scores", "operator_day_parameters"})
-
-
-def _include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    table = obj if type_ == "table" else getattr(obj, "table", None)
-    return getattr(table, "name", name) not in RETIRED_TABLES
-
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Write our UTCDateTime as the plain timestamptz it is, so revisions import no app code."""
@@ -38,7 +27,6 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         render_item=_render_item,
-        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
