@@ -45,6 +45,7 @@ def simulate(replications: int, seed: int) -> dict[str, float]:
                 "operator": {"external_id": f"op-{i:03}", "team": None},
                 "responses": int(n[i]),
                 "_satisfied": int(satisfied[i]),
+                "_teams": {},
             }
             for i in range(OPERATORS)
         ]

@@ -30,6 +30,7 @@ from gateway.models import (
     Team,
 )
 from gateway.reports.metrics import (
+    SATISFIED,
     BetaPrior,
     SessionScore,
     Tally,
@@ -259,6 +260,7 @@ def operators_report(
     """
     totals = _totals(session, flt, "operator_id")
     operators = _operators(session, list(totals))
+    by_team = _satisfied_by_team(session, flt)
     # The prior is the company's (the filter without its team): an operator's figures do not
     # depend on whether a supervisor or an admin looks.
     population = (
@@ -270,10 +272,29 @@ def operators_report(
             "operator": operators[operator_id],
             **published(group, settings, operator_view=True),
             "_satisfied": group.tally.satisfied,
+            "_teams": by_team.get(operator_id, {}),
         }
         for operator_id, group in totals.items()
     ]
     return [_public(r) for r in rank_operators(rows, prior, settings.report_min_responses)]
+
+
+def _satisfied_by_team(session: Session, flt: ReportFilter) -> dict[int, dict[int, list[int]]]:
+    """Per operator, per team at the time of the contact (0: none): [satisfied, responses]."""
+    satisfied = sum((scores.c[f"overall_{v}"] for v in sorted(SATISFIED)), start=0)
+    found: dict[int, dict[int, list[int]]] = defaultdict(dict)
+    for operator_id, team_id, happy, responses in session.execute(
+        select(
+            scores.c.operator_id,
+            scores.c.team_id,
+            func.sum(satisfied),
+            func.sum(scores.c.responses),
+        )
+        .where(*_conditions(flt))
+        .group_by(scores.c.operator_id, scores.c.team_id)
+    ):
+        found[operator_id][team_id] = [int(happy or 0), int(responses or 0)]
+    return found
 
 
 def rank_operators(
@@ -283,28 +304,43 @@ def rank_operators(
 
     Each row's CSAT is shrunk towards the population's by `prior` (`csat_shrunk`, with its
     95% credible interval); operators with at least `minimum` responses are ranked by it.
-    `vs_team` says whether the operator's CSAT differs from their team's beyond chance.
-    Rows carry `responses` and `_satisfied` (the count of 4 and 5).
+    Rows carry `responses`, `_satisfied` (the count of 4 and 5) and `_teams`: the same two
+    counts per team the operator was in at the time of each contact (team id, 0 for none).
+
+    `team_csat` is what the operator's teams gave over the same contacts: each team's CSAT
+    (all its operators, contacts counted in the team they were made in) weighted by the
+    operator's responses in that team, so an operator moved from A to B is compared with A
+    for the old calls and with B for the new ones, and A keeps the old calls in its average.
+    `vs_team` says whether the operator's CSAT over those contacts differs from it beyond
+    chance.
     """
-    teams: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])
+    teams: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
-        team = teams[row["operator"]["team"]]
-        team[0] += row["_satisfied"]
-        team[1] += row["responses"]
+        for team_id, (happy, responses) in row["_teams"].items():
+            if team_id:
+                teams[team_id][0] += happy
+                teams[team_id][1] += responses
     counts = [(row["_satisfied"], row["responses"]) for row in rows]
     posteriors = prior.shrink_all(counts) if prior else [None] * len(rows)
     for row, posterior in zip(rows, posteriors, strict=True):
-        responses, satisfied = row["responses"], row["_satisfied"]
+        responses = row["responses"]
         shrunk = posterior if responses else None
         row["_shrunk"] = shrunk and shrunk.estimate
         row["csat_shrunk"] = shrunk and round(shrunk.estimate, 4)
         row["csat_shrunk_ci95"] = shrunk and [round(shrunk.low, 4), round(shrunk.high, 4)]
-        team = row["operator"]["team"]
-        team_satisfied, team_responses = teams[team]
-        team_csat = team_satisfied / team_responses if team and team_responses else None
+        in_teams = [(t, c) for t, c in row["_teams"].items() if t and c[1]]
+        happy_in_teams = sum(c[0] for _t, c in in_teams)
+        responses_in_teams = sum(c[1] for _t, c in in_teams)
+        team_csat = (
+            sum(c[1] * teams[t][0] / teams[t][1] for t, c in in_teams) / responses_in_teams
+            if responses_in_teams
+            else None
+        )
         row["team_csat"] = _round(team_csat, 4)
         row["vs_team"] = (
-            None if team_csat is None else compare_share(satisfied, responses, team_csat)
+            None
+            if team_csat is None
+            else compare_share(happy_in_teams, responses_in_teams, team_csat)
         )
         row["ranked"] = responses >= minimum and shrunk is not None
         row["rank"] = None

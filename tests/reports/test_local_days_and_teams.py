@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from gateway.interactions import move_operator
 from gateway.models import AuditEvent, Operator
 from gateway.reports import rollup, scoring
 from gateway.reports.models import RollupState, ScoreBucket
 from ivr_flows import default_flows
 from tests.conftest import make_test_app
-from tests.reports.factories import NPS_FLOW, Seeder, report
+from tests.reports.factories import NPS_FLOW, Seeder, at, report
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -84,6 +85,41 @@ def test_a_moved_operator_leaves_old_contacts_with_the_old_team_and_the_move_is_
     assert move.subject_id == "op-t" and move.actor.startswith("admin:")
     assert move.detail == {"from": "North", "to": "South"}
     assert session.scalar(select(Operator.team_id).where(Operator.external_id == "op-t"))
+
+
+def test_a_moved_operators_old_calls_stay_in_the_old_teams_average(client, keys, session):
+    seeder = Seeder(session)
+    moved, north, south = (
+        seeder.operator("op-m", "North"),
+        seeder.operator("op-n", "North"),
+        seeder.operator("op-s", "South"),
+    )
+    for i in range(12):
+        seeder.survey(moved, {"overall": 5}, at("2026-09-05", 9 + i % 8))
+        seeder.survey(north, {"overall": 5 if i % 2 else 2}, at("2026-09-06", 9 + i % 8))
+        seeder.survey(south, {"overall": 4 if i % 2 else 1}, at("2026-09-06", 9 + i % 8))
+    move_operator(session, moved, seeder.team("South"), "admin:test", at("2026-09-10"))
+    for i in range(12):
+        seeder.survey(moved, {"overall": 1}, at("2026-09-20", 9 + i % 8))
+    session.commit()
+
+    rows = {
+        r["operator"]["external_id"]: r for r in report(client, keys["admin"]).json["operators"]
+    }
+    # North: op-m's 12 satisfied calls before the move and op-n's 6 of 12: 18 of 24.
+    assert rows["op-n"]["team_csat"] == 0.75
+    # South: op-s's 6 of 12, and op-m's 12 unsatisfied calls after the move: 6 of 24.
+    assert rows["op-s"]["team_csat"] == 0.25
+    # op-m is compared with North for the old calls and with South for the new ones.
+    assert rows["op-m"]["csat"] == 0.5
+    assert rows["op-m"]["team_csat"] == 0.5
+    assert rows["op-m"]["vs_team"] == "no_difference"
+    assert rows["op-m"]["operator"]["team"] == "South"
+    north_only = report(client, keys["north"]).json["operators"]
+    assert {r["operator"]["external_id"]: r["team_csat"] for r in north_only} == {
+        "op-m": 0.75,
+        "op-n": 0.75,
+    }
 
 
 def test_a_weight_change_and_a_restart_change_no_past_figure(
