@@ -6,17 +6,35 @@ Pure domain code: takes a Session and plain values, imports neither Flask nor Ce
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.models import Answer, Incident, SurveySession, SurveyStatus
 from gateway.reports.scoring import freeze_score
 from ivr_flows import Flow, FlowState, default_flows
-from ivr_flows.engine import RecordedAnswer
+from ivr_flows.engine import QuestionType, RecordedAnswer
 
 OVERALL = "overall"
+_answers = cast(Table, Answer.__table__)
+# A second answer to the same question keeps the first (see record_answer).
+_NEW_ANSWER = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_answers)
+    .values(
+        session_id=bindparam("survey_id"),
+        question_key=bindparam("key"),
+        value=bindparam("value"),
+        raw_input=bindparam("raw_input"),
+        recording_url=bindparam("recording_url"),
+        recording_duration=bindparam("recording_duration"),
+        answered_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing(index_elements=["session_id", "question_key"])
+    for dialect in (postgresql, sqlite)
+}
 
 
 class UnknownFlow(LookupError):
@@ -78,6 +96,38 @@ def record_answer(
     if survey.status.is_final and survey.scored_at is not None:
         freeze_score(survey, now)
     return row
+
+
+def plain_answer(flow: Flow, answer: RecordedAnswer, settings: Settings) -> bool:
+    """Whether storing `answer` of a running survey is all there is to it: no incident to open
+    (a low overall score, see record_answer) and no event to send (an NPS answer, see
+    gateway.webhooks.events). Such an answer may be written by `insert_answer`."""
+    if answer.value is None:
+        return True
+    if answer.question_key == OVERALL and answer.value <= settings.low_score_threshold:
+        return False
+    try:
+        return flow.question(answer.question_key).type is not QuestionType.NPS
+    except KeyError:
+        return False
+
+
+def insert_answer(conn: Connection, survey_id: int, answer: RecordedAnswer, now: datetime) -> None:
+    """Store a plain answer (`plain_answer`) of a running survey in one statement, bypassing
+    the ORM; as in record_answer, a second answer to the same question keeps the first."""
+    statement = _NEW_ANSWER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    conn.execute(
+        statement,
+        {
+            "survey_id": survey_id,
+            "key": answer.question_key,
+            "value": answer.value,
+            "raw_input": (answer.raw_input or None) and answer.raw_input[:500],
+            "recording_url": answer.recording_url,
+            "recording_duration": answer.recording_duration,
+            "now": now,
+        },
+    )
 
 
 def _answer_for(session: Session, survey_id: int, key: str) -> Answer | None:

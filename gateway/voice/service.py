@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, Table, bindparam, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.db import insert_new
 from gateway.interactions import (
     DEFAULT_FLOW,
     CustomerInput,
@@ -33,6 +34,7 @@ from gateway.models import (
     Customer,
     Interaction,
     InteractionChannel,
+    Operator,
     SurveyChannel,
     SurveyKind,
     SurveySession,
@@ -41,7 +43,15 @@ from gateway.models import (
 )
 from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
-from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
+from gateway.surveys import (
+    finish_survey,
+    flow_of,
+    flow_state,
+    insert_answer,
+    plain_answer,
+    record_answer,
+    save_flow_state,
+)
 from gateway.voice import callbacks
 from gateway.voice.twiml import StepLink, hangup, render_step
 from ivr_flows import Flow, FlowState, default_flows
@@ -103,19 +113,105 @@ class KeyInput:
 
 # --- receipts -----------------------------------------------------------------------------
 
+# Statements of every webhook, built once per process: building a statement costs more CPU
+# than running it (SQLAlchemy caches the compiled form, not the construction).
+_receipts = cast(Table, WebhookReceipt.__table__)
+_surveys = cast(Table, SurveySession.__table__)
+_RECEIPT = select(_receipts.c.response_body).where(
+    _receipts.c.provider_id == bindparam("call_sid"), _receipts.c.step == bindparam("step")
+)
+_REMEMBER = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_receipts)
+    .values(
+        provider_id=bindparam("call_sid"),
+        step=bindparam("step"),
+        response_body=bindparam("body"),
+        created_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing(index_elements=["provider_id", "step"])
+    .returning(_receipts.c.id)
+    for dialect in (postgresql, sqlite)
+}
+# A step's survey row, locked until commit. The step's stored answer is read in a statement
+# of its own after it: one that waited for the lock sees the row as the other transaction
+# left it, but a subquery of the same statement would still see the data of before.
+_STEP_ROW = (
+    select(
+        _surveys.c.id,
+        _surveys.c.provider_id,
+        _surveys.c.status,
+        _surveys.c.flow,
+        _surveys.c.state,
+        _surveys.c.language,
+    )
+    .where(_surveys.c.id == bindparam("survey_id"))
+    .with_for_update()
+)
+_interactions = cast(Table, Interaction.__table__)
+_operators = cast(Table, Operator.__table__)
+_customers = cast(Table, Customer.__table__)
+_customer_of_phone = (
+    _customers.c.phone == bindparam("phone"),
+    _customers.c.phone.is_not(None),
+)
+# What the first webhook of a post-call survey needs to know, in one round trip: its stored
+# answer (a retry), whether the contact is recorded already, the operator (and their team
+# now), the customer by phone, and whether that phone opted out.
+_FIRST_LOOK = select(
+    _RECEIPT.scalar_subquery().label("replay"),
+    select(_interactions.c.id)
+    .where(
+        _interactions.c.channel == bindparam("channel"),
+        _interactions.c.external_id == bindparam("external_id"),
+    )
+    .scalar_subquery()
+    .label("interaction_id"),
+    select(_operators.c.id)
+    .where(_operators.c.external_id == bindparam("operator"))
+    .scalar_subquery()
+    .label("operator_id"),
+    select(_operators.c.team_id)
+    .where(_operators.c.external_id == bindparam("operator"))
+    .scalar_subquery()
+    .label("team_id"),
+    select(_customers.c.id)
+    .where(*_customer_of_phone)
+    .order_by(_customers.c.id)
+    .limit(1)
+    .scalar_subquery()
+    .label("customer_id"),
+    select(_customers.c.language)
+    .where(*_customer_of_phone)
+    .order_by(_customers.c.id)
+    .limit(1)
+    .scalar_subquery()
+    .label("customer_language"),
+    exists().where(*_customer_of_phone, _customers.c.opted_out_at.is_not(None)).label("opted_out"),
+)
+# The survey of a call, locked (the status callback).
+_CALL_SURVEY = (
+    select(_surveys.c.id, _surveys.c.kind, _surveys.c.status)
+    .where(_surveys.c.provider_id == bindparam("call_sid"))
+    .limit(1)
+    .with_for_update()
+)
+_NEW_POSITION = (
+    update(_surveys)
+    .where(_surveys.c.id == bindparam("survey_id"))
+    .values(state=bindparam("state"), updated_at=bindparam("now"))
+)
+
 
 def _receipt(session: Session, call_sid: str, step: str) -> str | None:
-    return session.scalar(
-        select(WebhookReceipt.response_body).where(
-            WebhookReceipt.provider_id == call_sid, WebhookReceipt.step == step
-        )
-    )
+    return session.connection().scalar(_RECEIPT, {"call_sid": call_sid, "step": step})
 
 
 def _remember(session: Session, call_sid: str, step: str, body: str, now: datetime) -> str:
     """Keep the answer for retries; if a concurrent request got there first, its answer wins."""
-    row = {"provider_id": call_sid, "step": step, "response_body": body, "created_at": now}
-    if insert_new(session, WebhookReceipt, row, ("provider_id", "step")):
+    conn = session.connection()
+    statement = _REMEMBER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    given = {"call_sid": call_sid, "step": step, "body": body, "now": now}
+    if conn.execute(statement, given).first() is not None:
         return body
     stored = _receipt(session, call_sid, step)
     if stored is None:  # the conflicting row is gone: only a concurrent delete could do that
@@ -143,14 +239,97 @@ def start_survey(
     session: Session, settings: Settings, now: datetime, call: CallInput, params: StartParams
 ) -> str:
     """The first TwiML of a survey call: greeting and first question, or a polite hang-up."""
-    replay = _receipt(session, call.call_sid, START_STEP)
-    if replay is not None:
-        return replay
     if params.session_id is not None:
-        body = _start_callback(session, settings, now, call, params.session_id)
-    else:
+        replay = _receipt(session, call.call_sid, START_STEP)
+        if replay is not None:
+            return replay
+        callback = _start_callback(session, settings, now, call, params.session_id)
+        return _remember(session, call.call_sid, START_STEP, callback, now)
+    external_id = params.interaction or call.parent_call_sid or call.call_sid
+    customer_phone = _customer_phone(call, settings)
+    look = (
+        session.connection()
+        .execute(
+            _FIRST_LOOK,
+            {
+                "call_sid": call.call_sid,
+                "step": START_STEP,
+                "channel": InteractionChannel.CALL,
+                "external_id": external_id,
+                "operator": params.operator,
+                "phone": customer_phone,
+            },
+        )
+        .one()
+    )
+    if look.replay is not None:
+        return str(look.replay)
+    body: str | None = _start_new_contact(
+        session, settings, now, call, params, external_id, customer_phone, look
+    )
+    if body is None:
         body = _start_post_call(session, settings, now, call, params)
     return _remember(session, call.call_sid, START_STEP, body, now)
+
+
+def _start_new_contact(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    call: CallInput,
+    params: StartParams,
+    external_id: str,
+    phone: str | None,
+    look: Row[Any],
+) -> str | None:
+    """The usual first webhook: a contact not yet recorded, with an operator the gateway
+    knows, reached, from a number that did not opt out. The contact, its customer if new
+    and its running survey are written in one flush (the reports' rollup counts them in it).
+    None for anything else, which `_start_post_call` handles.
+    """
+    reached = call.dial_call_status is None or call.dial_call_status in OPERATOR_REACHED
+    if (
+        look.interaction_id is not None
+        or not reached
+        or look.opted_out
+        or (params.operator and look.operator_id is None)
+    ):
+        return None
+    flow = _flow_named(params.flow)
+    step = start(flow, "ivr")
+    if step.finished:
+        return None
+    interaction = Interaction(
+        channel=InteractionChannel.CALL,
+        external_id=external_id,
+        ended_at=now,
+        operator_id=look.operator_id,
+        team_id=look.team_id,
+    )
+    survey = SurveySession(
+        interaction=interaction,
+        channel=SurveyChannel.IVR,
+        kind=SurveyKind.POST_CALL,
+        flow=flow.key,
+        language=_language(look.customer_language, params.lang, flow, settings),
+        status=SurveyStatus.ACTIVE,
+        provider_id=call.call_sid,
+        started_at=now,
+        attempts=0,
+    )
+    save_flow_state(survey, step.state)
+    if look.customer_id is not None:
+        interaction.customer_id = survey.customer_id = look.customer_id
+    elif phone:
+        interaction.customer = survey.customer = Customer(phone=phone)
+    try:
+        # A concurrent copy of this webhook claimed the contact first: its row is found then.
+        with session.begin_nested():
+            session.add(survey)
+    except IntegrityError:
+        return None
+    link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
+    return str(render_step(step, flow, survey.language, link, settings))
 
 
 def _start_post_call(
@@ -247,7 +426,13 @@ def survey_language(
     customer: Customer | None, requested: str | None, flow: Flow, settings: Settings
 ) -> str:
     """The customer's language, else the one the URL asks for, else DEFAULT_LANGUAGE."""
-    for language in (customer.language if customer else None, requested, settings.default_language):
+    return _language(customer.language if customer else None, requested, flow, settings)
+
+
+def _language(
+    customer_language: str | None, requested: str | None, flow: Flow, settings: Settings
+) -> str:
+    for language in (customer_language, requested, settings.default_language):
         if language and language in flow.languages:
             return language
     return flow.languages[0]
@@ -359,19 +544,55 @@ def answer_step(
 
     The survey row is locked first and the receipt read after: a retry, or a copy of this
     webhook another worker answered while we waited for the lock, gets the stored answer.
+    A key press that only records an answer and moves on is written in two statements
+    (`_keypress`); the rest (the survey's end, a low score, an NPS answer, a late comment)
+    goes through the ORM, whose hooks keep the reports and events.
     """
     step_key = step_name(number)
-    survey = _locked(session, survey_id)
-    if survey is None or survey.provider_id != call.call_sid:
+    conn = session.connection()
+    row = conn.execute(_STEP_ROW, {"survey_id": survey_id}).first()
+    if row is None or row.provider_id != call.call_sid:
         logger.warning(
             "call %s sent a step of survey %s, which is not its own", call.call_sid, survey_id
         )
         return str(hangup(settings))  # not remembered: it changed nothing
-    replay = _receipt(session, call.call_sid, step_key)
+    replay = conn.scalar(_RECEIPT, {"call_sid": call.call_sid, "step": step_key})
     if replay is not None:
-        return replay
-    body = _advance(session, settings, now, survey, number, given)
+        return str(replay)
+    body = _keypress(conn, settings, now, row, number, given)
+    if body is None:
+        survey = _locked(session, survey_id)  # locked above already: no wait
+        if survey is None:
+            raise LookupError(f"survey {survey_id} vanished while locked")
+        body = _advance(session, settings, now, survey, number, given)
     return _remember(session, call.call_sid, step_key, body, now)
+
+
+def _keypress(
+    conn: Connection, settings: Settings, now: datetime, row: Any, number: int, given: KeyInput
+) -> str | None:
+    """The common step of a running survey: store the answer (if the step gives one) and the
+    new position, nothing else; None when the step needs more than that (see answer_step).
+
+    Nothing of the reports changes with it: a running survey counts once it ends.
+    """
+    flow = default_flows().get(row.flow)
+    if row.status is not SurveyStatus.ACTIVE or flow is None:
+        return None
+    state = FlowState.from_json(row.state)
+    questions = flow.questions_for("ivr")
+    if state.index >= len(questions):
+        return None
+    step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
+    if step.finished or (
+        step.recorded is not None and not plain_answer(flow, step.recorded, settings)
+    ):
+        return None
+    if step.recorded is not None:
+        insert_answer(conn, row.id, step.recorded, now)
+    conn.execute(_NEW_POSITION, {"survey_id": row.id, "state": step.state.to_json(), "now": now})
+    link = StepLink(row.id, number + 1, _question_key(flow, step.state, step.finished))
+    return str(render_step(step, flow, row.language, link, settings))
 
 
 def _advance(
@@ -394,11 +615,15 @@ def _advance(
     step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
     if step.recorded is not None:
         # Committed with this step: a hang-up right after keeps the answer.
-        record_answer(session, survey, step.recorded, settings, now)
-    save_flow_state(survey, step.state)
+        if step.finished and plain_answer(flow, step.recorded, settings):
+            insert_answer(session.connection(), survey.id, step.recorded, now)
+        else:
+            record_answer(session, survey, step.recorded, settings, now)
     if step.finished:
-        session.flush()
+        # Its score is frozen from the stored answers, this one included (an ORM answer is
+        # flushed by the query); the new position goes in the same UPDATE as the end.
         finish_survey(survey, now, completed=True)
+    save_flow_state(survey, step.state)
     link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
     return str(render_step(step, flow, survey.language, link, settings))
 
@@ -467,13 +692,16 @@ class StatusInput:
 def call_status(session: Session, settings: Settings, now: datetime, status: StatusInput) -> None:
     """Twilio's status callback: close the survey of a finished call; settle a call-back try."""
     call = status.call
-    survey_id = session.scalar(
-        select(SurveySession.id).where(SurveySession.provider_id == call.call_sid)
-    )
-    if survey_id is None:
+    found = session.connection().execute(_CALL_SURVEY, {"call_sid": call.call_sid}).first()
+    if found is None:
         # A call no survey knows, e.g. a hotline call never handed over to the survey.
         logger.debug("status %s of call %s: no survey", call.call_status, call.call_sid)
         return
+    if found.kind is not SurveyKind.IVR_CALLBACK and (
+        found.status.is_final or call.call_status not in FINAL_CALL_STATUSES
+    ):
+        return  # the survey ended with its last step, or the call goes on: nothing to do
+    survey_id = found.id
     survey = _locked(session, survey_id)
     if survey is None:
         raise LookupError(f"survey {survey_id} vanished while locking it")

@@ -1,0 +1,154 @@
+"""Profile: where the CPU of one IVR survey step goes, in one process, without gunicorn.
+
+Not a test. Creates its own PostgreSQL database (as bench/ivr_load.py does), builds the app,
+and walks `--calls` whole `post_call` surveys one after another through the WSGI app with
+Twilio's signed webhooks, the same requests as the load benchmark's callers. Prints the
+process's CPU time per step (with a warm-up not counted) and, with --profile, cProfile's
+heaviest functions by cumulative time.
+
+    .venv/bin/python bench/ivr_profile.py [--calls 300] [--profile] [--top 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event  # noqa: E402
+
+from bench.ivr_load import (  # noqa: E402
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    HOTLINE,
+    Caller,
+    Tally,
+    own_database,
+)
+
+BASE_URL = "http://gateway.example"
+
+
+class InProcessCaller(Caller):
+    """The load benchmark's caller, posting to the WSGI app instead of over HTTP."""
+
+    def __init__(self, client: Any, seed: int, tally: Tally) -> None:
+        super().__init__(BASE_URL, seed, tally)
+        self.client = client
+        self.statements = [0]
+        self.by_kind: dict[str, list[Any]] = {}
+
+    @staticmethod
+    def kind(path: str, query: str) -> str:
+        """The request's kind: the survey's start, a key press, its last step, the status."""
+        question = parse_qs(query).get("q", [""])[0]
+        return f"{path} {question}".strip()
+
+    def post(self, url: str, data: dict[str, str]) -> bytes:
+        signature = self.validator.compute_signature(url, data)
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        started = time.perf_counter()
+        cpu = time.process_time()
+        statements_before = self.statements[0]
+        response = self.client.post(
+            target,
+            data=data,
+            headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+        )
+        self.tally.latencies.append(time.perf_counter() - started)
+        kind = self.kind(parts.path, parts.query)
+        figures = self.by_kind.setdefault(kind, [0, 0.0, 0])
+        figures[0] += 1
+        figures[1] += time.process_time() - cpu
+        figures[2] += self.statements[0] - statements_before
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code} from {parts.path}: {response.data[:200]!r}")
+        return bytes(response.data)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300, help="surveys walked after warm-up")
+    parser.add_argument("--warmup", type=int, default=30, help="surveys walked first, not counted")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's heaviest")
+    parser.add_argument("--top", type=int, default=40, help="functions printed with --profile")
+    parser.add_argument("--sort", default="cumulative", help="cProfile sort key")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="regular expressions of the functions printed"
+    )
+    args = parser.parse_args()
+
+    name = f"sg_ivr_profile_{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="sg-ivr-profile-") as scratch,
+        own_database(name, keep=False) as url,
+    ):
+        os.environ.update(
+            DATABASE_URL=url,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_FROM_NUMBER=HOTLINE,
+            SECRET_KEY="bench-secret",
+            SURVEY_GATEWAY_VAR_DIR=scratch,
+            LOW_SCORE_THRESHOLD="2",
+            PUBLIC_BASE_URL=BASE_URL,
+        )
+        from gateway import create_app
+
+        app = create_app()
+        client = app.test_client()
+        tally = Tally()
+        caller = InProcessCaller(client, random.randrange(2**32), tally)
+        event.listen(
+            app.extensions["database"].engine,
+            "before_cursor_execute",
+            lambda *_: caller.statements.__setitem__(0, caller.statements[0] + 1),
+        )
+        for _ in range(args.warmup):
+            caller.survey()
+        tally.latencies.clear()
+        caller.by_kind.clear()
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        started = time.process_time()
+        if profiler:
+            profiler.enable()
+        for _ in range(args.calls):
+            caller.survey()
+        if profiler:
+            profiler.disable()
+        spent = time.process_time() - started
+        steps = len(tally.latencies)
+        print(
+            f"{args.calls} surveys, {steps} steps in one process: "
+            f"{spent * 1000 / steps:.2f} ms CPU per step (app and callers; the database's "
+            f"backend not included); load average {os.getloadavg()[0]:.2f}"
+        )
+        print(f"{'request':<40} {'count':>6} {'cpu ms':>7} {'statements':>10}")
+        for kind, (count, cpu, statements) in sorted(caller.by_kind.items()):
+            print(f"{kind:<40} {count:>6} {cpu * 1000 / count:>7.2f} {statements / count:>10.1f}")
+        if profiler:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(
+                *args.only, args.top
+            )
+            print(out.getvalue())
+        app.extensions["database"].dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
