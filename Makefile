@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps
+.PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps \
+	translations screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,22 @@ system-deps:
 	  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox \
 	    chromium chromium-driver; }
+
+## screenshots: a PNG of each dashboard page (Russian, desktop and phone) under var/screenshots/
+screenshots: $(STAMP)
+	rm -rf var/screenshots
+	SCREENSHOT_DIR=var/screenshots $(BIN)/python -m pytest -q \
+	  tests/reports/test_dashboard_browser.py
+	@ls var/screenshots
+
+## translations: extract the dashboard's texts, add the new ones to the Russian catalogue and
+## compile it (the compiled .mo is committed beside its .po; a test checks that they match)
+translations: $(STAMP)
+	mkdir -p var
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o var/messages.pot .
+	$(BIN)/pybabel update -i var/messages.pot -d gateway/dashboard/translations -l ru \
+	  --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d gateway/dashboard/translations -l ru --statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,8 +14,7 @@ from gateway.db import Database
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
     from audio import views as audio_views
-    from gateway import api, health, logs, monitoring, security, tasking
-    from gateway.dashboard import views as dashboard_views
+    from gateway import api, dashboard, health, logs, monitoring, security, tasking
     from gateway.reports import rollup as reports_rollup
     from gateway.voice import views as voice_views
     from gateway.webhooks import events as webhook_events
@@ -45,7 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(voice_views.bp)
     app.register_blueprint(audio_views.bp)
     app.register_blueprint(sms_views.bp)
-    app.register_blueprint(dashboard_views.bp)
+    dashboard.init_app(app)  # its pages, translations, error pages, and `/`
     app.register_blueprint(websurvey_views.bp)
     api.init_app(app)
 

@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
 from gateway.models import (
+    Answer,
     AuditEvent,
     Customer,
+    Incident,
     Interaction,
     InteractionChannel,
     Operator,
@@ -521,6 +523,112 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
             .group_by(numbered.c.operator_id)
         ).all()
     )
+
+
+def known_offices(session: Session) -> list[str]:
+    """Every office that has reported figures, for a filter's choices."""
+    return list(
+        session.scalars(
+            select(scores.c.office)
+            .where(scores.c.office.is_not(None))
+            .distinct()
+            .order_by(scores.c.office)
+        )
+    )
+
+
+def operator_surveys(
+    session: Session,
+    operator: Operator,
+    flt: ReportFilter,
+    *,
+    limit: int,
+    offset: int = 0,
+    excluded_only: bool = False,
+) -> tuple[list[SurveySession], int]:
+    """One page of the operator's surveys in the filter (newest contact first), with their
+    answers and interactions loaded, and how many there are in all."""
+    query = _scored_query(flt).where(Interaction.operator_id == operator.id)
+    if excluded_only:
+        query = query.where(SurveySession.excluded_at.is_not(None))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Interaction.ended_at.desc(), Interaction.id.desc())
+        .options(
+            selectinload(SurveySession.answers),
+            selectinload(SurveySession.interaction).selectinload(Interaction.team),
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+@dataclass(frozen=True)
+class SurveyStep:
+    """One question of a survey as the customer met it, and what they gave."""
+
+    key: str
+    text: str | None  # the question in the reader's language; None: not in the flow now
+    answer: Answer | None  # None: never reached
+
+
+def survey_steps(survey: SurveySession, language: str) -> list[SurveyStep]:
+    """The survey's questions in the order its flow asks them on its channel, each with its
+    answer; answers to questions the flow no longer has follow, in the order given."""
+    answers = {a.question_key: a for a in sorted(survey.answers, key=lambda a: a.answered_at)}
+    flow = default_flows().get(survey.flow)
+    channel = survey.channel.value if survey.channel.value in ("ivr", "sms") else "web"
+    steps: list[SurveyStep] = []
+    if flow is not None:
+        for question in flow.questions_for(channel):
+            text = question.text_for(channel, language) if language in question.text else None
+            steps.append(SurveyStep(question.key, text, answers.pop(question.key, None)))
+    steps.extend(SurveyStep(key, None, answer) for key, answer in answers.items())
+    return steps
+
+
+def find_answer(session: Session, answer_id: int, team: str | None) -> Answer:
+    """An answer, if its contact is visible to a caller restricted to `team` (None: any)."""
+    query = (
+        select(Answer)
+        .join(Answer.session)
+        .join(SurveySession.interaction)
+        .where(Answer.id == answer_id)
+    )
+    if team is not None:
+        query = query.where(Interaction.team_id.in_(_team_ids(team)))
+    answer = session.scalar(query)
+    if answer is None:
+        raise NotVisible(f"no answer {answer_id}")
+    return answer
+
+
+def incident_of(session: Session, survey: SurveySession) -> Incident | None:
+    """The low-score incident the survey opened, if any."""
+    return session.scalar(select(Incident).where(Incident.session_id == survey.id))
+
+
+def find_interaction(session: Session, interaction_id: int, team: str | None) -> Interaction:
+    """The interaction, if visible to a caller restricted to `team` (None: any team), with
+    its operator, customer, survey and answers loaded."""
+    query = (
+        select(Interaction)
+        .where(Interaction.id == interaction_id)
+        .options(
+            selectinload(Interaction.operator).selectinload(Operator.team),
+            selectinload(Interaction.team),
+            selectinload(Interaction.customer),
+            selectinload(Interaction.survey).selectinload(SurveySession.answers),
+            selectinload(Interaction.survey).selectinload(SurveySession.attempt_log),
+        )
+    )
+    if team is not None:
+        query = query.where(Interaction.team_id.in_(_team_ids(team)))
+    interaction = session.scalar(query)
+    if interaction is None:
+        raise NotVisible(f"no interaction {interaction_id}")
+    return interaction
 
 
 # --- scored interactions: one row per survey, straight from the raw answers --------------

@@ -137,22 +137,8 @@ def _filename(stem: str, query: Mapping[str, Any]) -> str:
 def _table_response(
     wanted: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], filename: str
 ) -> Response:
-    """A CSV or XLSX download: written to a temporary file while the request reads the
-    database, then streamed from the file. The read ends with the request, never with the
-    download: on the embedded SQLite a transaction held while a slow client downloads would
-    stop every webhook and the sweep."""
-    if wanted == "csv":
-        path = export.write_csv(columns, rows)
-        mimetype = export.CSV
-    else:
-        path = export.write_xlsx(columns, rows, sheet=filename[:31])
-        mimetype = export.XLSX
-    _session().rollback()  # the read is over; nothing was written
-    response = Response(export.file_chunks(path), mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.{wanted}"'
-    if wanted == "csv":
-        response.mimetype_params["charset"] = "utf-8"
-    return response
+    """A CSV or XLSX download; the read is over (nothing was written) before it streams."""
+    return export.table_download(wanted, columns, rows, filename, _session().rollback)
 
 
 @bp.route("/operators")

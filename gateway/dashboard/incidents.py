@@ -1,0 +1,62 @@
+"""Low-score incidents: the open (or closed) ones of the viewer's scope, closed with a note."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session
+
+from gateway.dashboard import auth
+from gateway.db import utcnow
+from gateway.incidents import IncidentError, close_incident, list_incidents, team_of
+from gateway.models import ApiRole, Incident
+from gateway.phones import mask_phone
+
+bp = Blueprint("incidents", __name__, url_prefix="/incidents")
+
+
+def _db() -> Session:
+    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
+
+
+def _team_id() -> int | None:
+    key = auth.viewer()
+    return key.team_id if key.role is ApiRole.SUPERVISOR else None
+
+
+@bp.get("")
+def index() -> ResponseReturnValue:
+    """Open (or closed) low-score incidents of the viewer's scope."""
+    status = "closed" if request.args.get("status") == "closed" else "open"
+    rows = list_incidents(_db(), status=status, team_id=_team_id(), limit=200)
+    return render_template(
+        "dashboard/incidents/list.html",
+        rows=rows,
+        status=status,
+        mask_phone=mask_phone,
+        since=utcnow() - timedelta(days=1),
+    )
+
+
+@bp.post("/<int:incident_id>/close")
+def close(incident_id: int) -> ResponseReturnValue:
+    """Close an incident with the resolution typed in the form."""
+    db = _db()
+    incident = db.get(Incident, incident_id)
+    team = _team_id()
+    if incident is None or (team is not None and team_of(incident) != team):
+        abort(404, _("There is no such incident in your teams."))
+    resolution = request.form.get("resolution", "").strip()
+    if not resolution:
+        flash(_("Write what was done before closing the incident."), "error")
+        return redirect(url_for("dashboard.incidents.index"))
+    try:
+        close_incident(db, incident, auth.actor(), resolution, utcnow())
+    except IncidentError as exc:
+        abort(409, str(exc))
+    db.commit()
+    flash(_("Incident %(id)s is closed.", id=incident_id), "success")
+    return redirect(url_for("dashboard.incidents.index"))

@@ -1,0 +1,95 @@
+"""What the dashboard shows instead of a stored code (`office_visit`, `not_reached`, `cost`).
+
+Templates write `value | label("channel")`; a code missing from its table is shown as it is
+(so a new code is visible, never hidden). A page group with codes of its own adds a table here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+LABELS: dict[str, dict[str, Any]] = {
+    "channel": {
+        "call": _l("Call"),
+        "office_visit": _l("Office visit"),
+        "request": _l("Request"),
+    },
+    "survey_channel": {
+        "ivr": _l("Phone (IVR)"),
+        "sms": _l("SMS"),
+        "web": _l("Web link"),
+        "email": _l("Email"),
+    },
+    "survey_kind": {
+        "post_call": _l("On the same call"),
+        "ivr_callback": _l("Call-back"),
+        "sms": _l("SMS"),
+        "web": _l("Web link"),
+        "email": _l("Email"),
+    },
+    "survey_status": {
+        "scheduled": _l("Scheduled"),
+        "sending": _l("Sending"),
+        "active": _l("In progress"),
+        "completed": _l("Completed"),
+        "partial": _l("Partly answered"),
+        "expired": _l("No answer"),
+        "not_sent": _l("Not sent"),
+        "not_reached": _l("Not reached"),
+        "failed": _l("Failed"),
+    },
+    "question": {
+        "overall": _l("Overall"),
+        "cost": _l("Cost"),
+        "speed": _l("Speed"),
+        "politeness": _l("Politeness"),
+        "quality": _l("Quality"),
+        "nps": _l("Would recommend (0-10)"),
+        "importance_cost": _l("Importance of cost"),
+        "importance_speed": _l("Importance of speed"),
+        "importance_politeness": _l("Importance of politeness"),
+        "importance_quality": _l("Importance of quality"),
+        "comment": _l("Voice comment"),
+    },
+    "role": {
+        "integration": _l("Integration"),
+        "supervisor": _l("Supervisor"),
+        "admin": _l("Administrator"),
+        "operator": _l("Operator"),
+    },
+    "vs_team": {
+        "above": _l("above the team"),
+        "below": _l("below the team"),
+        "no_difference": _l("as the team"),
+    },
+    "nps_class": {
+        "promoter": _l("Promoter"),
+        "passive": _l("Passive"),
+        "detractor": _l("Detractor"),
+    },
+    "disposition": {
+        "transferred": _l("Transferred"),
+        "operator_hangup": _l("Operator hung up"),
+    },
+    "granularity": {
+        "day": _l("By day"),
+        "week": _l("By week"),
+        "month": _l("By month"),
+    },
+}
+
+
+def label(code: Any, kind: str) -> str:
+    """The reader's-language name of `code` in table `kind` (the code itself if unknown)."""
+    if code is None:
+        return "–"
+    text = str(getattr(code, "value", code))
+    found = LABELS.get(kind, {}).get(text)
+    return str(found) if found is not None else text
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["label"] = label
