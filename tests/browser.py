@@ -6,8 +6,9 @@ Fixtures (a pytest plugin of the suite, loaded by tests/conftest.py):
   is emptied after the test).
 * `live_key(role, team=None, name=...)`: an API key committed in the live database.
 * `browser`: a headless Chromium (phone-sized windows on demand), one per test process.
-* `dashboard`: a `Dashboard` on `live_server`: `sign_in(key)`, `open(path)`, `table(id)`,
-  `flashes()`, `screenshot(name)`, and the driver itself as `.driver`.
+* `dashboard`: a `Dashboard` on `live_server`: `sign_in(key)`, `open(path)`, `click(element)`
+  and `click_link(text)` (each waits for the page it loads), `text`, `path`, `table(id)`,
+  `flashes()`, `phone()`, `screenshot(name)`, and Selenium's driver itself as `.driver`.
 
 Chromium and chromedriver come from Debian (`make system-deps`); nothing is downloaded at
 test time (Selenium Manager is never asked: the driver's path is given). Without them the
@@ -114,10 +115,23 @@ class Dashboard:
     def __init__(self, driver: Any, base_url: str) -> None:
         self.driver = driver
         self.base_url = base_url
+        self.size = DESKTOP
 
     def open(self, path: str) -> Dashboard:
         """Load a page of the gateway (a path such as /dashboard/operators)."""
         self.driver.get(self.base_url + path)
+        return self
+
+    def _submit(self, element: Any, seconds: float = 20) -> Dashboard:
+        """Click what loads a new page (a link, a form's button) and wait until it has."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old_page = self.driver.find_element("tag name", "html")
+        element.click()
+        wait = WebDriverWait(self.driver, seconds)
+        wait.until(expected_conditions.staleness_of(old_page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         return self
 
     @property
@@ -135,8 +149,7 @@ class Dashboard:
         """Sign in through the form, as a person pastes their key."""
         self.open("/dashboard/login")
         self.driver.find_element("name", "api_key").send_keys(key)
-        self.driver.find_element("css selector", "form.stacked button").click()
-        return self
+        return self._submit(self.driver.find_element("css selector", "form.stacked button"))
 
     def flashes(self) -> list[str]:
         """The messages shown after the last action."""
@@ -157,12 +170,16 @@ class Dashboard:
             rows.append(row)
         return rows
 
+    def click(self, element: Any) -> Dashboard:
+        """Click a link or button and wait for the page it leads to."""
+        return self._submit(element)
+
     def click_link(self, text: str) -> Dashboard:
-        self.driver.find_element("link text", text).click()
-        return self
+        return self.click(self.driver.find_element("link text", text))
 
     def phone(self) -> Dashboard:
         """A phone-sized window from now on (the test's end restores the desktop size)."""
+        self.size = PHONE
         self.driver.set_window_size(*PHONE)
         return self
 
@@ -173,10 +190,12 @@ class Dashboard:
             return None
         path = Path(folder) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        width = self.driver.get_window_size()["width"]
+        width, base_height = self.size
+        self.driver.set_window_size(width, base_height)  # measured at the usual size
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(width, min(max(int(height) + 120, 600), 6000))
+        self.driver.set_window_size(width, min(max(int(height) + 120, base_height), 6000))
         self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(width, base_height)
         return path
 
 

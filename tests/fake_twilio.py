@@ -68,8 +68,18 @@ CALLS = "calls"
 CALL_UPDATE = "call_update"
 CALL_FETCH = "call_fetch"
 RECORDING_DELETE = "recording_delete"
+RECORDING_MEDIA = "recording_media"
 ENDPOINTS = frozenset(
-    {MESSAGES, MESSAGE_LIST, MESSAGE_FETCH, CALLS, CALL_UPDATE, CALL_FETCH, RECORDING_DELETE}
+    {
+        MESSAGES,
+        MESSAGE_LIST,
+        MESSAGE_FETCH,
+        CALLS,
+        CALL_UPDATE,
+        CALL_FETCH,
+        RECORDING_DELETE,
+        RECORDING_MEDIA,
+    }
 )
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -95,6 +105,11 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "DELETE",
         re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>[^/]+)\.json"),
         RECORDING_DELETE,
+    ),
+    (
+        "GET",
+        re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>[^/]+)\.mp3"),
+        RECORDING_MEDIA,
     ),
 )
 
@@ -267,6 +282,7 @@ class FakeTwilio:
         self._holds: dict[str, deque[_Hold]] = {name: deque() for name in ENDPOINTS}
         self._active_holds: set[_Hold] = set()
         self._resources: dict[str, dict[str, Any]] = {}
+        self._audio: dict[str, bytes] = {}
         self._clients: list[Client] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -386,10 +402,12 @@ class FakeTwilio:
     def call_updates(self) -> list[RecordedRequest]:
         return self.requests_to(CALL_UPDATE)
 
-    def add_recording(self, sid: str) -> str:
-        """A recording the account holds (as a <Record> of a call would leave); its URL."""
+    def add_recording(self, sid: str, audio: bytes = b"ID3 a voice comment") -> str:
+        """A recording the account holds (as a <Record> of a call would leave); its URL.
+        Its media (`<URL>.mp3`) answers `audio`."""
         with self._lock:
             self._resources[sid] = {"sid": sid, "account_sid": self.account_sid}
+            self._audio[sid] = audio
         return f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
 
     def has_recording(self, sid: str) -> bool:
@@ -528,6 +546,7 @@ class FakeTwilio:
             CALL_UPDATE: self._update_call,
             CALL_FETCH: self._fetch,
             RECORDING_DELETE: self._delete_recording,
+            RECORDING_MEDIA: self._recording_media,
         }
         return handlers[record.endpoint](record, match)
 
@@ -714,6 +733,13 @@ class FakeTwilio:
             if not match["sid"].startswith("RE") or self._resources.pop(match["sid"], None) is None:
                 return self._not_found(record.path)
         return _Answer(204, b"", None)
+
+    def _recording_media(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
+        """The recording's MP3; a deleted (or never made) recording is a 404."""
+        with self._lock:
+            if match["sid"] not in self._resources or match["sid"] not in self._audio:
+                return self._not_found(record.path)
+            return _Answer(200, self._audio[match["sid"]], None, content_type="audio/mpeg")
 
     def _fetch(self, record: RecordedRequest, match: re.Match[str]) -> _Answer:
         prefixes = ("SM", "MM") if record.endpoint == MESSAGE_FETCH else ("CA",)

@@ -6,7 +6,8 @@ ends it on every worker, and revoking or expiring the key ends it too. Every for
 sign-in form included, carries a CSRF token; failed sign-ins are slowed down as failed API
 keys are (gateway.throttle).
 
-The other page groups ask this module only: `viewer()`, `visible_team()`, `actor()`.
+The other page groups ask this module only: `viewer()`, `actor()`, `own_team()`,
+`own_operator()`, `visible_team()`, `selectable_teams()`.
 """
 
 from __future__ import annotations
@@ -76,7 +77,12 @@ def require_viewer() -> ResponseReturnValue | None:
 
 
 def template_globals() -> dict[str, Any]:
-    return {"csrf_token": session.get("csrf_token", ""), "signed_in": g.get("api_key")}
+    signed_in = g.get("api_key")
+    return {
+        "csrf_token": session.get("csrf_token", ""),
+        "signed_in": signed_in,
+        "own_operator": own_operator() if signed_in is not None else None,
+    }
 
 
 def viewer() -> ApiKey:
@@ -95,6 +101,12 @@ def own_team() -> str | None:
     key = viewer()
     if key.role is ApiRole.SUPERVISOR:
         return key.team.name if key.team else ""
+    return None
+
+
+def own_operator() -> str | None:
+    """The one operator (external id) whose figures alone the viewer may see; None: any
+    operator of the viewer's teams. (Supervisors and admins see every operator.)"""
     return None
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from gateway.dashboard.i18n import COOKIE, COOKIE_MAX_AGE, LANGUAGES
 
@@ -19,6 +21,13 @@ def switch(lang: str) -> ResponseReturnValue:
     # Only paths of this dashboard: never an open redirect elsewhere.
     if not target.startswith("/dashboard/") or target.startswith("/dashboard//"):
         target = url_for("dashboard.index")
+    with force_locale(lang):  # said in the language just chosen
+        chosen = (
+            _("The dashboard is now in Russian.")
+            if lang == "ru"
+            else _("The dashboard is now in English.")
+        )
+    flash(chosen, "success")
     response = redirect(target)
     response.set_cookie(
         COOKIE,

@@ -119,7 +119,7 @@ def _choices() -> dict[str, Any]:
 def operators() -> ResponseReturnValue:
     """The operators' ranking: per-parameter columns, intervals, the unranked and why."""
     filters = page_filters()
-    rows = service.operators_report(_db(), filters.report, _settings())
+    rows = _own_rows(service.operators_report(_db(), filters.report, _settings()))
     return render_template(
         "dashboard/reports/operators.html",
         rows=rows,
@@ -134,11 +134,22 @@ def operators() -> ResponseReturnValue:
 def operators_export(wanted: str) -> ResponseReturnValue:
     """The ranking on screen as a file, in the API's export columns."""
     filters = page_filters()
-    rows = service.operators_report(_db(), filters.report, _settings())
+    rows = _own_rows(service.operators_report(_db(), filters.report, _settings()))
     columns = export.operator_columns(rows)
     flat = (export.flatten_operator_row(r) for r in rows)
     name = f"operators-{filters.report.start.isoformat()}-{filters.report.end.isoformat()}"
     return export.table_download(wanted, columns, flat, name, _db().rollback)
+
+
+def _own_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the viewer may see: an operator sees their own row only."""
+    own = auth.own_operator()
+    return rows if own is None else [r for r in rows if r["operator"]["external_id"] == own]
+
+
+def _not_for_an_operator() -> None:
+    if auth.own_operator() is not None:
+        abort(403, _("This page shows other people’s figures; yours are on your own page."))
 
 
 def _parameter_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -150,6 +161,7 @@ def _parameter_keys(rows: list[dict[str, Any]]) -> list[str]:
 @bp.get("/teams")
 def teams() -> ResponseReturnValue:
     """Each team's figures side by side (every parameter counts in a team's CSI)."""
+    _not_for_an_operator()
     filters = page_filters()
     report = service.teams_report(_db(), filters.report, _settings())
     return render_template(
@@ -163,7 +175,8 @@ def teams() -> ResponseReturnValue:
 
 @bp.get("/company")
 def company() -> ResponseReturnValue:
-    """The company's CSI with every parameter, cost included, and its trend by team."""
+    """The company's CSI with every parameter, cost included, and each team's."""
+    _not_for_an_operator()
     filters = page_filters()
     report = service.teams_report(_db(), filters.report, _settings())
     return render_template(
@@ -182,7 +195,10 @@ def operator(external_id: str) -> ResponseReturnValue:
     db = _db()
     filters = page_filters(team=False)
     flt = replace(filters.report, team=auth.own_team())
+    own = auth.own_operator()
     try:
+        if own is not None and own != external_id:
+            raise service.NotVisible(external_id)
         person = service.find_operator(db, external_id, flt.team)
     except service.NotVisible:
         abort(
@@ -251,6 +267,9 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
     db = _db()
     try:
         found = service.find_interaction(db, interaction_id, auth.own_team())
+        own = auth.own_operator()
+        if own is not None and (found.operator is None or found.operator.external_id != own):
+            raise service.NotVisible(interaction_id)
     except service.NotVisible:
         abort(404, _("There is no contact %(id)s among those you can see.", id=interaction_id))
     survey = found.survey
@@ -262,7 +281,12 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
         survey_score=score,
         steps=service.survey_steps(survey, i18n.language()) if survey is not None else [],
         incident=service.incident_of(db, survey) if survey is not None else None,
-        masked_phone=mask_phone(found.customer.phone) if found.customer else None,
+        # An operator never sees customers' numbers; supervisors see them masked here.
+        masked_phone=(
+            mask_phone(found.customer.phone)
+            if found.customer and auth.own_operator() is None
+            else None
+        ),
     )
 
 
@@ -272,6 +296,10 @@ def recording(answer_id: int) -> ResponseReturnValue:
     db = _db()
     try:
         answer = service.find_answer(db, answer_id, auth.own_team())
+        own = auth.own_operator()
+        operator = answer.session.interaction.operator
+        if own is not None and (operator is None or operator.external_id != own):
+            raise service.NotVisible(answer_id)
         stream = recordings.open_recording(_settings(), answer.recording_url)
     except (service.NotVisible, recordings.RecordingUnavailable):
         abort(404, _("This recording cannot be played: it was deleted or is not reachable."))

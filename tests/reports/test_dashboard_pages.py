@@ -50,6 +50,7 @@ def test_the_ranking_is_russian_by_default_and_english_by_choice(client, month, 
     _response, html = page(client, path)  # the choice holds for the next pages
     assert '<html lang="en">' in html
     assert "Operators’ ranking" in html and ">Office visit<" in html and "Sep 1, 2026" in html
+    assert "The dashboard is now in English." in html
 
 
 def test_supervisor_sees_its_team_ranked_as_the_api_ranks(client, month, make_api_key, keys):
