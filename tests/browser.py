@@ -1,6 +1,6 @@
 """Browser tests: Debian's headless Chromium driven by Selenium against a live gateway.
 
-Fixtures (a pytest plugin of the suite, loaded by tests/conftest.py):
+Fixtures (import them into a conftest: `from tests.browser import browser, dashboard, ...`):
 
 * `live_server`: the base URL of a threaded server of `live_app` (which really commits and
   is emptied after the test).

@@ -34,9 +34,6 @@ from gateway.logs import mask_handler
 from gateway.migrate import upgrade
 from gateway.models import ApiRole
 
-# Browser fixtures (live_server, browser, dashboard): see tests/browser.py.
-pytest_plugins = ["tests.browser"]
-
 IN_CI = os.environ.get("CI") == "true"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
