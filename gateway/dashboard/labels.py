@@ -74,6 +74,23 @@ LABELS: dict[str, dict[str, Any]] = {
         "transferred": _l("Transferred"),
         "operator_hangup": _l("Operator hung up"),
     },
+    "direction": {
+        "outbound": _l("Sent to the customer"),
+        "inbound": _l("From the customer"),
+    },
+    "attempt_outcome": {
+        "answered": _l("Answered"),
+        "completed": _l("Answered"),
+        "busy": _l("Busy"),
+        "no-answer": _l("No answer"),
+        "failed": _l("Failed"),
+        "canceled": _l("Cancelled"),
+        "machine": _l("Answering machine"),
+        "hangup": _l("Hung up before the survey"),
+        "error": _l("Error"),
+        "refused": _l("Refused by the provider"),
+        "unknown": _l("Unknown"),
+    },
     "granularity": {
         "day": _l("By day"),
         "week": _l("By week"),

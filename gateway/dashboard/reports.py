@@ -280,6 +280,12 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
         survey=survey,
         survey_score=score,
         steps=service.survey_steps(survey, i18n.language()) if survey is not None else [],
+        # The texts exchanged; what a customer wrote is not for an operator's eyes.
+        messages=(
+            service.survey_messages(db, survey)
+            if survey is not None and auth.own_operator() is None
+            else []
+        ),
         incident=service.incident_of(db, survey) if survey is not None else None,
         # An operator never sees customers' numbers; supervisors see them masked here.
         masked_phone=(

@@ -27,6 +27,7 @@ from gateway.models import (
     Incident,
     Interaction,
     InteractionChannel,
+    Message,
     Operator,
     SurveySession,
     Team,
@@ -602,6 +603,15 @@ def find_answer(session: Session, answer_id: int, team: str | None) -> Answer:
     if answer is None:
         raise NotVisible(f"no answer {answer_id}")
     return answer
+
+
+def survey_messages(session: Session, survey: SurveySession) -> list[Message]:
+    """The SMS exchanged in the survey, oldest first."""
+    return list(
+        session.scalars(
+            select(Message).where(Message.session_id == survey.id).order_by(Message.created_at)
+        )
+    )
 
 
 def incident_of(session: Session, survey: SurveySession) -> Incident | None:

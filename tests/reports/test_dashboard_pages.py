@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import utcnow
-from gateway.models import Answer, Interaction, Operator, SurveySession
+from gateway.models import Answer, Interaction, Message, Operator, SurveyAttempt, SurveySession
 from gateway.surveys import open_incident
 from tests.dashboard_client import csrf, sign_in
 
@@ -196,10 +196,15 @@ def test_interaction_page_shows_the_survey_step_by_step_and_its_incident(
             recording_duration=7,
         )
     )
+    session.add(SurveyAttempt(session_id=survey.id, number=1, outcome="busy"))
+    session.add(
+        Message(session_id=survey.id, direction="inbound", phone="+79160000001", body="4 - ок")
+    )
     incident = open_incident(session, survey, 1, survey.created_at)
     session.commit()
     sign_in(client, make_api_key("admin"))
     response, html = page(client, f"/dashboard/interactions/{survey.interaction_id}")
+    assert "Занято" in html and "4 - ок" in html and "От клиента" in html
     assert response.status_code == 200
     steps = re.findall(r'<li data-question="([a-z_]+)">', html)
     assert steps[:5] == ["overall", "cost", "speed", "politeness", "quality"]
