@@ -57,14 +57,18 @@ screenshots: $(STAMP)
 	  tests/reports/test_dashboard_browser.py
 	@ls var/screenshots
 
-## translations: extract the dashboard's texts, add the new ones to the Russian catalogue and
-## compile it (the compiled .mo is committed beside its .po; a test checks that they match)
+## translations: extract each page group's texts (gateway/dashboard/translations/<group>/
+## babel.cfg), add the new ones to its Russian catalogue and compile it (the compiled .mo is
+## committed beside its .po; a test checks that they match)
 translations: $(STAMP)
 	mkdir -p var
-	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o var/messages.pot .
-	$(BIN)/pybabel update -i var/messages.pot -d gateway/dashboard/translations -l ru \
-	  --no-fuzzy-matching --ignore-obsolete
-	$(BIN)/pybabel compile -d gateway/dashboard/translations -l ru --statistics
+	for group in gateway/dashboard/translations/*/; do \
+	  $(BIN)/pybabel extract -F $$group/babel.cfg -k _l --no-location --sort-output \
+	    -o var/messages.pot . && \
+	  $(BIN)/pybabel update -i var/messages.pot -d $$group -l ru --init-missing \
+	    --no-fuzzy-matching --ignore-obsolete && \
+	  $(BIN)/pybabel compile -d $$group -l ru --statistics || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,11 @@
 """The dashboard's language and local time: Russian unless the person chose English.
 
-Texts are gettext messages (English source, catalogues under `translations/`, compiled `.mo`
-files committed beside their `.po`; a test checks they match). The choice is a cookie, so it
-holds before sign-in and across sessions. Dates and times are shown in REPORT_TIMEZONE.
+Texts are gettext messages with English source. Each page group keeps its own Russian
+catalogue, `translations/<group>/` (its `babel.cfg` names the group's files), so groups change
+their texts without touching each other's; the catalogues are merged at run time. Compiled
+`.mo` files are committed beside their `.po` (a test checks they match). The choice is a
+cookie, so it holds before sign-in and across sessions. Dates and times are shown in
+REPORT_TIMEZONE.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ DEFAULT_LANGUAGE = "ru"
 COOKIE = "dashboard_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 TRANSLATIONS = Path(__file__).parent / "translations"
+
+
+def catalogue_directories() -> list[str]:
+    """Every page group's catalogue folder, in a fixed order."""
+    return sorted(str(p.parent) for p in TRANSLATIONS.glob("*/babel.cfg"))
 
 
 def chosen_language() -> str:
@@ -77,7 +85,7 @@ def init_app(app: Flask) -> None:
     Babel(
         app,
         locale_selector=chosen_language,
-        default_translation_directories=str(TRANSLATIONS),
+        default_translation_directories=";".join(catalogue_directories()),
     )
     labels.init_app(app)
     app.jinja_env.filters["local_datetime"] = local_datetime
