@@ -4,8 +4,8 @@ Two kinds of figure:
 
 * **From the database, at each scrape** (the same for every process and machine): surveys by
   status and channel, the due backlog and the age of its oldest survey, surveys possibly sent
-  and waiting for reconciliation, whether each provider's circuit is open, and the depth of
-  the Celery queues (Redis).
+  and waiting for reconciliation, whether each provider's circuit is open, outgoing webhook
+  events waiting for their receivers, and the depth of the Celery queues (Redis).
 * **Counted by the process that saw it**: sends by channel, outcome and error class (in the
   workers) and the latency of every HTTP route (in the web workers). Under gunicorn and
   Celery's prefork pool each process counts on its own, so prometheus-client's multiprocess
@@ -56,6 +56,7 @@ class DatabaseCollector(Collector):
             with database.session_scope() as session:
                 yield from self._surveys(session, utcnow())
                 yield self._circuits(session)
+                yield from self._webhooks(session, utcnow())
             yield self._queues()
 
     def _surveys(self, session: Any, now: datetime) -> Iterator[GaugeMetricFamily]:
@@ -94,6 +95,43 @@ class DatabaseCollector(Collector):
             "survey_gateway_possibly_sent",
             "SMS surveys whose send had an unknown outcome, not yet reconciled",
             value=unknown or 0,
+        )
+
+    def _webhooks(self, session: Any, now: datetime) -> Iterator[GaugeMetricFamily]:
+        """Outgoing webhooks: what waits for each subscription, and which ones are paused."""
+        from gateway.webhooks.models import WebhookDelivery, WebhookSubscription
+
+        waiting = GaugeMetricFamily(
+            "survey_gateway_webhook_deliveries_pending",
+            "Webhook deliveries not yet accepted by their receiver, by subscription",
+            labels=["subscription"],
+        )
+        oldest = GaugeMetricFamily(
+            "survey_gateway_webhook_oldest_pending_age_seconds",
+            "Age of the oldest event still waiting for its receiver, by subscription",
+            labels=["subscription"],
+        )
+        rows = session.execute(
+            select(
+                WebhookDelivery.subscription_id,
+                func.count(),
+                func.min(WebhookDelivery.created_at),
+            )
+            .where(WebhookDelivery.status == "pending")
+            .group_by(WebhookDelivery.subscription_id)
+        )
+        for subscription_id, count, created in rows:
+            waiting.add_metric([str(subscription_id)], count)
+            oldest.add_metric(
+                [str(subscription_id)], max((now - _aware(created)).total_seconds(), 0.0)
+            )
+        yield waiting
+        yield oldest
+        paused = session.scalar(select(func.count()).where(WebhookSubscription.status == "paused"))
+        yield GaugeMetricFamily(
+            "survey_gateway_webhook_subscriptions_paused",
+            "Webhook subscriptions paused (by an admin, or after failing for WEBHOOK_RETRY_HOURS)",
+            value=paused or 0,
         )
 
     def _circuits(self, session: Any) -> GaugeMetricFamily:

@@ -9,12 +9,13 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
 from gateway.webhooks.events import emit
-from gateway.webhooks.models import OutboxEvent, WebhookDelivery
+from gateway.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription
 from gateway.webhooks.service import (
     LEASE_SECONDS,
     DeliveryReport,
@@ -207,3 +208,46 @@ def test_a_sweep_whose_lease_ran_out_leaves_to_the_next_sweep_what_it_took_over(
     assert len(report.delivered) == 1 and len(other_sweep[0].delivered) == 1
     sent = Counter(r.json()["data"]["n"] for r in receiver.received)
     assert sent == {1: 1, 2: 1}
+
+
+def test_metrics_show_what_waits_for_a_receiver_that_is_down(
+    client: FlaskClient,
+    admin: dict[str, str],
+    receiver: Receiver,
+    session: Session,
+    deliver: Callable[[], DeliveryReport],
+    clock: Clock,
+) -> None:
+    subscription = subscribe(client, admin, receiver.url, ["survey.completed"])
+    row = session.get(WebhookSubscription, subscription["id"])
+    for n in (1, 2):
+        emit(
+            session,
+            "survey.completed",
+            {"n": n},
+            utcnow() - timedelta(minutes=10),
+            subscriptions=[row],
+        )
+    session.commit()
+    deliver()  # refused: the receiver is down
+
+    def figure(name: str) -> float | None:
+        text = client.get("/metrics").get_data(as_text=True)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels.get("subscription") in (
+                    None,
+                    str(subscription["id"]),
+                ):
+                    return float(sample.value)
+        return None
+
+    assert figure("survey_gateway_webhook_deliveries_pending") == 2
+    age = figure("survey_gateway_webhook_oldest_pending_age_seconds")
+    assert age is not None and age >= 600
+    assert figure("survey_gateway_webhook_subscriptions_paused") == 0
+
+    receiver.start()
+    clock.advance(minutes=5)
+    assert len(deliver().delivered) == 2
+    assert figure("survey_gateway_webhook_deliveries_pending") is None
