@@ -30,8 +30,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-## bench: both benchmarks below (each prints its figures; neither is part of `make test`)
-bench: bench-reports bench-ivr
+## bench: the benchmarks below (each prints its figures; none is part of `make test`)
+bench: bench-reports bench-ivr bench-sip
 
 ## bench-reports: time the month's operators report over 1 M generated answers (own database, dropped after)
 bench-reports: $(STAMP)
@@ -41,14 +41,21 @@ bench-reports: $(STAMP)
 bench-ivr: $(STAMP)
 	$(BIN)/python bench/ivr_load.py
 
+.PHONY: bench-sip
+## bench-sip: SIPp places 25, 50, 100, 200 concurrent survey calls on `survey-gateway sip`
+bench-sip: $(STAMP)
+	$(BIN)/python bench/sip_load.py
+
 ## system-deps: as root, the Debian packages the tests use: espeak-ng and sox render placeholder
 ## prompts for `audio build`, chromium (driven through chromium-driver) answers the web survey
-## as a phone does; without them `make test` skips those tests, saying so
+## as a phone does, SIPp (sip-tester) plays the PBX and the caller of the SIP channel; without
+## them `make test` skips those tests, saying so
 system-deps:
 	command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 \
-	  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+	  && command -v sipp >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox \
-	    chromium chromium-driver; }
+	    chromium chromium-driver sip-tester; }
 
 ## screenshots: a PNG of each dashboard page (Russian, desktop and phone) under var/screenshots/
 screenshots: $(STAMP)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.voice.prompts import spoken_prompts
+from audio.prompts import spoken_prompts
 from ivr_flows import Flow
 
 PACKAGE_ROOT = Path(__file__).parent

@@ -261,6 +261,25 @@ def run(port: int | None) -> None:
     sys.exit(run_all(port))
 
 
+@main.command("sip")
+def sip() -> None:
+    """Answer the PBX's survey calls over SIP until Ctrl-C (needs SIP_LISTEN)."""
+    from gateway.sip.server import run as run_sip
+
+    app = _app()
+    try:
+        if not app.config["SETTINGS"].sip_listen:
+            raise click.ClickException(
+                "SIP_LISTEN is not set: give the address the PBX sends its calls to, "
+                "e.g. SIP_LISTEN=0.0.0.0:5060 (see docs/telephony.md)"
+            )
+        run_sip(app)
+    except OSError as exc:
+        raise click.ClickException(f"SIP_LISTEN: {exc}") from exc
+    finally:
+        app.extensions["database"].dispose()
+
+
 @main.group()
 def simulate() -> None:
     """Try a survey without a phone: drive a running gateway through signed webhooks."""

@@ -6,6 +6,7 @@ Nothing here runs at import time; `load_settings()` is called by the app factory
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -127,6 +128,13 @@ class Settings:
     ivr_max_concurrent_calls: int = 10
     ivr_session_timeout_minutes: int = 120  # an active call survey with no status callback
     audio_base_url: str | None = None
+    # The SIP voice channel (`survey-gateway sip`): unset SIP_LISTEN leaves it off.
+    sip_listen: str | None = None  # host:port of the SIP user agent (UDP)
+    sip_advertised_address: str | None = None  # address in Contact and SDP; default: listen host
+    sip_allowed_peers: tuple[str, ...] = ("127.0.0.1",)  # PBX addresses or networks (CIDR)
+    sip_max_calls: int = 50
+    sip_rtp_ports: tuple[int, int] = (20000, 20999)
+    sip_rtp_timeout_seconds: float = 30.0  # a call whose caller sends no RTP this long ends
     # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
     audio_dir: Path | None = None
 
@@ -232,6 +240,35 @@ def _development_secret(var_dir: Path, name: str) -> str:
         return token
 
 
+def _parse_listen(text: str) -> str:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"SIP_LISTEN must look like 0.0.0.0:5060, got {text!r}")
+    return text.strip()
+
+
+def _parse_peers(text: str) -> tuple[str, ...]:
+    """`SIP_ALLOWED_PEERS=10.0.0.5,10.0.1.0/24`: addresses or networks the PBX calls from."""
+    peers = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for peer in peers:
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"SIP_ALLOWED_PEERS: {peer!r} is not an address or network") from exc
+    return peers
+
+
+def _parse_port_range(text: str) -> tuple[int, int]:
+    low, _, high = text.strip().partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError as exc:
+        raise ConfigError(f"SIP_RTP_PORTS must look like 20000-20999, got {text!r}") from exc
+    if not 1024 <= first < last < 65536:
+        raise ConfigError(f"SIP_RTP_PORTS must be a range within 1024-65535, got {text!r}")
+    return first, last
+
+
 def _as_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -277,6 +314,11 @@ _CONVERTERS: dict[str, Any] = {
     "ivr_callback_retry_minutes": int,
     "ivr_max_concurrent_calls": int,
     "ivr_session_timeout_minutes": int,
+    "sip_listen": _parse_listen,
+    "sip_allowed_peers": _parse_peers,
+    "sip_max_calls": int,
+    "sip_rtp_ports": _parse_port_range,
+    "sip_rtp_timeout_seconds": float,
     "dispatch_interval_seconds": float,
     "dispatch_lease_seconds": int,
     "dispatch_batch_size": int,
@@ -381,6 +423,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("WEB_SURVEY_EXPIRY_DAYS must be at least 1")
     if settings.webhook_retry_hours < 1 or settings.webhook_retry_base_seconds < 1:
         raise ConfigError("WEBHOOK_RETRY_HOURS and WEBHOOK_RETRY_BASE_SECONDS must be at least 1")
+    if settings.sip_max_calls < 1:
+        raise ConfigError("SIP_MAX_CALLS must be at least 1")
+    if settings.sip_rtp_timeout_seconds <= 0:
+        raise ConfigError("SIP_RTP_TIMEOUT_SECONDS must be positive")
+    low, high = settings.sip_rtp_ports
+    if (high - low + 1) // 2 < settings.sip_max_calls:
+        # Each call holds an even RTP port and the odd one above it for RTCP.
+        raise ConfigError(
+            f"SIP_RTP_PORTS {low}-{high} holds {(high - low + 1) // 2} calls, "
+            f"fewer than SIP_MAX_CALLS={settings.sip_max_calls}"
+        )
     try:
         ZoneInfo(settings.default_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

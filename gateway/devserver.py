@@ -24,11 +24,15 @@ from gateway.tasking import queue_names
 GRACE_SECONDS = 15
 
 
-def _commands(port: int, concurrency: int, queue_prefix: str = "") -> list[tuple[str, list[str]]]:
+def _commands(
+    port: int, concurrency: int, queue_prefix: str = "", sip: bool = False
+) -> list[tuple[str, list[str]]]:
     python = sys.executable
     send_queue, sweep_queue, background_queue = queue_names(queue_prefix)
     celery = [python, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO"]
     quiet = ["--without-mingle", "--without-gossip"]
+    # The SIP user agent, when SIP_LISTEN says where the PBX sends its calls.
+    sip_agent = [("sip", [python, "-c", "from gateway.cli import main; main()", "sip"])]
     return [
         (
             "web",
@@ -55,6 +59,7 @@ def _commands(port: int, concurrency: int, queue_prefix: str = "") -> list[tuple
             "background",
             [*celery, "-Q", background_queue, "--concurrency", "1", "-n", "background@%h", *quiet],
         ),
+        *(sip_agent if sip else []),
     ]
 
 
@@ -85,6 +90,8 @@ def run_all(port: int | None = None) -> int:
         f"SMS: {settings.sms_provider_name}, calls: {settings.provider}); Ctrl-C stops it",
         flush=True,
     )
+    if settings.sip_listen:
+        print(f"SIP user agent on udp {settings.sip_listen}", flush=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -94,7 +101,8 @@ def run_all(port: int | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, command in _commands(port, 2, settings.task_queue_prefix):
+    commands = _commands(port, 2, settings.task_queue_prefix, sip=bool(settings.sip_listen))
+    for name, command in commands:
         children[name] = subprocess.Popen(command, env=env, start_new_session=True)
 
     exit_code = 0

@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from audio.library import audio_root, prompt_file
+from audio.prompts import SAY_VOICES, Prompt, prompt_for
 from gateway.config import Settings
-from gateway.voice.prompts import SAY_VOICES, Prompt, prompt_for
 from ivr_flows.engine import Flow, QuestionType, Step
 
 MAX_COMMENT_SECONDS = 60

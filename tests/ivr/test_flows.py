@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import ivr_flows.loader as loader
-from gateway.voice.prompts import number_words, prompt_for, spoken_prompts
+from audio.prompts import number_words, prompt_for, spoken_prompts
 from ivr_flows import FlowError, FlowState, default_flows, load_flows, parse_flow
 from ivr_flows.engine import (
     Invalid,

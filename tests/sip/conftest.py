@@ -1,0 +1,344 @@
+"""Real SIP on loopback: the gateway's SIP user agent in this process, SIPp as the PBX and
+the caller, and an RTP peer that hears what the gateway plays (and can press keys).
+
+What was heard is told by the audio itself: every prompt's first G.711 frames are unique,
+so the frames received name the prompts played, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from audio.prompts import spoken_prompts
+from gateway.models import Interaction, InteractionChannel
+from gateway.sip.media import prompt_frames, prompt_root
+from gateway.sip.server import SipServer
+from gateway.surveys import scores_of
+from ivr_flows import default_flows
+from tests.conftest import IN_CI, make_test_app
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+CALLER = "89161234567"  # as a Russian PBX passes a caller's number on
+PCMU = 0
+TELEPHONE_EVENT = 101
+FINGERPRINT_FRAMES = 4  # 80 ms: enough to tell every prompt from every other
+WAIT_SECONDS = 30.0  # a guard against a hung test, never a timing assumption
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if not even or port % 2 == 0:
+            return port
+
+
+def sipp_binary() -> str:
+    found = shutil.which("sipp")
+    if found is None:
+        message = "SIPp is not installed (Debian package sip-tester; `make system-deps`)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing tool is a failure)", pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def prompt_fingerprints(language: str) -> dict[bytes, str]:
+    root = prompt_root(None)
+    prints: dict[bytes, str] = {}
+    for flow in default_flows().values():
+        if flow.key != "post_call":
+            continue
+        for prompt in spoken_prompts(flow, language):
+            frames = prompt_frames(root, language, prompt.id, PCMU)
+            prints[b"".join(frames[:FINGERPRINT_FRAMES])] = prompt.id
+    return prints
+
+
+class RtpPeer:
+    """The caller's side of the media: hears the gateway's RTP, sends RFC 4733 keys."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.audio: list[bytes] = []
+        self.gateway_addr: tuple[str, int] | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._event_timestamp = 1000
+        self._sequence = 1
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            if len(data) < 12 or data[1] & 0x7F != PCMU:
+                continue
+            with self._changed:
+                self.gateway_addr = addr
+                self.audio.append(data[12:])
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+    def heard(self, prints: dict[bytes, str]) -> list[str]:
+        """The prompts whose beginning was played, in order."""
+        with self._changed:
+            audio = list(self.audio)
+        found = []
+        for i in range(len(audio) - FINGERPRINT_FRAMES + 1):
+            prompt = prints.get(b"".join(audio[i : i + FINGERPRINT_FRAMES]))
+            if prompt is not None:
+                found.append(prompt)
+        return found
+
+    def wait_to_hear(self, prints: dict[bytes, str], prompt: str, times: int = 1) -> None:
+        """Block until `prompt` has begun `times` times (fails after WAIT_SECONDS)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        with self._changed:
+            while True:
+                self._changed.release()
+                try:
+                    count = self.heard(prints).count(prompt)
+                finally:
+                    self._changed.acquire()
+                if count >= times:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{prompt} not heard {times}x; heard {self.heard(prints)}")
+                self._changed.wait(left)
+
+    def press(self, key: str) -> None:
+        """One key as RFC 4733 telephone-events: three updates, then three end packets."""
+        if self.gateway_addr is None:
+            raise AssertionError("the gateway has sent no RTP yet: nowhere to send keys")
+        event = "0123456789*#".index(key) if key not in "*#" else {"*": 10, "#": 11}[key]
+        self._event_timestamp += 8000
+        for n in range(6):
+            end = n >= 3
+            duration = 160 * (min(n, 3) + 1)
+            header = struct.pack(
+                "!BBHII",
+                0x80,
+                TELEPHONE_EVENT | (0x80 if n == 0 else 0),
+                self._sequence & 0xFFFF,
+                self._event_timestamp,
+                0x5151,
+            )
+            payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+            self.sock.sendto(header + payload, self.gateway_addr)
+            self._sequence += 1
+
+
+class GatewayThread:
+    """`survey-gateway sip` as the command runs it, on an event loop in a thread of the test."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.server = SipServer(app)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.bind_port
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(WAIT_SECONDS)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.call(self.server.start())
+
+    def wait_until_idle(self) -> None:
+        """Block until every call has ended and its survey is closed."""
+        self.call(self.server.until_idle())
+
+    def stop(self) -> None:
+        self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+@dataclass
+class Sipp:
+    """SIPp as the PBX: runs one scenario of tests/sip/scenarios against the gateway."""
+
+    gateway_port: int
+    workdir: Path
+
+    def command(
+        self, scenario: str, rtp_port: int, *, local_ip: str = "127.0.0.1", **keys: str
+    ) -> list[str]:
+        values = {"caller": CALLER, "operator": "op-1", "interaction": "call-1", **keys}
+        command = [
+            sipp_binary(),
+            f"127.0.0.1:{self.gateway_port}",
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-m",
+            "1",
+            "-i",
+            local_ip,
+            "-p",
+            str(free_port()),
+            "-mi",
+            local_ip,
+            "-mp",
+            str(free_port(even=True)),
+            "-key",
+            "rtp_port",
+            str(rtp_port),
+            "-timeout",
+            f"{WAIT_SECONDS:.0f}s",
+            "-timeout_error",
+            "-trace_err",
+            "-nostdin",
+        ]
+        for name, value in values.items():
+            command += ["-key", name, value]
+        return command
+
+    def run(self, scenario: str, rtp_port: int, **options: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(scenario, rtp_port, **options),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_SECONDS + 15,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def start(self, scenario: str, rtp_port: int, **options: Any) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(scenario, rtp_port, **options),
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def errors(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.workdir.glob("*.log"))
+
+
+def sip_settings(**overrides: Any) -> dict[str, Any]:
+    low = free_port(even=True)
+    return {
+        "sip_listen": f"127.0.0.1:{free_port()}",
+        "sip_allowed_peers": ("127.0.0.1",),
+        "sip_rtp_ports": (low, low + 19),
+        "sip_max_calls": 10,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def start_gateway(database_url: str, tmp_path: Path) -> Iterator[Callable[..., GatewayThread]]:
+    """Start the SIP gateway with the given settings (on a database the test really commits)."""
+    started: list[GatewayThread] = []
+    apps: list[Flask] = []
+
+    def start(**overrides: Any) -> GatewayThread:
+        app = make_test_app(database_url, tmp_path / "var", **sip_settings(**overrides))
+        apps.append(app)
+        gateway = GatewayThread(app)
+        gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+    from tests.conftest import empty_database
+
+    for app in apps:
+        database = app.extensions["database"]
+        database.session.remove()
+        empty_database(database.engine)
+        database.dispose()
+
+
+@pytest.fixture
+def ear() -> Iterator[RtpPeer]:
+    peer = RtpPeer()
+    yield peer
+    peer.close()
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Callable[[GatewayThread], Sipp]:
+    def make(gateway: GatewayThread) -> Sipp:
+        workdir = tmp_path / f"sipp-{len(os.listdir(tmp_path))}"
+        workdir.mkdir()
+        return Sipp(gateway.port, workdir)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def russian_prompts() -> dict[bytes, str]:
+    return prompt_fingerprints("ru")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What a call left in the database, read after it ended."""
+
+    operator: str | None
+    customer_phone: str | None
+    scores: dict[str, int]
+    status: str | None
+
+
+def call_record(app: Flask, external_id: str) -> CallRecord | None:
+    """The interaction a call recorded: its operator, customer, scores and survey status."""
+    with app.app_context():
+        session = app.extensions["database"].session()
+        try:
+            interaction = session.scalar(
+                select(Interaction).where(
+                    Interaction.channel == InteractionChannel.CALL,
+                    Interaction.external_id == external_id,
+                )
+            )
+            if interaction is None:
+                return None
+            survey = interaction.survey
+            return CallRecord(
+                operator=interaction.operator.external_id if interaction.operator else None,
+                customer_phone=interaction.customer.phone if interaction.customer else None,
+                scores=scores_of(survey),
+                status=survey.status.value if survey is not None else None,
+            )
+        finally:
+            session.close()

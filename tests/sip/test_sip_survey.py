@@ -1,0 +1,172 @@
+"""The SIP voice channel end to end: SIPp hands callers over as a PBX would, on loopback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from tests.sip.conftest import WAIT_SECONDS, GatewayThread, RtpPeer, Sipp, call_record, free_port
+
+FIVE_SCORES = {"overall": 5, "cost": 4, "speed": 3, "politeness": 5, "quality": 4}
+
+
+def test_a_handed_over_caller_answers_with_rfc4733_keys_and_the_survey_completes(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.sip")
+    gateway = start_gateway()
+    pbx = sipp(gateway)
+
+    result = pbx.run("survey_54354.xml", ear.port, operator="op-7", interaction="hotline-42")
+
+    assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
+    heard = ear.heard(russian_prompts)
+    assert heard[0] == "post_call/greeting"
+    assert heard[-1] == "post_call/thanks"
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-42")
+    assert record is not None
+    assert record.operator == "op-7"
+    assert record.customer_phone == "+79161234567"
+    assert record.scores == FIVE_SCORES
+    assert record.status == "completed"
+    # Every call is logged on arrival, answer and end, the caller's number masked.
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("gateway.sip")]
+    assert [line.split(" ", 3)[3].split()[0] for line in lines if "*********67" in line] == [
+        "from",
+        "answered:",
+        "ended",
+    ]
+    assert not [line for line in lines if "9161234567" in line]
+
+
+def test_a_caller_who_hangs_up_mid_survey_keeps_the_answers_given(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+) -> None:
+    gateway = start_gateway()
+    pbx = sipp(gateway)
+
+    result = pbx.run("hangup_after_two_keys.xml", ear.port, interaction="hotline-43")
+
+    assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-43")
+    assert record is not None
+    assert record.scores == {"overall": 5, "cost": 4}
+    assert record.status == "partial"
+
+
+def test_silence_and_a_wrong_key_are_asked_again_as_on_twilio(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+) -> None:
+    gateway = start_gateway()
+    pbx = sipp(gateway)
+    caller = pbx.start("answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-44")
+    try:
+        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        ear.press("5")
+        ear.wait_to_hear(russian_prompts, "post_call/q/cost")
+        # silence: the question's timeout passes with no key
+        ear.wait_to_hear(russian_prompts, "post_call/reprompt_rating")
+        ear.press("9")  # no such score
+        ear.wait_to_hear(russian_prompts, "post_call/reprompt_rating", times=2)
+        for question, key in (("cost", "4"), ("speed", "3"), ("politeness", "5")):
+            if question != "cost":
+                ear.wait_to_hear(russian_prompts, f"post_call/q/{question}")
+            ear.press(key)
+        ear.wait_to_hear(russian_prompts, "post_call/q/quality")
+        ear.press("4")
+        ear.wait_to_hear(russian_prompts, "post_call/q/comment")
+        ear.press("#")
+        output, _ = caller.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.communicate()
+
+    assert caller.returncode == 0, (output or "")[-2000:] + pbx.errors()
+    heard = ear.heard(russian_prompts)
+    cost_asked = heard.index("post_call/q/cost")
+    assert heard[cost_asked : cost_asked + 4] == [
+        "post_call/q/cost",
+        "post_call/reprompt_rating",  # after the silence
+        "post_call/reprompt_rating",  # after the 9
+        "post_call/q/speed",
+    ]
+    assert heard[-1] == "post_call/thanks"
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-44")
+    assert record is not None
+    assert record.scores == FIVE_SCORES
+    assert record.status == "completed"
+
+
+def test_keys_by_sip_info_answer_when_the_pbx_sends_no_telephone_events(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+) -> None:
+    gateway = start_gateway()
+    pbx = sipp(gateway)
+
+    result = pbx.run("info_keys_54354.xml", ear.port, interaction="hotline-45")
+
+    assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-45")
+    assert record is not None
+    assert record.scores == FIVE_SCORES
+    assert record.status == "completed"
+
+
+def test_a_call_with_no_rtp_from_the_caller_is_hung_up_and_its_survey_closed(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+) -> None:
+    gateway = start_gateway(sip_rtp_timeout_seconds=1.0)
+    pbx = sipp(gateway)
+
+    # The caller sends nothing at all: the gateway's BYE ends the scenario.
+    result = pbx.run("answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-46")
+
+    assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-46")
+    assert record is not None
+    assert record.scores == {}
+    assert record.status == "expired"
+
+
+def test_a_call_beyond_sip_max_calls_is_busy(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+) -> None:
+    gateway = start_gateway(sip_max_calls=1)
+    first = sipp(gateway).start(
+        "answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-47"
+    )
+    try:
+        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        pbx = sipp(gateway)
+
+        result = pbx.run("busy_486.xml", free_port(), interaction="hotline-48")
+
+        assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
+        assert call_record(gateway.app, "hotline-48") is None
+    finally:
+        first.kill()
+        first.communicate()
