@@ -278,19 +278,24 @@ def _key_condition(key: BucketKey, table: Table) -> Any:
     return and_(*(table.c[name] == value for name, value in key.values().items()))
 
 
+# The upsert statements, built once per process (building one costs more than running it).
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
 def _upsert(conn: Connection, table: Table, key_columns: tuple[str, ...], rows: list[Any]) -> None:
     """Add each row's numbers to the row of its key, creating it if missing."""
     if not rows:
         return
-    stmt = _insert(conn, table)
-    numbers = [name for name in rows[0] if name not in key_columns]
-    conn.execute(
-        stmt.on_conflict_do_update(
+    numbers = tuple(name for name in rows[0] if name not in key_columns)
+    cache_key = (conn.dialect.name, table.name, numbers)
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        stmt = _insert(conn, table)
+        statement = _UPSERTS[cache_key] = stmt.on_conflict_do_update(
             index_elements=list(key_columns),
             set_={name: table.c[name] + stmt.excluded[name] for name in numbers},
-        ),
-        rows,
-    )
+        )
+    conn.execute(statement, rows)
 
 
 def apply(conn: Connection, delta: Delta) -> None:

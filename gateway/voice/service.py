@@ -282,18 +282,13 @@ def _start_new_contact(
     phone: str | None,
     look: Row[Any],
 ) -> str | None:
-    """The usual first webhook: a contact not yet recorded, with an operator the gateway
-    knows, reached, from a number that did not opt out. The contact, its customer if new
-    and its running survey are written in one flush (the reports' rollup counts them in it).
-    None for anything else, which `_start_post_call` handles.
+    """The usual first webhook: a contact not yet recorded, reached, from a number that did
+    not opt out. The contact, its operator and customer if new, and its running survey are
+    written in one flush (the reports' rollup counts them in it). None for anything else,
+    which `_start_post_call` handles.
     """
     reached = call.dial_call_status is None or call.dial_call_status in OPERATOR_REACHED
-    if (
-        look.interaction_id is not None
-        or not reached
-        or look.opted_out
-        or (params.operator and look.operator_id is None)
-    ):
+    if look.interaction_id is not None or not reached or look.opted_out:
         return None
     flow = _flow_named(params.flow)
     step = start(flow, "ivr")
@@ -318,6 +313,9 @@ def _start_new_contact(
         attempts=0,
     )
     save_flow_state(survey, step.state)
+    if params.operator and look.operator_id is None:
+        # An operator's first call: the operator is created as upsert_operator would.
+        interaction.operator = Operator(external_id=params.operator)
     if look.customer_id is not None:
         interaction.customer_id = survey.customer_id = look.customer_id
     elif phone:
