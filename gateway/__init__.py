@@ -13,14 +13,22 @@ from gateway.db import Database
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
+    import sms
     from audio import views as audio_views
-    from gateway import api, dashboard, health, logs, monitoring, security, tasking
-    from gateway.reports import rollup as reports_rollup
-    from gateway.voice import views as voice_views
-    from gateway.webhooks import events as webhook_events
-    from gateway.websurvey import views as websurvey_views
+    from gateway import (
+        api,
+        dashboard,
+        health,
+        logs,
+        monitoring,
+        reports,
+        security,
+        tasking,
+        voice,
+        webhooks,
+        websurvey,
+    )
     from ivr_flows import default_flows
-    from sms import views as sms_views
 
     settings = load_settings(overrides=test_config)
     app = Flask(__name__)
@@ -35,18 +43,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)
-    reports_rollup.init_app(app)  # the reports' rollup follows every write, in local days
-    webhook_events.install()  # events go to the outbox in the transaction that made them
     tasking.celery_init_app(app)
 
     app.register_blueprint(health.bp)
     monitoring.init_app(app)  # /metrics, and every request's latency
-    app.register_blueprint(voice_views.bp)
+    # The channels: their webhooks and pages, and their steps of the sweep, in this order.
+    voice.init_app(app)
     app.register_blueprint(audio_views.bp)
-    app.register_blueprint(sms_views.bp)
+    sms.init_app(app)
     dashboard.init_app(app)  # its pages, translations, error pages, and `/`
-    app.register_blueprint(websurvey_views.bp)
+    websurvey.init_app(app)
     api.init_app(app)
+    reports.init_app(app)  # the rollup follows every write, in local days; the reports' API
+    webhooks.init_app(app)  # events go to the outbox in the transaction that made them
 
     if settings.insecure_skip_twilio_signature:
         app.logger.warning(

@@ -3,61 +3,20 @@
 from __future__ import annotations
 
 import getpass
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
 import click
-from flask import Flask
-from sqlalchemy.orm import Session
 
-from gateway.config import ConfigError, Settings, load_settings
+from audio import cli as audio_cli
+from gateway import privacy_cli
+from gateway.cli_context import app_session
+from gateway.config import ConfigError, load_settings
 from gateway.models import ApiRole
-
-
-def _app() -> Flask:
-    from gateway import create_app
-    from ivr_flows import FlowError
-
-    try:
-        check_database(load_settings())
-        return create_app()
-    except (ConfigError, FlowError) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def check_database(settings: Settings) -> None:
-    """Stop a command with where it looked when the gateway's database is not there."""
-    from gateway.migrate import missing_schema
-
-    reason = missing_schema(settings.database_url)
-    if reason is None:
-        return
-    if settings.database_url.startswith("sqlite") and not os.environ.get("DATABASE_URL"):
-        looked = (
-            f"DATABASE_URL is unset, so the gateway uses the SQLite file in {settings.var_dir} "
-            "(SURVEY_GATEWAY_VAR_DIR, else the project's var/)"
-        )
-    else:
-        looked = "from DATABASE_URL"
-    raise click.ClickException(
-        f"{reason}; {looked}. Start the gateway once with `make run` (it migrates), run "
-        "`survey-gateway db upgrade`, or point DATABASE_URL at the gateway's database."
-    )
-
-
-@contextmanager
-def app_session() -> Iterator[tuple[Flask, Session]]:
-    """An app context and a session committed at the end of the command."""
-    app = _app()
-    database = app.extensions["database"]
-    try:
-        with app.app_context(), database.session_scope() as session:
-            yield app, session
-    finally:
-        database.dispose()
+from gateway.reports import cli as reports_cli
+from gateway.voice import cli as voice_cli
+from gateway.webhooks import cli as webhooks_cli
+from sms import cli as sms_cli
 
 
 @click.group()
@@ -290,17 +249,7 @@ def audio() -> None:
     """Voice prompts: build placeholders, check that every prompt exists."""
 
 
-def _register_domain_commands() -> None:
-    """Commands that live with their domain, added to the groups above."""
-    from audio import cli as audio_cli
-    from gateway import privacy_cli
-    from gateway.reports import cli as reports_cli
-    from gateway.voice import cli as voice_cli
-    from gateway.webhooks import cli as webhooks_cli
-    from sms import cli as sms_cli
-
-    for module in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli, privacy_cli):
-        module.register(main)
-
-
-_register_domain_commands()
+# The commands that live with their domain, added to the groups above: this module is the
+# command line's composition root, as `create_app` is the web app's.
+for domain_cli in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli, privacy_cli):
+    domain_cli.register(main)

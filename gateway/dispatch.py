@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import Flask, current_app
 from sqlalchemy import ColumnElement, Select, exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -62,8 +63,6 @@ from gateway.models import (
 )
 from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
 from gateway.surveys import finish_survey, flow_of, save_flow_state
-from gateway.voice.service import close_silent_calls
-from gateway.websurvey.service import expire_web_surveys
 from ivr_flows import engine
 
 logger = logging.getLogger(__name__)
@@ -566,10 +565,34 @@ def _hand_over(
     return True
 
 
+SweepStep = Callable[[Session, Settings, datetime], list[int]]
+"""A channel's own step of the sweep (e.g. closing calls whose status callback never came):
+it ends what is overdue and returns the ids of the surveys it ended."""
+
+_SWEEP_STEPS = "sweep_steps"
+
+
+def add_sweep_step(app: Flask, step: SweepStep) -> None:
+    """Run `step` in every sweep of this app, after the core's own steps, in the order added
+    (each channel adds its steps in its `init_app`, so the sweep imports no channel)."""
+    app.extensions.setdefault(_SWEEP_STEPS, []).append(step)
+
+
+def sweep_steps(app: Flask | None = None) -> tuple[SweepStep, ...]:
+    """The channels' steps added to `app` (by default the current app)."""
+    extensions = (app or current_app).extensions
+    return tuple(extensions.get(_SWEEP_STEPS, ()))
+
+
 def sweep(
-    session: Session, settings: Settings, now: datetime, sms_budget: int | None = None
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    sms_budget: int | None = None,
+    steps: tuple[SweepStep, ...] | None = None,
 ) -> SweepReport:
-    """One sweep: recover expired leases, expire silent SMS surveys, claim and decide due ones.
+    """One sweep: recover expired leases, expire silent SMS surveys, run each channel's steps
+    (by default the current app's), claim and decide due ones.
 
     Leaves the commit to the caller, who queues `report.handed_over` only after it.
     """
@@ -577,8 +600,8 @@ def sweep(
     recover_expired_leases(session, settings, now, report)
     claim_possibly_sent(session, settings, now, report)
     expire_sms_surveys(session, settings, now, report)
-    report.expired.extend(close_silent_calls(session, settings, now))
-    report.expired.extend(expire_web_surveys(session, settings, now))
+    for step in sweep_steps() if steps is None else steps:
+        report.expired.extend(step(session, settings, now))
     claim_due(session, settings, now, report, sms_budget)
     session.flush()
     return report

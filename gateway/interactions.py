@@ -29,7 +29,7 @@ from gateway.models import (
     Team,
 )
 from gateway.phones import normalize_phone
-from gateway.websurvey.links import new_token
+from gateway.survey_links import new_token
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ def _lookup(phone: str | None, external_id: str | None) -> tuple[str | None, str
 
 def register(main: click.Group) -> None:
     """Add the `customers` group to `main`."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
 
     @main.group()
     def customers() -> None:

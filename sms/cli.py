@@ -91,7 +91,7 @@ def first_message_from_database(phone: str, wait_seconds: float) -> str | None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from gateway.cli import check_database
+    from gateway.cli_context import check_database
     from gateway.config import load_settings
     from gateway.db import make_engine
     from gateway.models import Customer, Message, SurveyChannel, SurveySession, SurveyStatus

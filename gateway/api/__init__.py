@@ -75,21 +75,6 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(customers.bp)
     api.register_blueprint(operators.bp)
     api.register_blueprint(surveys.bp)
-    for blueprint in extra_blueprints():
-        api.register_blueprint(blueprint)
     app.extensions["api"] = api
     # After flask-smorest's own handlers, so every error leaves as problem+json.
     errors.init_app(app)
-
-
-def extra_blueprints() -> list:  # type: ignore[type-arg]
-    """API blueprints of other domains (reports, customers), registered with the spec."""
-    from gateway.reports import views as reports_views
-    from gateway.webhooks import views as webhooks_views
-
-    return [
-        reports_views.bp,
-        reports_views.surveys_bp,
-        reports_views.customers_bp,
-        webhooks_views.bp,
-    ]

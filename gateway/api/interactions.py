@@ -31,8 +31,8 @@ from gateway.interactions import (
     report_interaction,
 )
 from gateway.models import ApiRole, Interaction, InteractionChannel, Operator, SurveySession
+from gateway.survey_links import link_resource
 from gateway.surveys import scores_of
-from gateway.websurvey.links import link_resource
 
 bp = Blueprint(
     "interactions",

@@ -34,7 +34,7 @@ def register(main: click.Group) -> None:
         Needed after changing REPORT_TIMEZONE (then with --all), or to repair what
         `verify-scores` found. A flow's new weights are applied by `rescore`, not here.
         """
-        from gateway.cli import app_session
+        from gateway.cli_context import app_session
         from gateway.reports.rollup import built_in, rebuild, rebuild_all
 
         with app_session() as (app, session):
@@ -59,7 +59,7 @@ def register(main: click.Group) -> None:
     def verify_scores(start: datetime, end: datetime) -> None:
         """Compare the rollup and the frozen scores of these days with a recomputation from the
         raw rows; print every difference and exit 1 if there is any."""
-        from gateway.cli import app_session
+        from gateway.cli_context import app_session
         from gateway.reports.rollup import built_in, verify
 
         first, last = _period(start, end)
@@ -93,7 +93,7 @@ def register(main: click.Group) -> None:
         """Score again, with the flow's current weights, the ended surveys of this flow and
         these days: a deliberate change of past figures (otherwise new weights count for
         surveys that end after the change only). Audited."""
-        from gateway.cli import app_session
+        from gateway.cli_context import app_session
         from gateway.db import utcnow
         from gateway.reports.service import ReportError, rescore_surveys
 

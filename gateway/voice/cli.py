@@ -306,7 +306,7 @@ def _check_ivr_flow(name: str) -> None:
 
 def _pending_call(session_id: int) -> tuple[str, str]:
     """The CallSid and number of a call-back survey's current (console) call."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.models import SurveySession, SurveyStatus
 
     with app_session() as (_app, session):

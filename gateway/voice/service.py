@@ -1,4 +1,4 @@
-"""The IVR survey over Twilio Voice: start, each key press, and the call's end.
+"""The IVR survey over Twilio Voice: the start of a call's survey and each key press.
 
 Pure domain code: functions take a Session, Settings, `now` and typed inputs and return the
 TwiML to answer with; the caller commits. The conversation's state lives in the survey
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, exists, select, update
@@ -52,7 +52,7 @@ from gateway.surveys import (
     record_answer,
     save_flow_state,
 )
-from gateway.voice import callbacks
+from gateway.voice import callback_surveys
 from gateway.voice.twiml import StepLink, hangup, render_step
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import (
@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 
 # DialCallStatus values meaning the caller really talked to the operator.
 OPERATOR_REACHED = frozenset({"completed", "answered"})
-FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 START_STEP = "start"
 
 
@@ -188,13 +187,6 @@ _FIRST_LOOK = select(
     .label("customer_language"),
     exists().where(*_customer_of_phone, _customers.c.opted_out_at.is_not(None)).label("opted_out"),
 )
-# The survey of a call, locked (the status callback).
-_CALL_SURVEY = (
-    select(_surveys.c.id, _surveys.c.kind, _surveys.c.status)
-    .where(_surveys.c.provider_id == bindparam("call_sid"))
-    .limit(1)
-    .with_for_update()
-)
 _NEW_POSITION = (
     update(_surveys)
     .where(_surveys.c.id == bindparam("survey_id"))
@@ -219,7 +211,7 @@ def _remember(session: Session, call_sid: str, step: str, body: str, now: dateti
     return stored
 
 
-def _locked(session: Session, survey_id: int) -> SurveySession | None:
+def lock_survey(session: Session, survey_id: int) -> SurveySession | None:
     """The survey row, locked until commit: two workers never interleave steps of one call.
 
     SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
@@ -373,7 +365,7 @@ def _start_post_call(
     if not created:
         # A concurrent copy of this webhook may hold it: wait, then replay what it answered.
         # A row this transaction inserted is invisible to others until commit: no wait.
-        locked = _locked(session, survey.id)
+        locked = lock_survey(session, survey.id)
         if locked is None:
             raise LookupError(f"survey of call {call.call_sid} vanished while locking it")
         replay = _receipt(session, call.call_sid, START_STEP)
@@ -504,7 +496,7 @@ def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySe
 def _start_callback(
     session: Session, settings: Settings, now: datetime, call: CallInput, survey_id: int
 ) -> str:
-    survey = _locked(session, survey_id)
+    survey = lock_survey(session, survey_id)
     if survey is None or survey.kind is not SurveyKind.IVR_CALLBACK:
         logger.warning("call %s names survey %s, not a call-back survey", call.call_sid, survey_id)
         return str(hangup(settings))
@@ -516,8 +508,8 @@ def _start_callback(
             "call %s is not survey %s's current call (%s)", call.call_sid, survey.id, survey.status
         )
         return str(hangup(settings))
-    if callbacks.is_machine(call.answered_by):
-        callbacks.machine_answered(session, survey, call.call_sid, call.answered_by, now)
+    if callback_surveys.is_machine(call.answered_by):
+        callback_surveys.machine_answered(session, survey, call.call_sid, call.answered_by, now)
         return str(hangup(settings))
     return _begin(session, settings, now, survey)
 
@@ -559,7 +551,7 @@ def answer_step(
         return str(replay)
     body = _keypress(conn, settings, now, row, number, given)
     if body is None:
-        survey = _locked(session, survey_id)  # locked above already: no wait
+        survey = lock_survey(session, survey_id)  # locked above already: no wait
         if survey is None:
             raise LookupError(f"survey {survey_id} vanished while locked")
         body = _advance(session, settings, now, survey, number, given)
@@ -676,80 +668,3 @@ def _question_key(flow: Flow, state: FlowState, finished: bool) -> str | None:
     if finished or state.index >= len(questions):
         return None
     return questions[state.index].key
-
-
-# --- the call's end -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatusInput:
-    call: CallInput
-    error_code: str | None = None
-
-
-def call_status(session: Session, settings: Settings, now: datetime, status: StatusInput) -> None:
-    """Twilio's status callback: close the survey of a finished call; settle a call-back try."""
-    call = status.call
-    found = session.connection().execute(_CALL_SURVEY, {"call_sid": call.call_sid}).first()
-    if found is None:
-        # A call no survey knows, e.g. a hotline call never handed over to the survey.
-        logger.debug("status %s of call %s: no survey", call.call_status, call.call_sid)
-        return
-    if found.kind is not SurveyKind.IVR_CALLBACK and (
-        found.status.is_final or call.call_status not in FINAL_CALL_STATUSES
-    ):
-        return  # the survey ended with its last step, or the call goes on: nothing to do
-    survey_id = found.id
-    survey = _locked(session, survey_id)
-    if survey is None:
-        raise LookupError(f"survey {survey_id} vanished while locking it")
-    if survey.kind is SurveyKind.IVR_CALLBACK:
-        callbacks.call_ended(
-            session,
-            settings,
-            now,
-            survey,
-            call.call_sid,
-            call.call_status,
-            call.answered_by,
-            status.error_code,
-        )
-        return
-    if call.call_status not in FINAL_CALL_STATUSES:
-        return
-    finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
-
-
-def close_silent_calls(session: Session, settings: Settings, now: datetime) -> list[int]:
-    """Close IVR surveys whose call ended without a status callback reaching us.
-
-    Twilio's callback can be lost (a deploy, a network fault); without this the survey would
-    stay active for ever and a call-back would hold a slot of the concurrent-call cap.
-    """
-    cutoff = now - timedelta(minutes=settings.ivr_session_timeout_minutes)
-    silent = session.scalars(
-        select(SurveySession)
-        .where(
-            SurveySession.channel == SurveyChannel.IVR,
-            SurveySession.status == SurveyStatus.ACTIVE,
-            SurveySession.started_at <= cutoff,
-        )
-        .order_by(SurveySession.started_at)
-        .limit(settings.dispatch_batch_size)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for survey in silent:
-        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
-        logger.info(
-            "survey %s: no status callback for its call; closed as %s",
-            survey.id,
-            survey.status.value,
-        )
-    return [survey.id for survey in silent]
-
-
-def flow_finished(flow: Flow, state: FlowState) -> bool:
-    """Every question passed, or only the optional voice comment left: hanging up at the
-    comment prompt is how a caller says they have nothing to add."""
-    remaining = flow.questions_for("ivr")[state.index :]
-    return all(q.type is QuestionType.COMMENT for q in remaining)

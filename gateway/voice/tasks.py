@@ -9,7 +9,7 @@ from flask import current_app
 
 from gateway.db import utcnow
 from gateway.twilio_client import make_twilio_client
-from gateway.voice import callbacks
+from gateway.voice import callback_surveys
 
 
 def twilio_client(settings: Any) -> Any:
@@ -27,6 +27,6 @@ def twilio_client(settings: Any) -> Any:
 def place_survey_call(session_id: int) -> str | None:
     """Place the outbound call of a call-back survey the dispatcher claimed (status sending)."""
     database = current_app.extensions["database"]
-    return callbacks.place_survey_call(
+    return callback_surveys.place_survey_call(
         database.session_scope, current_app.config["SETTINGS"], session_id, utcnow, twilio_client
     )

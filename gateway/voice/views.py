@@ -13,7 +13,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.twilio_webhooks import twilio_signed, twiml
-from gateway.voice import service
+from gateway.voice import service, status_callbacks
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
@@ -91,11 +91,11 @@ def survey_step() -> Response:
 @twilio_signed
 def status() -> Response:
     form = request.form
-    service.call_status(
+    status_callbacks.call_status(
         _session(),
         _settings(),
         utcnow(),
-        service.StatusInput(_call(), error_code=form.get("ErrorCode") or None),
+        status_callbacks.StatusInput(_call(), error_code=form.get("ErrorCode") or None),
     )
     _session().commit()
     return twiml(VoiceResponse())

@@ -39,7 +39,7 @@ def create(
     url: str, events: str, format_: str, options: tuple[str, ...], description: str | None
 ) -> None:
     """Subscribe a URL; prints its id and signing secret (shown only now)."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.service import SubscriptionError, create_subscription
 
     parsed = {}
@@ -74,7 +74,7 @@ def list_() -> None:
     """Every subscription with its deliveries by status."""
     from sqlalchemy import select
 
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.models import WebhookSubscription
     from gateway.webhooks.service import delivery_counts
 
@@ -88,7 +88,7 @@ def list_() -> None:
 
 
 def _set_status(subscription_id: int, status: str) -> None:
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.models import WebhookSubscription
     from gateway.webhooks.service import pause_subscription, resume_subscription
 
@@ -124,7 +124,7 @@ def resume(subscription_id: int) -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 def deliveries(subscription_id: int, status: str | None, limit: int) -> None:
     """A subscription's delivery log, newest first."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.service import list_deliveries
 
     with app_session() as (_app, session):
@@ -140,7 +140,7 @@ def deliveries(subscription_id: int, status: str | None, limit: int) -> None:
 @click.option("--failed", "subscription_id", type=int, help="every failed one of a subscription")
 def redeliver(delivery_id: int | None, subscription_id: int | None) -> None:
     """Send deliveries again at the next sweep, each under its own event id."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.models import WebhookDelivery, WebhookSubscription
     from gateway.webhooks.service import redeliver as redeliver_one
     from gateway.webhooks.service import redeliver_failed
@@ -165,7 +165,7 @@ def redeliver(delivery_id: int | None, subscription_id: int | None) -> None:
 @webhooks.command("deliver")
 def deliver() -> None:
     """One sweep of due deliveries now (beat runs it every DISPATCH_INTERVAL_SECONDS)."""
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.service import deliver_due
 
     with app_session() as (app, session):
@@ -179,7 +179,7 @@ def show_event(event_id: str) -> None:
     """The body of one event as receivers get it."""
     from sqlalchemy import select
 
-    from gateway.cli import app_session
+    from gateway.cli_context import app_session
     from gateway.webhooks.models import OutboxEvent
 
     with app_session() as (_app, session):

@@ -420,11 +420,11 @@ _HOOKS: tuple[tuple[str, Callable[..., None]], ...] = (
 )
 
 
-def install() -> None:
-    """Write the outbox on every commit of this process's ORM sessions (idempotent)."""
+def init_app(app: Any) -> None:
+    """Write the outbox on every commit of the app's sessions."""
+    factory = app.extensions["database"].session_factory
     for name, hook in _HOOKS:
-        if not event.contains(Session, name, hook):
-            event.listen(Session, name, hook)
+        event.listen(factory, name, hook)
 
 
 def event_types_invalid(names: Iterable[str]) -> list[str]:

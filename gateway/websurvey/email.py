@@ -33,7 +33,7 @@ from gateway.db import is_sqlite
 from gateway.dispatch import too_late_at
 from gateway.models import SurveyAttempt, SurveySession, SurveyStatus
 from gateway.optouts import phone_opted_out
-from gateway.websurvey.links import survey_url
+from gateway.survey_links import survey_url
 from gateway.websurvey.service import first_question
 
 logger = logging.getLogger(__name__)

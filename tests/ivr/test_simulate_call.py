@@ -168,7 +168,7 @@ def test_the_simulator_answers_a_console_call_back(
 
     from gateway.interactions import CustomerInput, InteractionInput, record_interaction
     from gateway.models import InteractionChannel, SurveyStatus
-    from gateway.voice import callbacks
+    from gateway.voice import callback_surveys
     from gateway.voice.tasks import twilio_client
 
     app = server.app
@@ -192,7 +192,7 @@ def test_the_simulator_answers_a_console_call_back(
         survey.claimed_until = utcnow() + timedelta(minutes=5)
         session.commit()
         survey_id = survey.id
-        call_sid = callbacks.place_survey_call(
+        call_sid = callback_surveys.place_survey_call(
             app.extensions["database"].session_scope,
             app.config["SETTINGS"],
             survey_id,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.db import utcnow
 from gateway.interactions import CustomerInput, InteractionInput, OperatorInput, record_interaction
 from gateway.models import InteractionChannel, SurveyAttempt, SurveySession, SurveyStatus
-from gateway.voice import callbacks
+from gateway.voice import callback_surveys
 from gateway.voice.tasks import place_survey_call as place_survey_call_task
 from gateway.voice.tasks import twilio_client
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, make_test_app
@@ -78,7 +78,7 @@ def claimed_survey(
 def place(app: Flask, survey_id: int, now: datetime | None = None) -> str | None:
     """The task's body, as a worker runs it."""
     database = app.extensions["database"]
-    return callbacks.place_survey_call(
+    return callback_surveys.place_survey_call(
         database.session_scope,
         app.config["SETTINGS"],
         survey_id,
@@ -317,7 +317,7 @@ def test_console_provider_logs_a_masked_number_and_waits_for_the_simulator(
 ) -> None:
     app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], twilio_account_sid=None)
     survey = claimed_survey(session)
-    with caplog.at_level(logging.WARNING, logger="gateway.voice.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="gateway.voice.callback_surveys"):
         call_sid = place(app, survey.id)
     assert call_sid is not None
     assert fake.requests == []

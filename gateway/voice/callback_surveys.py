@@ -9,9 +9,9 @@ each its own transaction, so that no database lock is held across the network ca
 2. the REST request to Twilio's Calls API (or, with the console provider, a log line).
 3. `call_placed` / `call_refused`: the CallSid, or the error and what follows from it.
 
-How a try ends arrives later at /voice/status (`call_ended`): a human who answered takes the
-survey; no-answer, busy, failed or an answering machine re-schedules the session until
-IVR_CALLBACK_MAX_ATTEMPTS calls were made, then it is not_reached.
+How a try ends arrives later at /voice/status (`status_callbacks.call_ended`): a human who
+answered takes the survey; no-answer, busy, failed or an answering machine re-schedules the
+session until IVR_CALLBACK_MAX_ATTEMPTS calls were made, then it is not_reached.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
 from gateway.phones import mask_phone
-from gateway.surveys import finish_survey, flow_of, flow_state
 from gateway.telemetry import count_send
 
 logger = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ def reserve_call(
         _fail(survey, now, "TWILIO_FROM_NUMBER is not set: outbound calls need a caller id")
         return None
     if survey.attempts >= settings.ivr_callback_max_attempts:
-        _not_reached(survey, now)
+        mark_not_reached(survey, now)
         return None
     if calls_in_flight(session, now) >= settings.ivr_max_concurrent_calls:
         # Queued, never dropped: back to scheduled for the next sweep.
@@ -284,58 +283,6 @@ def machine_answered(
         attempt.detail = f"AnsweredBy={answered_by}"
 
 
-def call_ended(
-    session: Session,
-    settings: Settings,
-    now: datetime,
-    survey: SurveySession,
-    call_sid: str,
-    call_status: str | None,
-    answered_by: str | None,
-    error_code: str | None,
-) -> None:
-    """A status callback of a call-back try: settle the try once the call is over."""
-    from gateway.voice.service import FINAL_CALL_STATUSES, flow_finished
-
-    survey.delivery_status = (call_status or "")[:20] or survey.delivery_status
-    if call_status not in FINAL_CALL_STATUSES:
-        return
-    attempt = session.scalar(select(SurveyAttempt).where(SurveyAttempt.provider_id == call_sid))
-    if attempt is None or attempt.finished_at is not None:
-        return  # settled already: Twilio retried the callback
-    if attempt.outcome == "machine" or is_machine(answered_by):
-        outcome = "machine"
-    elif call_status != "completed":
-        outcome = str(call_status)
-    elif survey.status is SurveyStatus.SENDING:
-        outcome = "hangup"  # answered, but gone before the survey began
-    else:
-        outcome = "answered"
-    attempt.outcome = outcome
-    attempt.finished_at = now
-    attempt.error_code = error_code
-    if answered_by and not attempt.detail:
-        attempt.detail = f"AnsweredBy={answered_by}"
-    if outcome == "answered":
-        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
-        return
-    if survey.status.is_final:
-        return
-    if survey.attempts >= settings.ivr_callback_max_attempts:
-        _not_reached(survey, now)
-        return
-    survey.status = SurveyStatus.SCHEDULED
-    survey.due_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
-    survey.claimed_until = None
-    logger.info(
-        "survey %s: call %s ended %s; again at %s",
-        survey.id,
-        attempt.number,
-        outcome,
-        survey.due_at.isoformat(),
-    )
-
-
 def _fail(survey: SurveySession, now: datetime, reason: str) -> None:
     survey.status = SurveyStatus.FAILED
     survey.not_sent_reason = reason[:200]
@@ -344,7 +291,7 @@ def _fail(survey: SurveySession, now: datetime, reason: str) -> None:
     logger.warning("survey %s failed: %s", survey.id, reason)
 
 
-def _not_reached(survey: SurveySession, now: datetime) -> None:
+def mark_not_reached(survey: SurveySession, now: datetime) -> None:
     survey.status = SurveyStatus.NOT_REACHED
     survey.not_sent_reason = f"not reached in {survey.attempts} call(s)"
     survey.finished_at = now

@@ -1,0 +1,119 @@
+"""The arrows of the house point one way: channels import the core, never each other; the core
+imports no channel; no two modules import each other, directly or round a circle.
+
+Built by grimp from every import statement, those inside functions included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grimp
+import pytest
+
+PACKAGES = ("gateway", "sms", "audio", "ivr_flows")
+# Where the parts are put together: the web app's factory and the command line.
+COMPOSITION_ROOTS = frozenset({"gateway", "gateway.cli"})
+# A survey reaches a customer through one of these; each may import the core only.
+CHANNELS = ("sms", "gateway.voice", "gateway.websurvey")
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, cache_dir=None)
+
+
+def channel_of(module: str) -> str | None:
+    for channel in CHANNELS:
+        if module == channel or module.startswith(channel + "."):
+            return channel
+    return None
+
+
+def arrows(graph: grimp.ImportGraph) -> Iterable[tuple[str, str]]:
+    for importer in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            yield importer, imported
+
+
+def circles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """The strongly connected groups of modules (Tarjan), each one an import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def crossings(graph: grimp.ImportGraph) -> list[tuple[str, str]]:
+    """Arrows from one channel into another."""
+    return [
+        (importer, imported)
+        for importer, imported in arrows(graph)
+        if channel_of(importer) and channel_of(imported)
+        if channel_of(importer) != channel_of(imported)
+    ]
+
+
+def upward(graph: grimp.ImportGraph) -> list[tuple[str, str]]:
+    """Arrows from the core (anything but a channel or a composition root) into a channel."""
+    return [
+        (importer, imported)
+        for importer, imported in arrows(graph)
+        if importer not in COMPOSITION_ROOTS and not channel_of(importer)
+        if channel_of(imported)
+    ]
+
+
+def test_no_import_circles(graph: grimp.ImportGraph) -> None:
+    assert circles(graph) == []
+
+
+def test_channels_never_import_each_other(graph: grimp.ImportGraph) -> None:
+    assert crossings(graph) == []
+
+
+def test_the_core_imports_no_channel(graph: grimp.ImportGraph) -> None:
+    """Not even the sweep: each channel adds its steps to it (`gateway.dispatch.add_sweep_step`)."""
+    assert upward(graph) == []
+
+
+def test_the_checks_find_a_circle_a_crossing_and_an_upward_arrow() -> None:
+    bad = grimp.ImportGraph()
+    for importer, imported in [
+        ("gateway.dispatch", "gateway.surveys"),
+        ("gateway.surveys", "gateway.dispatch"),
+        ("sms.service", "gateway.voice.service"),
+        ("gateway.dispatch", "gateway.websurvey.service"),
+        ("gateway", "sms.views"),
+    ]:
+        bad.add_import(importer=importer, imported=imported)
+    assert circles(bad) == [["gateway.dispatch", "gateway.surveys"]]
+    assert crossings(bad) == [("sms.service", "gateway.voice.service")]
+    assert upward(bad) == [("gateway.dispatch", "gateway.websurvey.service")]
