@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway import survey_state
 from gateway.config import Settings, load_settings
 from gateway.db import make_engine
 from gateway.migrate import upgrade
@@ -38,7 +39,7 @@ from gateway.reports import rollup
 from gateway.reports.metrics import nps_class, score_session, spec_for
 from gateway.reports.scoring import answers_of, frozen_differs, spec_to_json
 from gateway.reports.service import ReportFilter, operators_report
-from gateway.surveys import finish_survey, record_answer
+from gateway.surveys import record_answer
 from ivr_flows import default_flows
 from ivr_flows.engine import RecordedAnswer
 
@@ -355,7 +356,7 @@ def measure_writes(engine: object, settings: Settings, count: int) -> None:
     def end(sessions: sessionmaker[Session], survey_id: int) -> None:
         with sessions() as session:
             survey = session.get_one(SurveySession, survey_id)
-            finish_survey(survey, datetime.now(UTC), completed=False)
+            survey_state.finish(survey, datetime.now(UTC), completed=False)
             session.commit()
 
     results: dict[str, float] = {}

@@ -47,10 +47,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import ColumnElement, Select, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from gateway import circuit
+from gateway import circuit, survey_state
 from gateway.config import QuietHours, Settings
 from gateway.db import is_sqlite
 from gateway.models import (
@@ -62,7 +62,7 @@ from gateway.models import (
     SurveyStatus,
 )
 from gateway.phones import is_mobile, mask_phone, unambiguous_timezone
-from gateway.surveys import finish_survey, flow_of, save_flow_state
+from gateway.surveys import flow_of, save_flow_state
 from ivr_flows import engine
 
 logger = logging.getLogger(__name__)
@@ -345,8 +345,7 @@ def recover_expired_leases(
     for survey in session.scalars(stmt):
         in_flight = attempts_in_flight(survey)
         if not in_flight:
-            survey.status = SurveyStatus.SCHEDULED
-            survey.claimed_until = None
+            survey_state.reschedule(survey, survey.due_at or now)
             report.recovered.append((survey.id, "due again: the provider was never called"))
             continue
         attempt = in_flight[-1]
@@ -358,20 +357,12 @@ def recover_expired_leases(
             report.recovered.append((survey.id, "possibly sent: not sent again"))
         elif survey.channel is SurveyChannel.EMAIL:
             # Possibly sent: its link stays open for the customer, the email is not re-sent.
-            survey.status = SurveyStatus.ACTIVE
-            survey.delivery_status = "unknown"
-            survey.started_at = survey.started_at or attempt.started_at
-            survey.last_sent_at = survey.last_sent_at or attempt.started_at
-            survey.expires_at = survey.last_sent_at + timedelta(
-                days=settings.web_survey_expiry_days
+            survey_state.possibly_sent(
+                survey, attempt.started_at, timedelta(days=settings.web_survey_expiry_days)
             )
-            survey.claimed_until = None
             report.recovered.append((survey.id, "possibly sent: not sent again"))
         else:
-            survey.status = SurveyStatus.FAILED
-            survey.not_sent_reason = REASON_CALL_UNKNOWN
-            survey.finished_at = now
-            survey.claimed_until = None
+            survey_state.fail(survey, now, REASON_CALL_UNKNOWN)
             report.recovered.append((survey.id, REASON_CALL_UNKNOWN))
         logger.warning(
             "survey %s: lease expired with an attempt in flight; not sent again", survey.id
@@ -380,12 +371,7 @@ def recover_expired_leases(
 
 def mark_possibly_sent(survey: SurveySession, sent_at: datetime, settings: Settings) -> None:
     """An SMS survey whose first message may have gone out: open for replies, never re-sent."""
-    survey.status = SurveyStatus.ACTIVE
-    survey.delivery_status = "unknown"
-    survey.started_at = survey.started_at or sent_at
-    survey.last_sent_at = survey.last_sent_at or sent_at
-    survey.expires_at = survey.last_sent_at + timedelta(hours=settings.sms_survey_expiry_hours)
-    survey.claimed_until = None
+    survey_state.possibly_sent(survey, sent_at, timedelta(hours=settings.sms_survey_expiry_hours))
     if survey.state is None:
         save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
 
@@ -433,7 +419,7 @@ def expire_sms_surveys(
         session,
     )
     for survey in session.scalars(stmt):
-        finish_survey(survey, now, completed=False)
+        survey_state.expire(survey, now)
         report.expired.append(survey.id)
 
 
@@ -500,16 +486,11 @@ def claim_due(
             # operator may want to retry (`surveys retry`), not a rule that stopped it.
             last = survey.attempt_log[-1].detail if survey.attempt_log else None
             reason = f"gave up after {survey.attempts} attempts: too late to send"
-            survey.status = SurveyStatus.FAILED
-            survey.not_sent_reason = (reason + (f" (last: {last})" if last else ""))[:200]
-            survey.finished_at, survey.claimed_until = now, None
+            survey_state.fail(survey, now, reason + (f" (last: {last})" if last else ""))
             report.not_sent.append((survey.id, reason))
             logger.warning("survey %s: %s", survey.id, survey.not_sent_reason)
         elif isinstance(decision, Skip):
-            survey.status = SurveyStatus.NOT_SENT
-            survey.not_sent_reason = decision.reason
-            survey.finished_at = now
-            survey.claimed_until = None
+            survey_state.exclude(survey, now, decision.reason)
             report.not_sent.append((survey.id, decision.reason))
             logger.info("survey %s not sent: %s", survey.id, decision.reason)
         elif isinstance(decision, Defer):
@@ -552,14 +533,7 @@ def _hand_over(
     report: SweepReport,
 ) -> bool:
     lease = now + timedelta(seconds=settings.dispatch_lease_seconds)
-    # Compare-and-set: only a row still `scheduled` becomes `sending`, whatever the locking.
-    result = session.execute(
-        update(SurveySession)
-        .where(SurveySession.id == survey.id, SurveySession.status == SurveyStatus.SCHEDULED)
-        .values(status=SurveyStatus.SENDING, claimed_until=lease)
-        .execution_options(synchronize_session="fetch")
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+    if not survey_state.hand_over(session, survey.id, lease):
         return False
     report.handed_over.append((_task_for(survey), survey.id))
     return True
@@ -613,19 +587,7 @@ Publish = Callable[[str, int], None]
 def give_back(session: Session, survey_ids: list[int]) -> None:
     """Claimed surveys whose task was never queued: due again at once, for the next sweep,
     rather than after their lease. Only those still `sending` with no attempt in flight."""
-    in_flight = exists().where(
-        SurveyAttempt.session_id == SurveySession.id, SurveyAttempt.outcome.is_(None)
-    )
-    session.execute(
-        update(SurveySession)
-        .where(
-            SurveySession.id.in_(survey_ids),
-            SurveySession.status == SurveyStatus.SENDING,
-            ~in_flight,
-        )
-        .values(status=SurveyStatus.SCHEDULED, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    survey_state.give_back(session, survey_ids)
     session.execute(  # claimed for reconciliation: asked again by the next sweep
         update(SurveySession)
         .where(SurveySession.id.in_(survey_ids), SurveySession.status == SurveyStatus.ACTIVE)

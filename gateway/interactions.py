@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.models import (
     AuditEvent,
@@ -25,7 +26,6 @@ from gateway.models import (
     SurveyChannel,
     SurveyKind,
     SurveySession,
-    SurveyStatus,
     Team,
 )
 from gateway.phones import normalize_phone
@@ -400,10 +400,9 @@ def plan_survey(
         kind=kind,
         flow=given.flow or DEFAULT_FLOW,
         language=(customer.language if customer else None) or settings.default_language,
-        status=SurveyStatus.SCHEDULED,
-        due_at=interaction.ended_at + timedelta(minutes=delay),
         attempts=0,
     )
+    survey_state.schedule(survey, interaction.ended_at + timedelta(minutes=delay))
     if kind is SurveyKind.EMAIL:
         survey.link_token = new_token()
         if customer is None or not customer.email:
@@ -414,10 +413,8 @@ def plan_survey(
 
 
 def _not_sent(survey: SurveySession, reason: str, now: datetime) -> None:
-    survey.status = SurveyStatus.NOT_SENT
-    survey.not_sent_reason = reason
+    survey_state.exclude(survey, now, reason)
     survey.due_at = None
-    survey.finished_at = now
 
 
 def plan_web_survey(
@@ -427,15 +424,15 @@ def plan_web_survey(
     show (a personal account, a messenger bot, a receipt). No delay, no quiet hours: the
     customer opens it when they choose. It expires WEB_SURVEY_EXPIRY_DAYS later."""
     customer = interaction.customer
-    return SurveySession(
+    survey = SurveySession(
         interaction=interaction,
         customer=customer,
         channel=SurveyChannel.WEB,
         kind=SurveyKind.WEB,
         flow=given.flow or DEFAULT_FLOW,
         language=(customer.language if customer else None) or settings.default_language,
-        status=SurveyStatus.ACTIVE,
         link_token=new_token(),
-        expires_at=now + timedelta(days=settings.web_survey_expiry_days),
         attempts=0,
     )
+    survey_state.open_link(survey, now + timedelta(days=settings.web_survey_expiry_days))
+    return survey

@@ -26,6 +26,7 @@ import phonenumbers
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.models import (
     Answer,
     AuditEvent,
@@ -37,7 +38,6 @@ from gateway.models import (
     RecordingDeletion,
     SurveyAttempt,
     SurveySession,
-    SurveyStatus,
 )
 from gateway.phones import mask_phone
 from gateway.webhooks.models import OutboxEvent
@@ -216,19 +216,7 @@ def anonymise_customer(session: Session, customer: Customer, now: datetime) -> E
     report.messages = _forget_survey_texts(session, survey_ids, phones)
     report.answers, report.recordings = _forget_answers(session, survey_ids, now)
     # A survey not sent yet is never sent: there is nobody to send it to.
-    session.execute(
-        update(SurveySession)
-        .where(
-            SurveySession.id.in_(survey_ids),
-            SurveySession.status.in_([SurveyStatus.SCHEDULED, SurveyStatus.SENDING]),
-        )
-        .values(
-            status=SurveyStatus.NOT_SENT,
-            not_sent_reason="the customer's personal data was erased",
-            due_at=None,
-            finished_at=now,
-        )
-    )
+    survey_state.exclude_unsent(session, survey_ids, now, "the customer's personal data was erased")
     session.execute(
         update(ConsentEvent).where(ConsentEvent.customer_id == customer.id).values(reference=None)
     )

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.dispatch import too_late_at
 from gateway.models import AuditEvent, Interaction, SurveySession, SurveyStatus
@@ -104,12 +105,6 @@ def retry_surveys(
                 detail={"failed_because": survey.not_sent_reason, "attempts": survey.attempts},
             )
         )
-        survey.status = SurveyStatus.SCHEDULED
-        survey.due_at = now
-        survey.not_sent_reason = None
-        survey.finished_at = survey.claimed_until = None
-        survey.started_at = survey.last_sent_at = survey.expires_at = None
-        survey.provider_id = survey.delivery_status = None
-        survey.state = None
+        survey_state.send_again(survey, now)
     session.flush()
     return report

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.models import Answer, Incident, SurveySession, SurveyStatus
+from gateway.models import Answer, Incident, SurveySession
 from gateway.reports.scoring import freeze_score
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import QuestionType, RecordedAnswer
@@ -150,23 +150,6 @@ def open_incident(session: Session, survey: SurveySession, score: int, now: date
     )
     session.add(incident)
     return incident
-
-
-def finish_survey(survey: SurveySession, now: datetime, *, completed: bool) -> None:
-    """Close a session: completed, else partial when it has any answer, else expired; its
-    score is frozen (gateway.reports.scoring). A final status never changes again.
-    """
-    if survey.status.is_final:
-        return
-    freeze_score(survey, now)
-    if completed:
-        survey.status = SurveyStatus.COMPLETED
-    elif any(a.value is not None or a.recording_url for a in survey.answers):
-        survey.status = SurveyStatus.PARTIAL
-    else:
-        survey.status = SurveyStatus.EXPIRED
-    survey.finished_at = now
-    survey.claimed_until = None
 
 
 def scores_of(survey: SurveySession | None) -> dict[str, int]:

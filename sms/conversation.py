@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import (
@@ -29,7 +30,7 @@ from gateway.models import (
 )
 from gateway.optouts import opt_in_phone, opt_out_phone, phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
-from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
+from gateway.surveys import flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import engine
 from ivr_flows.engine import Invalid, Value
 from sms import texts
@@ -130,7 +131,7 @@ def _respond(
     survey = active_survey(session, phone)
     if survey is not None and _silent_too_long(survey, settings, now):
         # The sweep has not closed it yet; it is over all the same.
-        finish_survey(survey, now, completed=False)
+        survey_state.finish(survey, now, completed=False)
         survey = None
     language = _language(session, phone, survey, settings)
 
@@ -170,7 +171,7 @@ def _opt_out(
 ) -> str | None:
     changed = opt_out_phone(session, phone, f"sms:{word}", now, message_sid)
     if survey is not None:
-        finish_survey(survey, now, completed=False)
+        survey_state.finish(survey, now, completed=False)
     logger.info("%s opted out by sms %s", mask_phone(phone), word)
     # One confirmation: a number already opted out is not texted again.
     return texts.text("opted_out", language) if changed else None
@@ -202,7 +203,7 @@ def _answer(
     if step.finished:
         session.flush()
         session.refresh(survey, attribute_names=["answers"])
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     survey.last_sent_at = now
     survey.expires_at = now + timedelta(hours=settings.sms_survey_expiry_hours)
     return texts.render(flow, step.say, survey.language)

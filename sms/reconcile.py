@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import Message, SurveyAttempt, SurveyChannel, SurveySession, SurveyStatus
@@ -123,10 +124,7 @@ def reconcile_survey(
         return "found"
     attempt.outcome = "not_accepted"
     attempt.detail = (attempt.detail or "") + "; not in the provider's message list"
-    survey.status, survey.due_at, survey.claimed_until = SurveyStatus.SCHEDULED, now, None
-    survey.state = None
-    survey.started_at = survey.last_sent_at = survey.expires_at = None
-    survey.delivery_status = None
+    survey_state.send_again(survey, now)
     session.commit()
     logger.warning(
         "survey %s: the provider never accepted the message to %s; due again",

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from gateway import circuit
+from gateway import circuit, survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.dispatch import mark_possibly_sent, too_late_at
@@ -77,8 +77,7 @@ def retry_delay(attempt: int, base_seconds: float, rng: random.Random | None = N
 
 def _pause(survey: SurveySession, paused: ProviderCircuit | None, now: datetime) -> SendOutcome:
     """Put a claimed survey back in the schedule, untouched, while its provider is paused."""
-    survey.status, survey.claimed_until = SurveyStatus.SCHEDULED, None
-    survey.due_at = (paused.next_probe_at if paused else None) or now
+    survey_state.reschedule(survey, (paused.next_probe_at if paused else None) or now)
     return SendOutcome("paused", "the provider is paused after an account-level refusal")
 
 
@@ -132,7 +131,7 @@ def send_first_sms(
     if wait > MAX_SLOT_WAIT_SECONDS:
         survey = _locked_survey(session, survey_id)
         if survey is not None and _may_send(survey):
-            survey.status, survey.due_at, survey.claimed_until = SurveyStatus.SCHEDULED, slot, None
+            survey_state.reschedule(survey, slot)
         session.commit()
         return SendOutcome("later", f"rate limit: next slot in {wait:.0f}s")
     if wait > 0:
@@ -148,11 +147,10 @@ def send_first_sms(
     phone = survey.customer.phone if survey.customer else None
     if not phone or phone_opted_out(session, phone):
         # Opted out between the sweep and now.
-        survey.status = SurveyStatus.NOT_SENT
-        survey.not_sent_reason = "customer opted out" if phone else "no phone number"
-        survey.finished_at, survey.claimed_until = now, None
+        reason = "customer opted out" if phone else "no phone number"
+        survey_state.exclude(survey, now, reason)
         session.commit()
-        return SendOutcome("not_sent", survey.not_sent_reason)
+        return SendOutcome("not_sent", reason)
     paused = circuit.circuit_of(session, provider.name)
     if not circuit.may_call(paused, survey.id):
         outcome = _pause(survey, paused, now)
@@ -190,13 +188,13 @@ def send_first_sms(
             created_at=now,
         )
     )
-    survey.status = SurveyStatus.ACTIVE
-    survey.provider_id = sent.sid
-    survey.delivery_status = sent.status
-    survey.started_at = now
-    survey.last_sent_at = now
-    survey.expires_at = now + timedelta(hours=settings.sms_survey_expiry_hours)
-    survey.claimed_until = None
+    survey_state.sent(
+        survey,
+        now,
+        now + timedelta(hours=settings.sms_survey_expiry_hours),
+        sent.status,
+        provider_id=sent.sid,
+    )
     save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
     if circuit.is_open(paused):
         circuit.close(session, provider.name, now)
@@ -246,14 +244,12 @@ def _record_failure(
         attempt.outcome = "retry"
         delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
         if now + delay > too_late_at(survey, settings):
-            _fail(survey, f"gave up after {survey.attempts} attempts: {error.reason}", now)
+            survey_state.fail(
+                survey, now, f"gave up after {survey.attempts} attempts: {error.reason}"
+            )
             session.commit()
             return SendOutcome("failed", survey.not_sent_reason or "")
-        survey.status, survey.due_at, survey.claimed_until = (
-            SurveyStatus.SCHEDULED,
-            now + delay,
-            None,
-        )
+        survey_state.reschedule(survey, now + delay)
         session.commit()
         logger.warning(
             "survey %s: transient send failure (%s); retry in %ss",
@@ -263,19 +259,12 @@ def _record_failure(
         )
         return SendOutcome("retry", error.reason)
     attempt.outcome = "failed"
-    _fail(survey, error.reason, now)
+    survey_state.fail(survey, now, error.reason)
     if error.code == UNSUBSCRIBED and phone:
         opt_out_phone(session, phone, f"twilio:{UNSUBSCRIBED}", now)
     session.commit()
     logger.warning("survey %s: not sent to %s: %s", survey.id, mask_phone(phone), error.reason)
     return SendOutcome("failed", error.reason)
-
-
-def _fail(survey: SurveySession, reason: str, now: datetime) -> None:
-    survey.status = SurveyStatus.FAILED
-    survey.not_sent_reason = reason[:200]
-    survey.finished_at = now
-    survey.claimed_until = None
 
 
 # -- delivery status callbacks -------------------------------------------------------------
@@ -388,26 +377,15 @@ def _first_message_failed(
             now,
             settings.provider_probe_seconds,
         )
-        _unstart(survey)
-        _pause(survey, paused, now)
+        survey_state.send_again(survey, paused.next_probe_at or now)
         return
     if kind is FailureKind.TRANSIENT:
         due = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
         if due <= too_late_at(survey, settings):
-            _unstart(survey)
-            survey.status = SurveyStatus.SCHEDULED
-            survey.due_at = due
+            survey_state.send_again(survey, due)
             return
         reason = f"gave up after {survey.attempts} attempts: {reason}"
-    _fail(survey, reason, now)
-
-
-def _unstart(survey: SurveySession) -> None:
-    """Forget a first message that was not delivered: the survey may be sent again."""
-    survey.state = None
-    survey.started_at = survey.last_sent_at = survey.expires_at = None
-    survey.provider_id = None
-    survey.delivery_status = None
+    survey_state.fail(survey, now, reason)
 
 
 # -- replies sent through the provider's API ------------------------------------------------

@@ -30,7 +30,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from gateway import circuit, provider_errors
+from gateway import circuit, provider_errors, survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
@@ -126,19 +126,21 @@ def reserve_call(
         return None
     phone = survey.customer.phone if survey.customer else None
     if not phone:
-        _fail(survey, now, "no phone number for the customer")
+        reason = "no phone number for the customer"
+        survey_state.fail(survey, now, reason)
+        logger.warning("survey %s failed: %s", survey.id, reason)
         return None
     if settings.provider == "twilio" and not settings.twilio_from_number:
-        _fail(survey, now, "TWILIO_FROM_NUMBER is not set: outbound calls need a caller id")
+        reason = "TWILIO_FROM_NUMBER is not set: outbound calls need a caller id"
+        survey_state.fail(survey, now, reason)
+        logger.warning("survey %s failed: %s", survey.id, reason)
         return None
     if survey.attempts >= settings.ivr_callback_max_attempts:
-        mark_not_reached(survey, now)
+        survey_state.not_reached(survey, now)
         return None
     if calls_in_flight(session, now) >= settings.ivr_max_concurrent_calls:
         # Queued, never dropped: back to scheduled for the next sweep.
-        survey.status = SurveyStatus.SCHEDULED
-        survey.due_at = now + CAP_WAIT
-        survey.claimed_until = None
+        survey_state.reschedule(survey, now + CAP_WAIT)
         logger.info(
             "survey %s waits: %s concurrent survey calls",
             survey.id,
@@ -241,11 +243,12 @@ def call_refused(
             now,
             settings.provider_probe_seconds,
         )
-        survey.status, survey.claimed_until = SurveyStatus.SCHEDULED, None
-        survey.due_at = paused.next_probe_at or now
+        survey_state.reschedule(survey, paused.next_probe_at or now)
         return
     if not error.transient:
-        _fail(survey, now, error.detail)
+        reason = error.detail
+        survey_state.fail(survey, now, reason)
+        logger.warning("survey %s failed: %s", survey.id, reason)
         return
     errors = (
         session.scalar(
@@ -256,16 +259,17 @@ def call_refused(
         or 0
     )
     if errors >= MAX_TRANSIENT_ERRORS:
-        _fail(survey, now, f"Twilio unreachable after {errors} tries: {error.detail}")
+        reason = f"Twilio unreachable after {errors} tries: {error.detail}"
+        survey_state.fail(survey, now, reason)
+        logger.warning("survey %s failed: %s", survey.id, reason)
         return
-    survey.status = SurveyStatus.SCHEDULED
-    survey.due_at = now + timedelta(minutes=2 ** (errors - 1))
-    survey.claimed_until = None
+    again_at = now + timedelta(minutes=2 ** (errors - 1))
+    survey_state.reschedule(survey, again_at)
     logger.warning(
         "survey %s: call not placed (%s); again at %s",
         survey.id,
         error.detail,
-        survey.due_at.isoformat(),
+        again_at.isoformat(),
     )
 
 
@@ -281,21 +285,6 @@ def machine_answered(
     if attempt is not None and attempt.outcome is None:
         attempt.outcome = "machine"
         attempt.detail = f"AnsweredBy={answered_by}"
-
-
-def _fail(survey: SurveySession, now: datetime, reason: str) -> None:
-    survey.status = SurveyStatus.FAILED
-    survey.not_sent_reason = reason[:200]
-    survey.finished_at = now
-    survey.claimed_until = None
-    logger.warning("survey %s failed: %s", survey.id, reason)
-
-
-def mark_not_reached(survey: SurveySession, now: datetime) -> None:
-    survey.status = SurveyStatus.NOT_REACHED
-    survey.not_sent_reason = f"not reached in {survey.attempts} call(s)"
-    survey.finished_at = now
-    survey.claimed_until = None
 
 
 # --- orchestration: the body of the task ---------------------------------------------------

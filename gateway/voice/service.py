@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.interactions import (
     DEFAULT_FLOW,
@@ -44,7 +45,6 @@ from gateway.models import (
 from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.surveys import (
-    finish_survey,
     flow_of,
     flow_state,
     insert_answer,
@@ -299,11 +299,10 @@ def _start_new_contact(
         kind=SurveyKind.POST_CALL,
         flow=flow.key,
         language=_language(look.customer_language, params.lang, flow, settings),
-        status=SurveyStatus.ACTIVE,
         provider_id=call.call_sid,
-        started_at=now,
         attempts=0,
     )
+    survey_state.begin(survey, now)
     save_flow_state(survey, step.state)
     if params.operator and look.operator_id is None:
         # An operator's first call: the operator is created as upsert_operator would.
@@ -451,11 +450,10 @@ def _survey_for_call(
                     kind=SurveyKind.POST_CALL,
                     flow=flow.key,
                     language=language,
-                    status=SurveyStatus.ACTIVE,
                     provider_id=call.call_sid,
-                    started_at=now,
                     attempts=0,
                 )
+                survey_state.begin(existing, now)
                 session.add(existing)
             return existing, True
         except IntegrityError:
@@ -472,10 +470,9 @@ def _survey_for_call(
         existing.kind = SurveyKind.POST_CALL
         existing.flow = flow.key
         existing.language = language
-        existing.status = SurveyStatus.ACTIVE
         existing.provider_id = call.call_sid
-        existing.started_at = now
         existing.due_at = None
+        survey_state.begin(existing, now)
         return existing, False
     return None
 
@@ -483,12 +480,10 @@ def _survey_for_call(
 def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySession) -> str:
     flow = flow_of(survey)
     step = start(flow, "ivr")
-    survey.status = SurveyStatus.ACTIVE
-    survey.started_at = survey.started_at or now
-    survey.claimed_until = None
+    survey_state.begin(survey, now)
     save_flow_state(survey, step.state)
     if step.finished:
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
     return str(render_step(step, flow, survey.language, link, settings))
 
@@ -600,7 +595,7 @@ def _advance(
         _late_comment(session, settings, now, survey, questions[state.index :], given)
         return str(hangup(settings))
     if state.index >= len(questions):
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
         return str(hangup(settings))
     step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
     if step.recorded is not None:
@@ -612,7 +607,7 @@ def _advance(
     if step.finished:
         # Its score is frozen from the stored answers, this one included (an ORM answer is
         # flushed by the query); the new position goes in the same UPDATE as the end.
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     save_flow_state(survey, step.state)
     link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
     return str(render_step(step, flow, survey.language, link, settings))

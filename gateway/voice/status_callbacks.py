@@ -12,9 +12,10 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
-from gateway.surveys import finish_survey, flow_of, flow_state
+from gateway.surveys import flow_of, flow_state
 from gateway.voice import callback_surveys
 from gateway.voice.service import CallInput, lock_survey
 from ivr_flows import Flow, FlowState
@@ -69,7 +70,7 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
         return
     if call.call_status not in FINAL_CALL_STATUSES:
         return
-    finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+    survey_state.finish(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
 
 
 def close_silent_calls(session: Session, settings: Settings, now: datetime) -> list[int]:
@@ -91,7 +92,9 @@ def close_silent_calls(session: Session, settings: Settings, now: datetime) -> l
         .with_for_update(skip_locked=True)
     ).all()
     for survey in silent:
-        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+        survey_state.finish(
+            survey, now, completed=flow_finished(flow_of(survey), flow_state(survey))
+        )
         logger.info(
             "survey %s: no status callback for its call; closed as %s",
             survey.id,
@@ -138,20 +141,21 @@ def call_ended(
     if answered_by and not attempt.detail:
         attempt.detail = f"AnsweredBy={answered_by}"
     if outcome == "answered":
-        finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+        survey_state.finish(
+            survey, now, completed=flow_finished(flow_of(survey), flow_state(survey))
+        )
         return
     if survey.status.is_final:
         return
     if survey.attempts >= settings.ivr_callback_max_attempts:
-        callback_surveys.mark_not_reached(survey, now)
+        survey_state.not_reached(survey, now)
         return
-    survey.status = SurveyStatus.SCHEDULED
-    survey.due_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
-    survey.claimed_until = None
+    again_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
+    survey_state.reschedule(survey, again_at)
     logger.info(
         "survey %s: call %s ended %s; again at %s",
         survey.id,
         attempt.number,
         outcome,
-        survey.due_at.isoformat(),
+        again_at.isoformat(),
     )

@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.dispatch import too_late_at
@@ -209,11 +210,10 @@ def send_invitation(
         return SendOutcome("skipped", "not claimed for sending, or already attempted")
     address = survey.customer.email if survey.customer else None
     if not address or _opted_out(session, survey):
-        survey.status = SurveyStatus.NOT_SENT
-        survey.not_sent_reason = "customer opted out" if address else "no email address"
-        survey.finished_at, survey.claimed_until = now, None
+        reason = "customer opted out" if address else "no email address"
+        survey_state.exclude(survey, now, reason)
         session.commit()
-        return SendOutcome("not_sent", survey.not_sent_reason)
+        return SendOutcome("not_sent", reason)
     message = message_of(invitation(survey, address, settings), settings)
     survey.attempts += 1
     attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
@@ -232,13 +232,7 @@ def send_invitation(
     attempt = session.get(SurveyAttempt, attempt.id) or attempt
     attempt.outcome, attempt.finished_at = "sent", now
     attempt.provider_id = str(message["Message-ID"])[:64]
-    if survey.status is SurveyStatus.SENDING:  # not answered by its link meanwhile
-        survey.status = SurveyStatus.ACTIVE
-    survey.delivery_status = "sent"
-    survey.started_at = survey.started_at or now
-    survey.last_sent_at = now
-    survey.expires_at = now + timedelta(days=settings.web_survey_expiry_days)
-    survey.claimed_until = None
+    survey_state.sent(survey, now, now + timedelta(days=settings.web_survey_expiry_days), "sent")
     session.commit()
     logger.info("survey %s: email invitation sent to %s", survey.id, mask_email(address))
     return SendOutcome("sent")
@@ -268,13 +262,11 @@ def _failed(
     survey.claimed_until = None
     retry_at = now + retry_delay(survey.attempts, settings.sms_retry_base_seconds)
     if not error.permanent and retry_at <= too_late_at(survey, settings):
-        survey.status, survey.due_at = SurveyStatus.SCHEDULED, retry_at
+        survey_state.reschedule(survey, retry_at)
         session.commit()
         logger.warning("survey %s: email not sent (%s); retry at %s", survey.id, error, retry_at)
         return SendOutcome("retry", str(error))
-    survey.status = SurveyStatus.FAILED
-    survey.not_sent_reason = f"email: {error}"[:200]
-    survey.finished_at = now
+    survey_state.fail(survey, now, f"email: {error}")
     session.commit()
     logger.warning("survey %s: email failed: %s", survey.id, error)
     return SendOutcome("failed", str(error))

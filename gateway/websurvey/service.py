@@ -20,11 +20,12 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import Answer, AuditEvent, SurveyChannel, SurveySession, SurveyStatus
 from gateway.optouts import opt_out_phone
-from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
+from gateway.surveys import flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import Flow, FlowState, Question, engine
 from ivr_flows.engine import NoInput, RecordedAnswer, Value
 
@@ -159,16 +160,13 @@ def answer(
     step = engine.advance(flow, CHANNEL, flow_state(survey), given)
     if survey.status is SurveyStatus.SCHEDULED:  # an email survey answered before its email
         survey.due_at = None
-        survey.claimed_until = None
-    if not survey.status.is_final:
-        survey.status = SurveyStatus.ACTIVE
-    survey.started_at = survey.started_at or now
+    survey_state.begin(survey, now)
     if step.recorded is not None:
         _store(session, survey, step.recorded, settings, now)
         session.expire(survey, ["answers"])  # added by key, not through the collection
     save_flow_state(survey, step.state)
     if step.finished:
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     return True
 
 
@@ -271,6 +269,6 @@ def expire_web_surveys(session: Session, settings: Settings, now: datetime) -> l
         stmt = stmt.with_for_update(skip_locked=True, of=SurveySession)
     closed = []
     for survey in session.scalars(stmt):
-        finish_survey(survey, now, completed=False)
+        survey_state.expire(survey, now)
         closed.append(survey.id)
     return closed

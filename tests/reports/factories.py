@@ -1,7 +1,7 @@
 """Rows for report tests: operators, teams, customers, interactions and surveys with answers.
 
 Written through the ORM as the gateway writes them, so the reports' rollup follows them; an
-ended survey's score is frozen as `finish_survey` freezes it.
+ended survey's score is frozen as `survey_state.finish` freezes it.
 """
 
 from __future__ import annotations

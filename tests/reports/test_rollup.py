@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 
+from gateway import survey_state
 from gateway.models import SurveySession, SurveyStatus
 from gateway.reports.models import ScoreBucket, ScoreBucketDisposition, ScoreBucketParameter
 from gateway.reports.rollup import rebuild, verify
-from gateway.surveys import finish_survey, record_answer
+from gateway.surveys import record_answer
 from ivr_flows.engine import RecordedAnswer
 from tests.reports.factories import Seeder, at
 
@@ -89,7 +90,7 @@ def test_a_survey_counts_when_it_ends_with_its_frozen_score(app, session, seeder
     assert _bucket(session, operator.id).responses == 0  # still running: nothing frozen yet
 
     with statements(session) as seen:
-        finish_survey(survey, at("2026-09-05", 14), completed=False)
+        survey_state.finish(survey, at("2026-09-05", 14), completed=False)
         session.commit()
     assert survey.status is SurveyStatus.PARTIAL
     assert (survey.score_overall, survey.score_csi, survey.score_csi_operator) == (5, 25.0, None)
@@ -180,7 +181,7 @@ def test_concurrent_surveys_ending_in_one_bucket_are_all_counted(live_app):
                 select(SurveySession).where(SurveySession.id == survey_id).with_for_update()
             )
             barrier.wait(10)
-            finish_survey(survey, at("2026-09-05", 17), completed=True)
+            survey_state.finish(survey, at("2026-09-05", 17), completed=True)
             session.commit()
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)

@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from gateway import survey_state
 from gateway.interactions import assign_operator, move_operator
 from gateway.models import (
     Answer,
@@ -41,7 +42,7 @@ from gateway.models import (
 from gateway.reports import scoring, service
 from gateway.reports.metrics import Tally, figures, score_session, spec_for
 from gateway.reports.rollup import verify
-from gateway.surveys import finish_survey, record_answer
+from gateway.surveys import record_answer
 from ivr_flows import Flow, parse_flow
 from ivr_flows.engine import RecordedAnswer
 
@@ -214,7 +215,7 @@ class Rollup(RuleBasedStateMachine):
         if survey is None or survey.status is not SurveyStatus.ACTIVE:
             return
         self.session.expire(survey, ["answers"])
-        finish_survey(survey, self._now(), completed=completed)
+        survey_state.finish(survey, self._now(), completed=completed)
         self.session.commit()
         self.frozen_weights[survey.id] = self.weights
 
