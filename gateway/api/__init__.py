@@ -33,20 +33,60 @@ class ProblemSchema(Schema):
 
 
 class GatewayApi(Api):
-    """flask-smorest's Api with errors documented as they are sent: problem+json."""
+    """flask-smorest's Api with errors documented as they are sent: problem+json.
+
+    A blueprint's routes are registered at once, its documentation when the spec is first
+    read (`/api/openapi.json`): resolving every schema of the document is most of the cost of
+    building an app, and serving requests never needs it.
+    """
 
     ERROR_SCHEMA = ProblemSchema
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._spec: Any = None
+        self._responses_documented = False
+        self._undocumented: list[tuple[Any, str, Any]] = []
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def spec(self) -> Any:
+        """The OpenAPI spec, with every blueprint registered so far documented in it (and the
+        error responses, documented with the first blueprint)."""
+        if self._undocumented and not self._responses_documented:
+            self._responses_documented = True
+            self._document_responses()
+        while self._undocumented:
+            blueprint, name, parameters = self._undocumented.pop(0)
+            blueprint.register_views_in_doc(
+                self, self._app, self._spec, name=name, parameters=parameters
+            )
+            self._spec.tag({"name": name, "description": blueprint.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        """As flask-smorest's, with the blueprint's documentation left for the spec's first read."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
+
     def _register_responses(self) -> None:
+        """Left for the spec's first read (`_document_responses`)."""
+
+    def _document_responses(self) -> None:
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
-            prepare_response(response, self.spec, errors.PROBLEM_TYPE)
-            self.spec.components.response(status.name, response, lazy=True)
+            prepare_response(response, self._spec, errors.PROBLEM_TYPE)
+            self._spec.components.response(status.name, response, lazy=True)
         default: dict[str, Any] = {"description": "an error", "schema": self.ERROR_SCHEMA}
-        prepare_response(default, self.spec, errors.PROBLEM_TYPE)
-        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+        prepare_response(default, self._spec, errors.PROBLEM_TYPE)
+        self._spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
 
 def init_app(app: Flask) -> None:
