@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, send_file
+from flask import Blueprint, Response, abort, send_file
 from werkzeug.security import safe_join
 
 from audio.library import PROMPTS, audio_root
+from gateway.config import current_settings
 
 bp = Blueprint("audio", __name__, url_prefix="/audio")
 
@@ -17,7 +18,7 @@ MAX_AGE_SECONDS = 24 * 3600
 def prompt(lang: str, name: str) -> Response:
     if lang not in {"ru", "en"} or not name.endswith(".wav"):
         abort(404)
-    root = audio_root(current_app.config["SETTINGS"].audio_dir) / PROMPTS / lang
+    root = audio_root(current_settings().audio_dir) / PROMPTS / lang
     path = safe_join(str(root), name)
     if path is None:
         abort(404)

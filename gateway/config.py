@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
 
 
 class ConfigError(ValueError):
@@ -549,3 +551,8 @@ def _validate_production_smsc(settings: Settings) -> None:
             f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
             "random characters"
         )
+
+
+def current_settings() -> Settings:
+    """The current app's settings (inside an app context: a request, a task, a command)."""
+    return cast(Settings, current_app.config["SETTINGS"])

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
+from flask import current_app
 from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -208,3 +209,16 @@ def insert_new(
         .returning(*table.primary_key.columns)
     )
     return session.execute(statement).first() is not None
+
+
+def current_database() -> Database:
+    """The current app's database (inside an app context: a request, a task, a command)."""
+    return cast(Database, current_app.extensions["database"])
+
+
+def current_session() -> Session:
+    """The current app's session: one per request or task, removed at its end."""
+    session = current_database().session
+    if session is None:
+        raise RuntimeError("the app's database is not configured")
+    return session()

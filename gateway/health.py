@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+
+from gateway.config import current_settings
+from gateway.db import current_database
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +22,7 @@ def healthz() -> ResponseReturnValue:
 
 def _check_database() -> str | None:
     try:
-        with current_app.extensions["database"].engine.connect() as conn:
+        with cast(Engine, current_database().engine).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         return f"database unreachable: {type(exc).__name__}"
@@ -27,7 +30,7 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     celery: Any = current_app.extensions["celery"]
     try:
         with celery.connection_for_write() as conn:

@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from gateway.config import current_settings
 from gateway.db import utcnow
 from gateway.models import ProviderCircuit, SurveySession, SurveyStatus
 from gateway.telemetry import REQUEST_SECONDS, SENDS
@@ -174,7 +175,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _allowed() -> bool:
-    token = current_app.config["SETTINGS"].metrics_token
+    token = current_settings().metrics_token
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)

@@ -6,9 +6,10 @@ import json
 
 import click
 
+from gateway.config import current_settings
+
 
 def _lookup(phone: str | None, external_id: str | None) -> tuple[str | None, str | None]:
-    from flask import current_app
 
     from gateway.phones import InvalidPhoneNumber, normalize_phone
 
@@ -16,7 +17,7 @@ def _lookup(phone: str | None, external_id: str | None) -> tuple[str | None, str
         raise click.UsageError("give exactly one of --phone or --external-id")
     if phone:
         try:
-            phone = normalize_phone(phone, current_app.config["SETTINGS"].default_region)
+            phone = normalize_phone(phone, current_settings().default_region)
         except InvalidPhoneNumber as exc:
             raise click.BadParameter(str(exc), param_hint="--phone") from exc
     return phone, external_id

@@ -19,6 +19,8 @@ from typing import Any
 from flask import Flask, Response, abort, g, request
 from werkzeug.routing import IntegerConverter, UnicodeConverter, ValidationError
 
+from gateway.config import current_settings
+
 # The largest id PostgreSQL's integer holds; a larger one cannot name a row.
 MAX_ID = 2**31 - 1
 # Twilio's webhook forms are a few kilobytes; so is a sign-in form.
@@ -126,9 +128,7 @@ def _headers(response: Response) -> Response:
 
 
 def _public_https() -> bool:
-    from flask import current_app
-
-    return str(current_app.config["SETTINGS"].public_base_url).startswith("https://")
+    return str(current_settings().public_base_url).startswith("https://")
 
 
 def csp_nonce() -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import current_app
 
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_database, utcnow
 from gateway.dispatch import sweep_until_caught_up
 
 
@@ -13,8 +13,8 @@ from gateway.dispatch import sweep_until_caught_up
 def dispatch_due_surveys() -> str:
     """Sweep due surveys (beat runs it every DISPATCH_INTERVAL_SECONDS, on the sweep queue);
     sweeps again at once while the batch was full."""
-    settings = current_app.config["SETTINGS"]
-    database = current_app.extensions["database"]
+    settings = current_settings()
+    database = current_database()
     report = sweep_until_caught_up(database.session_scope, settings, utcnow)
     return report.summary()
 
@@ -25,6 +25,4 @@ def privacy_sweep() -> str:
     Twilio (run by beat every few minutes)."""
     from gateway.privacy_sweep import run_privacy_sweep
 
-    return run_privacy_sweep(
-        current_app.extensions["database"], current_app.config["SETTINGS"], utcnow()
-    )
+    return run_privacy_sweep(current_database(), current_settings(), utcnow())

@@ -9,8 +9,10 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request
+from flask import Response, request
 from twilio.request_validator import RequestValidator
+
+from gateway.config import current_settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +41,13 @@ _FREE_TEXT = frozenset({"Body"})
 def signed_url() -> str:
     """The URL as Twilio called it: PUBLIC_BASE_URL (what is behind a TLS proxy is not)
     with this request's path and query string."""
-    base = current_app.config["SETTINGS"].public_base_url.rstrip("/")
+    base = current_settings().public_base_url.rstrip("/")
     query = request.query_string.decode()
     return f"{base}{request.path}" + (f"?{query}" if query else "")
 
 
 def signature_is_valid() -> bool:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
@@ -65,12 +67,10 @@ def twilio_signed(view: F) -> F:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if not current_app.config["SETTINGS"].insecure_skip_twilio_signature and not (
-            signature_is_valid()
-        ):
+        if not current_settings().insecure_skip_twilio_signature and not (signature_is_valid()):
             logger.warning("rejected %s: missing or wrong X-Twilio-Signature", request.path)
             return Response("invalid or missing X-Twilio-Signature", 403, mimetype="text/plain")
-        ours = current_app.config["SETTINGS"].twilio_account_sid
+        ours = current_settings().twilio_account_sid
         if ours and request.form.get("AccountSid") != ours:
             # Signed with our token yet for another account: a sub-account or a replay.
             logger.warning("rejected %s: AccountSid is not this gateway's", request.path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
-from flask import current_app
 
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_database, utcnow
 from sms.providers import provider_for
 from sms.service import send_first_sms
 
@@ -17,8 +17,8 @@ from sms.service import send_first_sms
 @shared_task(name="sms.tasks.send_survey_sms", ignore_result=True)
 def send_survey_sms(session_id: int) -> str:
     """Send the first SMS of a survey the sweep has claimed."""
-    settings = current_app.config["SETTINGS"]
-    database = current_app.extensions["database"]
+    settings = current_settings()
+    database = current_database()
     provider = provider_for(settings)
     try:
         with database.session_scope() as session:
@@ -33,8 +33,8 @@ def reconcile_survey_sms(session_id: int) -> str:
     """Settle a possibly sent survey by the provider's message list (the sweep claimed it)."""
     from sms.reconcile import reconcile_survey
 
-    settings = current_app.config["SETTINGS"]
-    database = current_app.extensions["database"]
+    settings = current_settings()
+    database = current_database()
     provider = provider_for(settings)
     try:
         with database.session_scope() as session:
@@ -48,8 +48,8 @@ def send_pending_replies() -> int:
     """Send the replies stored as pending by an SMSC incoming-message callback."""
     from sms.service import send_pending_replies as send_replies
 
-    settings = current_app.config["SETTINGS"]
-    database = current_app.extensions["database"]
+    settings = current_settings()
+    database = current_database()
     provider = provider_for(settings)
     try:
         with database.session_scope() as session:

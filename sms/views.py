@@ -7,10 +7,11 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_database, utcnow
 from gateway.twilio_webhooks import form_text, twilio_signed, twiml
 from sms.conversation import InboundSms, handle_inbound
 from sms.service import StatusUpdate, record_status
@@ -40,9 +41,9 @@ def inbound() -> Response:
     )
     if not sms.message_sid or not sms.from_number:
         return Response("MessageSid and From are required", 400, mimetype="text/plain")
-    database = current_app.extensions["database"]
+    database = current_database()
     with database.session_scope() as session:
-        reply = handle_inbound(session, current_app.config["SETTINGS"], sms, utcnow())
+        reply = handle_inbound(session, current_settings(), sms, utcnow())
     response = MessagingResponse()
     if reply:
         response.message(reply)
@@ -59,9 +60,9 @@ def status() -> Response:
     if not sid or not status_text:
         return Response("MessageSid and MessageStatus are required", 400, mimetype="text/plain")
     update = StatusUpdate(sid, status_text, _error_code(form.get("ErrorCode")))
-    database = current_app.extensions["database"]
+    database = current_database()
     with database.session_scope() as session:
-        record_status(session, current_app.config["SETTINGS"], update, utcnow())
+        record_status(session, current_settings(), update, utcnow())
     return twiml(MessagingResponse())
 
 
@@ -87,7 +88,7 @@ def smsc_callback(secret: str) -> Response:
     from sms.conversation import InboundSms, handle_inbound
     from sms.smsc import NAME, message_sid, status_meaning
 
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     expected = settings.smsc_callback_secret
     if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
         logger.warning("rejected an SMSC callback: wrong or missing secret in its URL")
@@ -98,7 +99,7 @@ def smsc_callback(secret: str) -> Response:
     fields = [v for k, v in request.values.items(multi=True) if k not in {"mes", "message"}]
     if any(len(v) > MAX_SMSC_FIELD_CHARS or "\x00" in v for v in fields):
         return Response("a field is too long or holds a NUL", 400, mimetype="text/plain")
-    database = current_app.extensions["database"]
+    database = current_database()
     phone = _smsc_field("phone")
     if phone.isdigit() and len(phone) > 10:
         phone = "+" + phone  # SMSC gives numbers in international format without the "+"

@@ -11,7 +11,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from gateway import throttle
 from gateway.apikeys import authenticate
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.models import ApiKey, ApiRole
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,7 +45,7 @@ def audit_number_reads(customer_ids: Iterable[int | None]) -> None:
     ids = [i for i in customer_ids if i is not None]
     if not ids or current_key().role is ApiRole.INTEGRATION:
         return
-    session = current_app.extensions["database"].session()
+    session = current_session()
     audit(session, actor(), ids, request.path, utcnow())
     session.commit()
 
@@ -79,7 +79,7 @@ def authenticate_request() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
-    session = current_app.extensions["database"].session()
+    session = current_session()
     subjects = throttle.subjects(request.remote_addr, presented)
     refuse_while_throttled(session, subjects)
     if scheme.lower() != "bearer" or not presented:

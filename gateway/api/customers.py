@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.api.auth import actor, allow, authenticate_request
 from gateway.api.schemas import PhoneNumber
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, Customer
 from gateway.privacy import consent_json, erase_customers, find_customers
 
@@ -64,17 +62,13 @@ class ErasureSchema(Schema):
     recordings = fields.Integer(metadata={"description": "queued for deletion at Twilio"})
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 @bp.route("/<string:external_id>/consent")
 class Consent(MethodView):
     @allow(ApiRole.INTEGRATION)
     @bp.response(200, ConsentSchema)
     def get(self, external_id: str) -> dict[str, Any]:
         """The customer's consent per channel now, and every change: when, how, which request."""
-        session = _session()
+        session = current_session()
         customer = session.scalar(select(Customer).where(Customer.external_id == external_id))
         if customer is None:
             abort(404, message=f"no customer {external_id!r}")
@@ -90,7 +84,7 @@ class Erasure(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Erase a customer's personal data everywhere, keeping the anonymous scores; audited.
         Asking again erases nothing more and answers with no customers."""
-        session = _session()
+        session = current_session()
         found = find_customers(
             session, phone=data.get("phone"), external_id=data.get("external_id")
         )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy.orm import Session
 
 from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.schemas import UtcDateTime
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.incidents import (
     IncidentError,
     assign_incident,
@@ -62,10 +60,6 @@ class AssignSchema(Schema):
     assignee = fields.String(required=True, validate=validate.Length(1, 200))
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 def _actor() -> str:
     key = current_key()
     return f"{key.role.value}:{key.name}"
@@ -100,7 +94,7 @@ def _team_scope() -> int | None:
 
 
 def _incident(incident_id: int) -> Incident:
-    incident = _session().get(Incident, incident_id)
+    incident = current_session().get(Incident, incident_id)
     team = _team_scope()
     if incident is None or (team is not None and team_of(incident) != team):
         abort(404, message=f"no incident {incident_id}")
@@ -115,7 +109,7 @@ class Incidents(MethodView):
     def get(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """Incidents newest first; a supervisor sees its own team's."""
         rows = list_incidents(
-            _session(),
+            current_session(),
             status=query.get("status"),
             team_id=_team_scope(),
             operator_external_id=query.get("operator"),
@@ -138,7 +132,7 @@ class CloseIncident(MethodView):
     @bp.response(200, IncidentSchema)
     def post(self, data: dict[str, Any], incident_id: int) -> dict[str, Any]:
         """Close an open incident with its resolution."""
-        session = _session()
+        session = current_session()
         incident = _incident(incident_id)
         try:
             close_incident(session, incident, _actor(), data["resolution"], utcnow())
@@ -155,7 +149,7 @@ class AssignIncident(MethodView):
     @bp.response(200, IncidentSchema)
     def post(self, data: dict[str, Any], incident_id: int) -> dict[str, Any]:
         """Name who is responsible for an open incident."""
-        session = _session()
+        session = current_session()
         incident = _incident(incident_id)
         try:
             assign_incident(session, incident, _actor(), data["assignee"], utcnow())

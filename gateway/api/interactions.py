@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.errors import flatten_errors, problem
@@ -21,7 +21,8 @@ from gateway.api.schemas import (
     InteractionPageSchema,
     InteractionQuerySchema,
 )
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.intake import CREATED, ERROR, EXISTING, ITEM_STATUSES, ItemResult, report_interactions
 from gateway.interactions import (
     CustomerInput,
@@ -41,10 +42,6 @@ bp = Blueprint(
     description="Contacts reported by other systems, their surveys and scores",
 )
 bp.before_request(authenticate_request)
-
-
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
 
 
 def to_resource(interaction: Interaction) -> dict[str, Any]:
@@ -89,7 +86,7 @@ def to_resource(interaction: Interaction) -> dict[str, Any]:
             "exclusion_reason": survey.exclusion_reason,
             "link": survey.link_token
             and link_resource(
-                current_app.config["SETTINGS"].public_base_url,
+                current_settings().public_base_url,
                 survey.link_token,
                 survey.language,
                 survey.expires_at,
@@ -152,10 +149,10 @@ class Interactions(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Record an interaction; the same channel and external_id again returns it unchanged
         (409 if it says something else)."""
-        session = _session()
+        session = current_session()
         try:
             interaction, created = report_interaction(
-                session, _input_from(data), current_app.config["SETTINGS"], utcnow()
+                session, _input_from(data), current_settings(), utcnow()
             )
         except InteractionConflict as conflict:
             session.rollback()
@@ -196,7 +193,7 @@ class Interactions(MethodView):
         if "operator" in query:
             conditions.append(Interaction.operator.has(Operator.external_id == query["operator"]))
         base = _visible(select(Interaction).where(*conditions))
-        session = _session()
+        session = current_session()
         total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
         page, size = query["page"], query["page_size"]
         rows = session.scalars(
@@ -256,10 +253,8 @@ class InteractionBatch(MethodView):
                 continue
             results.append(None)
             valid.append(_input_from(loaded))
-        session = _session()
-        recorded = iter(
-            report_interactions(session, valid, current_app.config["SETTINGS"], utcnow())
-        )
+        session = current_session()
+        recorded = iter(report_interactions(session, valid, current_settings(), utcnow()))
         session.commit()
         final = [result if result is not None else next(recorded) for result in results]
         counts = {status: sum(1 for r in final if r.status == status) for status in ITEM_STATUSES}
@@ -278,7 +273,7 @@ class InteractionById(MethodView):
     @bp.response(200, InteractionOutSchema)
     def get(self, interaction_id: int) -> dict[str, Any]:
         """One interaction with its survey and scores."""
-        found = _session().scalar(
+        found = current_session().scalar(
             _with_details(_visible(select(Interaction).where(Interaction.id == interaction_id)))
         )
         if found is None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.api.auth import actor, allow, authenticate_request
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.interactions import get_or_create, move_operator
 from gateway.models import Operator, Team
 
@@ -41,10 +39,6 @@ class OperatorTeamSchema(Schema):
     moved = fields.Boolean(metadata={"description": "false when already in that team"})
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 @bp.route("/<string:external_id>/team")
 class OperatorTeam(MethodView):
     @allow()  # admins only
@@ -52,7 +46,7 @@ class OperatorTeam(MethodView):
     @bp.response(200, OperatorTeamSchema)
     def put(self, data: dict[str, Any], external_id: str) -> dict[str, Any]:
         """Move the operator to another team; audited (who, when, from, to)."""
-        session = _session()
+        session = current_session()
         operator = session.scalar(select(Operator).where(Operator.external_id == external_id))
         if operator is None:
             abort(404, message=f"no operator {external_id!r}")

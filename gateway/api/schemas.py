@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from gateway.config import current_settings
 from gateway.db import utcnow
 from gateway.models import InteractionChannel
 from gateway.phones import InvalidPhoneNumber, normalize_phone
@@ -30,7 +30,7 @@ class PhoneNumber(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        region = current_app.config["SETTINGS"].default_region
+        region = current_settings().default_region
         try:
             return normalize_phone(text, region)
         except InvalidPhoneNumber as exc:
@@ -44,7 +44,7 @@ class DateOrDateTime(fields.Field):
         text = str(value).strip()
         try:
             if len(text) == 10:
-                zone = current_app.config["SETTINGS"].report_zone
+                zone = current_settings().report_zone
                 return datetime.combine(date.fromisoformat(text), time(0), zone)
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:

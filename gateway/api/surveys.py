@@ -12,7 +12,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from gateway.api.auth import allow, authenticate_request, current_key
 from gateway.api.schemas import DateOrDateTime
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, SurveyStatus
 from gateway.retries import retry_surveys
 
@@ -77,10 +78,10 @@ class RetrySurveys(MethodView):
         if end <= start:
             abort(422, message="'to' must not be before 'from'")
         key = current_key()
-        session = current_app.extensions["database"].session()
+        session = current_session()
         report = retry_surveys(
             session,
-            current_app.config["SETTINGS"],
+            current_settings(),
             status=SurveyStatus(data["status"]),
             ended_from=start,
             ended_before=end,

@@ -31,11 +31,10 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway import throttle
 from gateway.apikeys import authenticate
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.models import ApiKey, ApiRole, Team
 from gateway.sessions import end_session, session_key, start_session
 
@@ -45,12 +44,8 @@ bp = Blueprint("auth", __name__)
 OPEN_PAGES = {"dashboard.auth.login", "dashboard.language.switch", "dashboard.static"}
 
 
-def _db() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 def _signed_in_key() -> ApiKey | None:
-    return session_key(_db(), session.get("sid"), utcnow())
+    return session_key(current_session(), session.get("sid"), utcnow())
 
 
 def _check_csrf() -> None:
@@ -119,7 +114,7 @@ def visible_team(asked: str | None) -> str | None:
     if own is not None and asked and asked != own:
         abort(403, _("You can see your own team only (%(team)s).", team=own))
     team = own if own is not None else (asked or None)
-    if team and _db().scalar(select(Team.id).where(Team.name == team)) is None:
+    if team and current_session().scalar(select(Team.id).where(Team.name == team)) is None:
         abort(404, _("There is no team named “%(team)s”. Choose one from the list.", team=team))
     return team
 
@@ -129,7 +124,7 @@ def selectable_teams() -> list[str]:
     own = own_team()
     if own is not None:
         return [own] if own else []
-    return list(_db().scalars(select(Team.name).order_by(Team.name)))
+    return list(current_session().scalars(select(Team.name).order_by(Team.name)))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -138,7 +133,7 @@ def login() -> ResponseReturnValue:
     error, status, wait = None, 200, None
     if request.method == "POST":
         _check_csrf()
-        db = _db()
+        db = current_session()
         presented = request.form.get("api_key", "").strip()
         subjects = throttle.subjects(request.remote_addr, presented)
         wait = throttle.retry_after(db, subjects, utcnow())
@@ -176,7 +171,7 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
     """Sign out: the session ends in the database, so a copy of the cookie is worthless."""
-    db = _db()
+    db = current_session()
     end_session(db, session.get("sid"), utcnow())
     db.commit()
     session.clear()

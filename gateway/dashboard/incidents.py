@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
 from gateway.dashboard import auth
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.incidents import IncidentError, close_incident, list_incidents, team_of
 from gateway.models import ApiRole, Incident
 from gateway.phones import mask_phone
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
-
-
-def _db() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
 
 
 def _team_id() -> int | None:
@@ -31,7 +26,7 @@ def _team_id() -> int | None:
 def index() -> ResponseReturnValue:
     """Open (or closed) low-score incidents of the viewer's scope."""
     status = "closed" if request.args.get("status") == "closed" else "open"
-    rows = list_incidents(_db(), status=status, team_id=_team_id(), limit=200)
+    rows = list_incidents(current_session(), status=status, team_id=_team_id(), limit=200)
     return render_template(
         "dashboard/incidents/list.html",
         rows=rows,
@@ -44,7 +39,7 @@ def index() -> ResponseReturnValue:
 @bp.post("/<int:incident_id>/close")
 def close(incident_id: int) -> ResponseReturnValue:
     """Close an incident with the resolution typed in the form."""
-    db = _db()
+    db = current_session()
     incident = db.get(Incident, incident_id)
     team = _team_id()
     if incident is None or (team is not None and team_of(incident) != team):

@@ -8,14 +8,13 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
-from gateway.config import Settings
+from gateway.config import current_settings
 from gateway.dashboard import auth, i18n
-from gateway.db import utcnow
+from gateway.db import current_session, utcnow
 from gateway.models import InteractionChannel
 from gateway.phones import mask_phone
 from gateway.reports import export, service
@@ -26,14 +25,6 @@ bp = Blueprint("reports", __name__)
 DEFAULT_DAYS = 30  # the default period: the last 30 days, today included
 SURVEYS_PER_PAGE = 25
 PARAMETERS = ("cost", "speed", "politeness", "quality")
-
-
-def _db() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ class Filters:
 
 
 def _today() -> date:
-    return utcnow().astimezone(_settings().report_zone).date()
+    return utcnow().astimezone(current_settings().report_zone).date()
 
 
 def _day(name: str, default: date) -> date:
@@ -87,7 +78,7 @@ def page_filters(*, team: bool = True) -> Filters:
             _("There is no channel “%(channel)s”. Choose one from the list.", channel=channel),
         )
     office = request.args.get("office") or None
-    if office is not None and office not in service.known_offices(_db()):
+    if office is not None and office not in service.known_offices(current_session()):
         abort(
             404,
             _("There is no office named “%(office)s”. Choose one from the list.", office=office),
@@ -99,7 +90,7 @@ def page_filters(*, team: bool = True) -> Filters:
             channel=InteractionChannel(channel) if channel else None,
             team=chosen_team,
             office=office,
-            zone=_settings().report_zone,
+            zone=current_settings().report_zone,
         )
     except service.ReportError:
         abort(400, _("A report covers at most two years. Choose a shorter period."))
@@ -111,7 +102,7 @@ def _choices() -> dict[str, Any]:
         "teams": auth.selectable_teams(),
         "fixed_team": auth.own_team() is not None,
         "channels": [c.value for c in InteractionChannel],
-        "offices": service.known_offices(_db()),
+        "offices": service.known_offices(current_session()),
     }
 
 
@@ -119,13 +110,15 @@ def _choices() -> dict[str, Any]:
 def operators() -> ResponseReturnValue:
     """The operators' ranking: per-parameter columns, intervals, the unranked and why."""
     filters = page_filters()
-    rows = _own_rows(service.operators_report(_db(), filters.report, _settings()))
+    rows = _own_rows(
+        service.operators_report(current_session(), filters.report, current_settings())
+    )
     return render_template(
         "dashboard/reports/operators.html",
         rows=rows,
         filters=filters,
         parameters=_parameter_keys(rows),
-        minimum=_settings().report_min_responses,
+        minimum=current_settings().report_min_responses,
         **_choices(),
     )
 
@@ -134,11 +127,13 @@ def operators() -> ResponseReturnValue:
 def operators_export(wanted: str) -> ResponseReturnValue:
     """The ranking on screen as a file, in the API's export columns."""
     filters = page_filters()
-    rows = _own_rows(service.operators_report(_db(), filters.report, _settings()))
+    rows = _own_rows(
+        service.operators_report(current_session(), filters.report, current_settings())
+    )
     columns = export.operator_columns(rows)
     flat = (export.flatten_operator_row(r) for r in rows)
     name = f"operators-{filters.report.start.isoformat()}-{filters.report.end.isoformat()}"
-    return export.table_download(wanted, columns, flat, name, _db().rollback)
+    return export.table_download(wanted, columns, flat, name, current_session().rollback)
 
 
 def _own_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,7 +158,7 @@ def teams() -> ResponseReturnValue:
     """Each team's figures side by side (every parameter counts in a team's CSI)."""
     _not_for_an_operator()
     filters = page_filters()
-    report = service.teams_report(_db(), filters.report, _settings())
+    report = service.teams_report(current_session(), filters.report, current_settings())
     return render_template(
         "dashboard/reports/teams.html",
         report=report,
@@ -178,7 +173,7 @@ def company() -> ResponseReturnValue:
     """The company's CSI with every parameter, cost included, and each team's."""
     _not_for_an_operator()
     filters = page_filters()
-    report = service.teams_report(_db(), filters.report, _settings())
+    report = service.teams_report(current_session(), filters.report, current_settings())
     return render_template(
         "dashboard/reports/company.html",
         report=report,
@@ -192,7 +187,7 @@ def company() -> ResponseReturnValue:
 @bp.get("/operators/<external_id>")
 def operator(external_id: str) -> ResponseReturnValue:
     """One operator: trend, distribution, parameters against the team, funnel, surveys."""
-    db = _db()
+    db = current_session()
     filters = page_filters(team=False)
     flt = replace(filters.report, team=auth.own_team())
     own = auth.own_operator()
@@ -210,7 +205,7 @@ def operator(external_id: str) -> ResponseReturnValue:
     )
     if granularity not in service.GRANULARITIES:
         abort(400, _("Choose a trend by day, week or month."))
-    settings = _settings()
+    settings = current_settings()
     row = next(
         (
             r
@@ -264,7 +259,7 @@ def _keys_answered(surveys: list[Any]) -> list[str]:
 @bp.get("/interactions/<int:interaction_id>")
 def interaction(interaction_id: int) -> ResponseReturnValue:
     """One contact: who, when, its survey step by step, the answers, the incident if any."""
-    db = _db()
+    db = current_session()
     try:
         found = service.find_interaction(db, interaction_id, auth.own_team())
         own = auth.own_operator()
@@ -299,14 +294,14 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
 @bp.get("/recordings/<int:answer_id>")
 def recording(answer_id: int) -> ResponseReturnValue:
     """A voice comment, played in the page's <audio> element."""
-    db = _db()
+    db = current_session()
     try:
         answer = service.find_answer(db, answer_id, auth.own_team())
         own = auth.own_operator()
         operator = answer.session.interaction.operator
         if own is not None and (operator is None or operator.external_id != own):
             raise service.NotVisible(answer_id)
-        stream = recordings.open_recording(_settings(), answer.recording_url)
+        stream = recordings.open_recording(current_settings(), answer.recording_url)
     except (service.NotVisible, recordings.RecordingUnavailable):
         abort(404, _("This recording cannot be played: it was deleted or is not reachable."))
     db.rollback()  # the read is over before the audio streams

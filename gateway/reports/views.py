@@ -10,15 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.api.auth import allow, authenticate_request, current_key
-from gateway.config import Settings
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, Customer, InteractionChannel, Team
 from gateway.reports import export, service
 from gateway.reports.schemas import (
@@ -79,14 +79,6 @@ def _export_doc(json_schema: str | None) -> dict[str, Any]:
     }
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
-
-
 def _visible_team(asked: str | None) -> str | None:
     """The team a report is limited to: a supervisor's own, whatever it asks for."""
     key = current_key()
@@ -102,7 +94,10 @@ def _visible_team(asked: str | None) -> str | None:
 
 def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
     team = _visible_team(query.get("team"))
-    if team is not None and _session().scalar(select(Team.id).where(Team.name == team)) is None:
+    if (
+        team is not None
+        and current_session().scalar(select(Team.id).where(Team.name == team)) is None
+    ):
         abort(404, message=f"no team named {team!r}")
     try:
         return service.ReportFilter(
@@ -111,7 +106,7 @@ def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
             channel=InteractionChannel(query["channel"]) if "channel" in query else None,
             team=team,
             office=query.get("office"),
-            zone=_settings().report_zone,
+            zone=current_settings().report_zone,
         )
     except service.ReportError as exc:
         abort(422, message=str(exc))
@@ -138,7 +133,7 @@ def _table_response(
     wanted: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], filename: str
 ) -> Response:
     """A CSV or XLSX download; the read is over (nothing was written) before it streams."""
-    return export.table_download(wanted, columns, rows, filename, _session().rollback)
+    return export.table_download(wanted, columns, rows, filename, current_session().rollback)
 
 
 @bp.route("/operators")
@@ -149,7 +144,7 @@ class OperatorsReport(MethodView):
     @bp.doc(**_export_doc("OperatorsReport"))
     def get(self, query: dict[str, Any]) -> Any:
         """Per-operator ratings for a period; ranked operators first, then the unranked."""
-        rows = service.operators_report(_session(), _filter(query), _settings())
+        rows = service.operators_report(current_session(), _filter(query), current_settings())
         wanted = _wanted(query)
         if wanted == "json":
             return {"operators": rows}
@@ -165,7 +160,7 @@ class TeamsReport(MethodView):
     @bp.response(200, TeamsReportSchema)
     def get(self, query: dict[str, Any]) -> Any:
         """Per-team figures for a period (every parameter counts in a team's CSI), and the total."""
-        return service.teams_report(_session(), _filter(query), _settings())
+        return service.teams_report(current_session(), _filter(query), current_settings())
 
 
 @bp.route("/funnel")
@@ -176,7 +171,7 @@ class FunnelReport(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """The survey funnel per operator: contacts, surveys offered, sent, started, completed,
         calls that never reached the survey, and re-surveys of the same customer."""
-        return {"operators": service.funnel_report(_session(), _filter(query))}
+        return {"operators": service.funnel_report(current_session(), _filter(query))}
 
 
 @bp.route("/operators/<string:external_id>/trend")
@@ -187,7 +182,7 @@ class OperatorTrend(MethodView):
     def get(self, query: dict[str, Any], external_id: str) -> Any:
         """One operator's figures per local day, ISO week or month of the period; a
         supervisor sees the contacts the operator had in the supervisor's team."""
-        session = _session()
+        session = current_session()
         flt = _filter({k: v for k, v in query.items() if k != "team"})
         try:
             operator = service.find_operator(session, external_id, flt.team)
@@ -197,7 +192,9 @@ class OperatorTrend(MethodView):
         return {
             "operator": service.operator_ref(operator),
             "granularity": granularity,
-            "points": service.operator_trend(session, operator, flt, granularity, _settings()),
+            "points": service.operator_trend(
+                session, operator, flt, granularity, current_settings()
+            ),
         }
 
 
@@ -212,7 +209,7 @@ class ScoredInteractions(MethodView):
         wanted = _wanted(query)
         if wanted == "json":
             wanted = "csv"  # a year of rows is a file, not a JSON document
-        rows = service.scored_interactions(_session(), _filter(query))
+        rows = service.scored_interactions(current_session(), _filter(query))
         return _table_response(
             wanted, service.scored_columns(), rows, _filename("interactions", query)
         )
@@ -253,7 +250,7 @@ class Exclusion(MethodView):
     @surveys_bp.alt_response(200, schema=ExclusionOutSchema, description="already excluded")
     def post(self, data: dict[str, Any], survey_id: int) -> Any:
         """Exclude this survey's rating from the operator's figures, with a written reason."""
-        session = _session()
+        session = current_session()
         survey = _find_survey(session, survey_id)
         try:
             changed = service.exclude_rating(session, survey, data["reason"], _actor(), utcnow())
@@ -267,7 +264,7 @@ class Exclusion(MethodView):
     @surveys_bp.response(200, ExclusionOutSchema, description="counted again")
     def delete(self, data: dict[str, Any] | None, survey_id: int) -> Any:
         """Reinstate an excluded rating: it counts in every figure again."""
-        session = _session()
+        session = current_session()
         survey = _find_survey(session, survey_id)
         reason = (data or {}).get("reason")
         service.reinstate_rating(session, survey, _actor(), utcnow(), reason)
@@ -281,7 +278,7 @@ class CustomerSatisfaction(MethodView):
     @customers_bp.response(200, SatisfactionSchema)
     def get(self, external_id: str) -> Any:
         """A customer's latest scores, their mean and NPS class, by the CRM's customer id."""
-        session = _session()
+        session = current_session()
         customer = session.scalar(select(Customer).where(Customer.external_id == external_id))
         if customer is None:
             abort(404, message=f"no customer {external_id!r}")
@@ -296,7 +293,7 @@ class CustomerSatisfactionByPhone(MethodView):
     @customers_bp.response(200, SatisfactionSchema)
     def get(self, query: dict[str, Any]) -> Any:
         """The same, by phone number (any common writing); every customer with that number."""
-        session = _session()
+        session = current_session()
         customers = session.scalars(
             select(Customer).where(Customer.phone == query["phone"]).order_by(Customer.id)
         ).all()

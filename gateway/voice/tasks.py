@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from flask import current_app
 
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_database, utcnow
 from gateway.twilio_client import make_twilio_client
 from gateway.voice import callback_surveys
 
@@ -26,7 +26,7 @@ def twilio_client(settings: Any) -> Any:
 @shared_task(name="gateway.voice.tasks.place_survey_call", ignore_result=True)
 def place_survey_call(session_id: int) -> str | None:
     """Place the outbound call of a call-back survey the dispatcher claimed (status sending)."""
-    database = current_app.extensions["database"]
+    database = current_database()
     return callback_surveys.place_survey_call(
-        database.session_scope, current_app.config["SETTINGS"], session_id, utcnow, twilio_client
+        database.session_scope, current_settings(), session_id, utcnow, twilio_client
     )

@@ -6,24 +6,15 @@ renders, the view commits. A webhook Twilio retries gets the stored answer (see 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.orm import Session
+from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from gateway.config import Settings
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.twilio_webhooks import twilio_signed, twiml
 from gateway.voice import service, status_callbacks
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
-
-
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
 
 
 def _int(value: str | None) -> int | None:
@@ -52,7 +43,7 @@ def _call() -> service.CallInput:
 
 
 def _reply(body: str) -> Response:
-    _session().commit()
+    current_session().commit()
     return Response(body, mimetype="application/xml")
 
 
@@ -67,7 +58,7 @@ def survey() -> Response:
         lang=args.get("lang") or None,
         session_id=_int(args.get("session")),
     )
-    body = service.start_survey(_session(), _settings(), utcnow(), _call(), params)
+    body = service.start_survey(current_session(), current_settings(), utcnow(), _call(), params)
     return _reply(body)
 
 
@@ -83,7 +74,9 @@ def survey_step() -> Response:
         recording_url=form.get("RecordingUrl") or None,
         recording_duration=_int(form.get("RecordingDuration")),
     )
-    body = service.answer_step(_session(), _settings(), utcnow(), _call(), survey_id, number, given)
+    body = service.answer_step(
+        current_session(), current_settings(), utcnow(), _call(), survey_id, number, given
+    )
     return _reply(body)
 
 
@@ -92,10 +85,10 @@ def survey_step() -> Response:
 def status() -> Response:
     form = request.form
     status_callbacks.call_status(
-        _session(),
-        _settings(),
+        current_session(),
+        current_settings(),
         utcnow(),
         status_callbacks.StatusInput(_call(), error_code=form.get("ErrorCode") or None),
     )
-    _session().commit()
+    current_session().commit()
     return twiml(VoiceResponse())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
@@ -13,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.api.auth import authenticate_request, current_key
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.webhooks import service
 from gateway.webhooks.events import EVENT_TYPES
 from gateway.webhooks.mappings import FORMATS
@@ -106,12 +106,8 @@ class CountSchema(Schema):
     count = fields.Integer()
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 def _http_allowed() -> bool:
-    return bool(current_app.config["SETTINGS"].webhooks_may_use_http())
+    return current_settings().webhooks_may_use_http()
 
 
 def _actor() -> str:
@@ -120,14 +116,14 @@ def _actor() -> str:
 
 
 def _subscription(subscription_id: int) -> WebhookSubscription:
-    found = _session().get(WebhookSubscription, subscription_id)
+    found = current_session().get(WebhookSubscription, subscription_id)
     if found is None:
         abort(404, message=f"no webhook subscription {subscription_id}")
     return found  # type: ignore[return-value]
 
 
 def _delivery(subscription_id: int, delivery_id: int) -> WebhookDelivery:
-    found = _session().get(WebhookDelivery, delivery_id)
+    found = current_session().get(WebhookDelivery, delivery_id)
     if found is None or found.subscription_id != subscription_id:
         abort(404, message=f"no delivery {delivery_id} of subscription {subscription_id}")
     return found  # type: ignore[return-value]
@@ -177,7 +173,7 @@ class Subscriptions(MethodView):
     @bp.response(200, SubscriptionSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
         """Every subscription, with its deliveries counted by status."""
-        session = _session()
+        session = current_session()
         rows = session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))
         return [subscription_resource(session, r) for r in rows]
 
@@ -185,7 +181,7 @@ class Subscriptions(MethodView):
     @bp.response(201, SubscriptionSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Subscribe a URL to events; the answer holds the signing secret, shown only now."""
-        session = _session()
+        session = current_session()
         try:
             row = service.create_subscription(
                 session, actor=_actor(), now=utcnow(), allow_http=_http_allowed(), **data
@@ -201,13 +197,13 @@ class Subscription(MethodView):
     @bp.response(200, SubscriptionSchema)
     def get(self, subscription_id: int) -> dict[str, Any]:
         """One subscription."""
-        return subscription_resource(_session(), _subscription(subscription_id))
+        return subscription_resource(current_session(), _subscription(subscription_id))
 
     @bp.arguments(SubscriptionPatchSchema)
     @bp.response(200, SubscriptionSchema)
     def patch(self, data: dict[str, Any], subscription_id: int) -> dict[str, Any]:
         """Change the URL, events or description; pause it, or resume it (status)."""
-        session = _session()
+        session = current_session()
         row = _subscription(subscription_id)
         now, actor = utcnow(), _actor()
         status = data.pop("status", None)
@@ -227,7 +223,7 @@ class Subscription(MethodView):
     @bp.response(204)
     def delete(self, subscription_id: int) -> None:
         """Forget a subscription and its delivery log."""
-        session = _session()
+        session = current_session()
         service.delete_subscription(session, _subscription(subscription_id), _actor(), utcnow())
         session.commit()
 
@@ -237,7 +233,7 @@ class RotateSecret(MethodView):
     @bp.response(200, SubscriptionSchema)
     def post(self, subscription_id: int) -> dict[str, Any]:
         """A new signing secret, used from the next request on; shown only now."""
-        session = _session()
+        session = current_session()
         row = _subscription(subscription_id)
         service.rotate_secret(session, row, _actor(), utcnow())
         session.commit()
@@ -250,7 +246,7 @@ class Deliveries(MethodView):
     @bp.response(200, DeliverySchema(many=True))
     def get(self, query: dict[str, Any], subscription_id: int) -> list[dict[str, Any]]:
         """The subscription's delivery log, newest first."""
-        session = _session()
+        session = current_session()
         _subscription(subscription_id)
         rows = service.list_deliveries(session, subscription_id, **query)
         return [delivery_resource(r) for r in rows]
@@ -269,7 +265,7 @@ class Redeliver(MethodView):
     @bp.response(202, DeliverySchema)
     def post(self, subscription_id: int, delivery_id: int) -> dict[str, Any]:
         """Send this event again at the next sweep, under the same event id."""
-        session = _session()
+        session = current_session()
         row = _delivery(subscription_id, delivery_id)
         service.redeliver(session, row, _actor(), utcnow())
         session.commit()
@@ -281,7 +277,7 @@ class RedeliverFailed(MethodView):
     @bp.response(202, CountSchema)
     def post(self, subscription_id: int) -> dict[str, int]:
         """Every failed delivery of the subscription again, each under its event id."""
-        session = _session()
+        session = current_session()
         count = service.redeliver_failed(
             session, _subscription(subscription_id), _actor(), utcnow()
         )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import current_app
 
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_database, utcnow
 from gateway.websurvey.email import mailer_for, send_invitation
 
 
@@ -14,8 +14,8 @@ from gateway.websurvey.email import mailer_for, send_invitation
 @shared_task(name="gateway.websurvey.tasks.send_survey_email", ignore_result=True)
 def send_survey_email(session_id: int) -> str:
     """Send the invitation of an email survey the sweep has claimed."""
-    settings = current_app.config["SETTINGS"]
-    database = current_app.extensions["database"]
+    settings = current_settings()
+    database = current_database()
     with database.session_scope() as session:
         outcome = send_invitation(session, settings, mailer_for(settings), session_id, utcnow())
     return outcome.result

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from sqlalchemy.orm import Session
+from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from gateway.config import Settings
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.models import SurveySession
 from gateway.websurvey import service
 from gateway.websurvey.service import Page, PageKind
@@ -36,21 +35,13 @@ bp = Blueprint(
 )
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
-def _settings() -> Settings:
-    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
-
-
 def _language(survey: SurveySession | None) -> str:
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
         return chosen
     if survey is not None and survey.language in LANGUAGES:
         return survey.language
-    return _settings().default_language
+    return current_settings().default_language
 
 
 def _with_lang(endpoint: str, lang: str, **values: Any) -> str:
@@ -107,16 +98,16 @@ def _back(token: str) -> Response:
 
 @bp.get("/r/<token>")
 def show(token: str) -> tuple[str, int]:
-    session = _session()
+    session = current_session()
     survey = service.find_survey(session, token)
-    return _render(service.page_for(session, survey, _settings(), utcnow()), token)
+    return _render(service.page_for(session, survey, current_settings(), utcnow()), token)
 
 
 @bp.get("/r/<token>/<int:score>")
 def one_tap(token: str, score: int) -> Response | tuple[str, int]:
-    session = _session()
+    session = current_session()
     survey = service.find_survey(session, token)
-    page = service.page_for(session, survey, _settings(), utcnow())
+    page = service.page_for(session, survey, current_settings(), utcnow())
     if not service.one_tap_allowed(page, score):
         if page.kind is PageKind.UNKNOWN:
             return _render(page, token)
@@ -136,8 +127,8 @@ def one_tap(token: str, score: int) -> Response | tuple[str, int]:
 
 @bp.post("/r/<token>/<int:score>")
 def one_tap_post(token: str, score: int) -> Response | tuple[str, int]:
-    session = _session()
-    settings, now = _settings(), utcnow()
+    session = current_session()
+    settings, now = current_settings(), utcnow()
     survey = service.find_survey(session, token, lock=True)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
@@ -150,8 +141,8 @@ def one_tap_post(token: str, score: int) -> Response | tuple[str, int]:
 
 @bp.post("/r/<token>")
 def answer(token: str) -> Response | tuple[str, int]:
-    session = _session()
-    settings, now = _settings(), utcnow()
+    session = current_session()
+    settings, now = current_settings(), utcnow()
     survey = service.find_survey(session, token, lock=True)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
@@ -176,12 +167,12 @@ def answer(token: str) -> Response | tuple[str, int]:
 
 @bp.post("/r/<token>/comment")
 def comment(token: str) -> Response | tuple[str, int]:
-    session = _session()
+    session = current_session()
     survey = service.find_survey(session, token, lock=True)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
     text = request.form.get("comment", "")
-    if service.add_comment(session, survey, text, _settings(), utcnow()):
+    if service.add_comment(session, survey, text, current_settings(), utcnow()):
         session.commit()
     return _back(token)
 
@@ -189,7 +180,7 @@ def comment(token: str) -> Response | tuple[str, int]:
 @bp.get("/r/<token>/unsubscribe")
 def unsubscribe_page(token: str) -> tuple[str, int]:
     """A page with the button: a GET (a mail scanner's) unsubscribes nobody."""
-    survey = service.find_survey(_session(), token)
+    survey = service.find_survey(current_session(), token)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
     lang = _language(survey)
@@ -203,7 +194,7 @@ def unsubscribe_page(token: str) -> tuple[str, int]:
 @bp.post("/r/<token>/unsubscribe")
 def unsubscribe(token: str) -> tuple[str, int]:
     """The button, or a mail client's one-click POST (RFC 8058): no more surveys, anywhere."""
-    session = _session()
+    session = current_session()
     survey = service.find_survey(session, token, lock=True)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
@@ -218,10 +209,10 @@ def unsubscribe(token: str) -> tuple[str, int]:
 
 @bp.post("/r/<token>/again")
 def again(token: str) -> Response | tuple[str, int]:
-    session = _session()
+    session = current_session()
     survey = service.find_survey(session, token, lock=True)
     if survey is None:
         return _render(Page(PageKind.UNKNOWN), token)
-    if service.answer_again(session, survey, _settings(), utcnow()):
+    if service.answer_again(session, survey, current_settings(), utcnow()):
         session.commit()
     return _back(token)
