@@ -129,7 +129,7 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         status, created = request(f"{base}/api/v1/interactions", visit, key)
         assert status == 201, created
         # The worker's console shows the survey SMS within a sweep or two.
-        wait_for_line(log, "first sms", process, 30)
+        wait_for_line(log, "first sms", process, 120)
         status, read = request(f"{base}/api/v1/interactions/{created['id']}", key=key)
         assert (status, read["external_id"]) == (200, created["external_id"])
         assert request(f"{base}/readyz")[0] == 200
