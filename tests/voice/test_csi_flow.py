@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from gateway.db import utcnow
 from gateway.models import SurveyStatus
 from tests.conftest import PUBLIC_BASE_URL
-from tests.ivr.conftest import Call, query_of
-from tests.ivr.test_voice_survey import answers, survey_of
+from tests.voice.conftest import Call, query_of
+from tests.voice.test_voice_survey import answers, survey_of
 
 # (question, key pressed); None: silence, three times (two re-prompts, then skipped)
 WALK = [

@@ -23,8 +23,8 @@ from gateway.voice.tasks import place_survey_call as place_survey_call_task
 from gateway.voice.tasks import twilio_client
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, make_test_app
 from tests.fake_twilio import FakeTwilio
-from tests.ivr.conftest import Call, query_of
 from tests.twilio_openapi import assert_matches_twilio_openapi, openapi_available
+from tests.voice.conftest import Call, query_of
 
 CUSTOMER = "+79161112233"
 SURVEY_NUMBER = "+74950000000"

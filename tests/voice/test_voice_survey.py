@@ -22,7 +22,7 @@ from gateway.models import (
     WebhookReceipt,
 )
 from tests.conftest import PUBLIC_BASE_URL
-from tests.ivr.conftest import CALLER, HOTLINE, Call, new_call_sid, query_of
+from tests.voice.conftest import CALLER, HOTLINE, Call, new_call_sid, query_of
 
 RATINGS = ["overall", "cost", "speed", "politeness", "quality"]
 

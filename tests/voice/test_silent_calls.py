@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from gateway.db import utcnow
 from gateway.dispatch import sweep
 from gateway.models import Customer, Interaction, SurveySession, SurveyStatus
-from tests.ivr.conftest import CALLER, Call
+from tests.voice.conftest import CALLER, Call
 
 
 def test_a_call_survey_without_a_status_callback_is_closed_by_the_sweep_keeping_answers(

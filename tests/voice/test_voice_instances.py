@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
 from tests.conftest import PUBLIC_BASE_URL, make_test_app
-from tests.ivr.conftest import Call, new_call_sid, signed_post
+from tests.voice.conftest import Call, new_call_sid, signed_post
 
 pytestmark = pytest.mark.both_databases
 
