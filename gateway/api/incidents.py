@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
 from gateway.api.schemas import UtcDateTime
+from gateway.apikeys import team_scope
 from gateway.db import current_session, utcnow
 from gateway.incidents import (
     IncidentError,
@@ -89,8 +90,7 @@ def to_resource(incident: Incident) -> dict[str, Any]:
 
 
 def _team_scope() -> int | None:
-    key = current_key()
-    return key.team_id if key.role is ApiRole.SUPERVISOR else None
+    return team_scope(current_key())
 
 
 def _incident(incident_id: int) -> Incident:

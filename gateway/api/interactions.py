@@ -21,6 +21,7 @@ from gateway.api.schemas import (
     InteractionPageSchema,
     InteractionQuerySchema,
 )
+from gateway.apikeys import sees_own_team_only
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
 from gateway.intake import CREATED, ERROR, EXISTING, ITEM_STATUSES, ItemResult, report_interactions
@@ -122,7 +123,7 @@ def _visible(query: Any) -> Any:
     """A supervisor sees only its own team's interactions: those whose operator was in the
     team at the time of the contact."""
     key = current_key()
-    if key.role is ApiRole.SUPERVISOR:
+    if sees_own_team_only(key):
         query = query.where(Interaction.team_id == key.team_id)
     return query
 

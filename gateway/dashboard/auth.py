@@ -33,7 +33,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from gateway import throttle
-from gateway.apikeys import authenticate
+from gateway.apikeys import authenticate, sees_own_team_only
 from gateway.db import current_session, utcnow
 from gateway.models import ApiKey, ApiRole, Team
 from gateway.sessions import end_session, session_key, start_session
@@ -94,7 +94,7 @@ def actor() -> str:
 def own_team() -> str | None:
     """The one team the viewer is limited to; None: every team."""
     key = viewer()
-    if key.role is ApiRole.SUPERVISOR:
+    if sees_own_team_only(key):
         return key.team.name if key.team else ""
     return None
 

@@ -8,18 +8,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from gateway.apikeys import team_scope
 from gateway.dashboard import auth
 from gateway.db import current_session, utcnow
 from gateway.incidents import IncidentError, close_incident, list_incidents, team_of
-from gateway.models import ApiRole, Incident
+from gateway.models import Incident
 from gateway.phones import mask_phone
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
 
 
 def _team_id() -> int | None:
-    key = auth.viewer()
-    return key.team_id if key.role is ApiRole.SUPERVISOR else None
+    return team_scope(auth.viewer())
 
 
 @bp.get("")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.api.auth import allow, authenticate_request, current_key
+from gateway.apikeys import sees_own_team_only
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, Customer, InteractionChannel, Team
@@ -82,7 +83,7 @@ def _export_doc(json_schema: str | None) -> dict[str, Any]:
 def _visible_team(asked: str | None) -> str | None:
     """The team a report is limited to: a supervisor's own, whatever it asks for."""
     key = current_key()
-    if key.role is not ApiRole.SUPERVISOR:
+    if not sees_own_team_only(key):
         return asked
     own = key.team.name if key.team else None
     if own is None:
@@ -234,7 +235,7 @@ def _actor() -> str:
 def _find_survey(session: Session, survey_id: int) -> Any:
     key = current_key()
     team = None
-    if key.role is ApiRole.SUPERVISOR:
+    if sees_own_team_only(key):
         team = key.team.name if key.team else ""
     try:
         return service.find_survey(session, survey_id, team)
