@@ -194,13 +194,37 @@ def make_test_app(database_url: str, var_dir: Path, **overrides: Any) -> Flask:
     return create_app(test_config=config)
 
 
+@pytest.fixture(scope="session")
+def built_apps() -> Iterator[dict[str, Flask]]:
+    """Apps built by this test process, one per database and settings: building one costs
+    more than most tests (routes, the API, the rollup's check), and each test rolls back."""
+    apps: dict[str, Flask] = {}
+    try:
+        yield apps
+    finally:
+        for built in apps.values():
+            built.extensions["database"].dispose()
+
+
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[Flask]:
+def app(
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    settings_overrides: dict[str, Any],
+    built_apps: dict[str, Flask],
+) -> Iterator[Flask]:
     """An app whose every session joins one outer transaction, rolled back after the test.
 
-    Code under test commits as usual; its commits release savepoints only.
+    Code under test commits as usual; its commits release savepoints only. The app is shared
+    by the tests of this process with the same database and settings; a test that changes
+    its settings has them put back.
     """
-    flask_app = make_test_app(database_url, tmp_path / "var", **settings_overrides)
+    key = repr((database_url, sorted(settings_overrides.items())))
+    flask_app = built_apps.get(key)
+    if flask_app is None:
+        var_dir = tmp_path_factory.mktemp("app") / "var"
+        flask_app = built_apps[key] = make_test_app(database_url, var_dir, **settings_overrides)
+    settings = flask_app.config["SETTINGS"]
     database = flask_app.extensions["database"]
     connection = database.engine.connect()
     outer = connection.begin()
@@ -213,7 +237,10 @@ def app(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -
         database.session.remove()
         outer.rollback()
         connection.close()
-        database.dispose()
+        database.session_factory.configure(
+            bind=database.engine, join_transaction_mode="conditional_savepoint"
+        )
+        flask_app.config["SETTINGS"] = settings
 
 
 @pytest.fixture
