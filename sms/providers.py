@@ -220,16 +220,3 @@ class ConsoleSmsProvider:
 
     def close(self) -> None:
         pass
-
-
-def provider_for(settings: Settings) -> SmsProvider:
-    """The configured provider (SMS_PROVIDER): `smsc`, `twilio` (by default with Twilio
-    credentials), else `console`."""
-    name = settings.sms_provider_name
-    if name == "smsc":
-        from sms.smsc import SmscSmsProvider
-
-        return SmscSmsProvider(settings)
-    if name == "twilio":
-        return TwilioSmsProvider(settings)
-    return ConsoleSmsProvider()

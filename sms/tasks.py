@@ -8,7 +8,7 @@ from celery import shared_task
 
 from gateway.config import current_settings
 from gateway.db import current_database, utcnow
-from sms.providers import provider_for
+from sms.configured import provider_for
 from sms.service import send_first_sms
 
 

@@ -14,7 +14,8 @@ from gateway.config import Settings
 from gateway.dispatch import SEND_SMS_TASK, sweep
 from gateway.models import Customer, Message, SurveySession, SurveyStatus
 from ivr_flows import default_flows
-from sms.providers import ConsoleSmsProvider, TwilioSmsProvider, provider_for
+from sms.configured import provider_for
+from sms.providers import ConsoleSmsProvider, TwilioSmsProvider
 from sms.service import send_first_sms
 from sms.texts import first_message
 from tests.conftest import PUBLIC_BASE_URL

@@ -18,7 +18,7 @@ from gateway.db import utcnow
 from gateway.dispatch import RECONCILE_SMS_TASK, SEND_SMS_TASK, sweep
 from gateway.models import Customer, Message, ProviderCircuit, SurveyStatus
 from ivr_flows import default_flows
-from sms.providers import provider_for
+from sms.configured import provider_for
 from sms.reconcile import reconcile_survey
 from sms.service import send_first_sms
 from sms.smsc import SmscSmsProvider
