@@ -12,13 +12,13 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from gateway import recordings
 from gateway.config import current_settings
 from gateway.dashboard import auth, i18n
 from gateway.db import current_session, utcnow
 from gateway.models import InteractionChannel
 from gateway.phones import mask_phone
 from gateway.reports import export, service
-from gateway.voice import recordings
 
 bp = Blueprint("reports", __name__)
 
