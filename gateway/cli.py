@@ -10,7 +10,7 @@ import click
 
 from audio import cli as audio_cli
 from gateway import privacy_cli
-from gateway.cli_context import app_session
+from gateway.cli_context import app_session, command_app
 from gateway.config import ConfigError, load_settings
 from gateway.models import ApiRole
 from gateway.reports import cli as reports_cli
@@ -225,7 +225,7 @@ def sip() -> None:
     """Answer the PBX's survey calls over SIP until Ctrl-C (needs SIP_LISTEN)."""
     from gateway.sip.server import run as run_sip
 
-    app = _app()
+    app = command_app()
     try:
         if not app.config["SETTINGS"].sip_listen:
             raise click.ClickException(

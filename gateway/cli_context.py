@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gateway.config import ConfigError, Settings, load_settings
 
 
-def _app() -> Flask:
+def command_app() -> Flask:
     from gateway import create_app
     from ivr_flows import FlowError
 
@@ -47,7 +47,7 @@ def check_database(settings: Settings) -> None:
 @contextmanager
 def app_session() -> Iterator[tuple[Flask, Session]]:
     """An app context and a session committed at the end of the command."""
-    app = _app()
+    app = command_app()
     database = app.extensions["database"]
     try:
         with app.app_context(), database.session_scope() as session:

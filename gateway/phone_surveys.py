@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway import survey_state
 from gateway.config import Settings
 from gateway.interactions import (
     DEFAULT_FLOW,
@@ -41,7 +42,7 @@ from gateway.models import (
 )
 from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
-from gateway.surveys import finish_survey, flow_of, flow_state, record_answer, save_flow_state
+from gateway.surveys import flow_of, flow_state, record_answer, save_flow_state
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import Given, Invalid, NoInput, QuestionType, Step, Value, advance, start
 
@@ -119,11 +120,10 @@ def claim_survey_for_call(
                     kind=SurveyKind.POST_CALL,
                     flow=flow.key,
                     language=language,
-                    status=SurveyStatus.ACTIVE,
                     provider_id=provider_id,
-                    started_at=now,
                     attempts=0,
                 )
+                survey_state.begin(existing, now)
                 session.add(existing)
             return existing, True
         except IntegrityError:
@@ -140,10 +140,9 @@ def claim_survey_for_call(
         existing.kind = SurveyKind.POST_CALL
         existing.flow = flow.key
         existing.language = language
-        existing.status = SurveyStatus.ACTIVE
         existing.provider_id = provider_id
-        existing.started_at = now
         existing.due_at = None
+        survey_state.begin(existing, now)
         return existing, False
     return None
 
@@ -152,12 +151,10 @@ def begin(survey: SurveySession, now: datetime) -> Step:
     """Greeting and first question; the survey is active from here on."""
     flow = flow_of(survey)
     step = start(flow, CHANNEL)
-    survey.status = SurveyStatus.ACTIVE
-    survey.started_at = survey.started_at or now
-    survey.claimed_until = None
+    survey_state.begin(survey, now)
     save_flow_state(survey, step.state)
     if step.finished:
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     return step
 
 
@@ -174,7 +171,7 @@ def apply_given(
     save_flow_state(survey, step.state)
     if step.finished:
         session.flush()
-        finish_survey(survey, now, completed=True)
+        survey_state.finish(survey, now, completed=True)
     return step
 
 
@@ -199,7 +196,7 @@ def flow_finished(flow: Flow, state: FlowState) -> bool:
 
 def close_call_survey(survey: SurveySession, now: datetime) -> None:
     """The call is over: the survey closes as completed, partial or expired by its answers."""
-    finish_survey(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+    survey_state.finish(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
 
 
 # --- a call handed over by a PBX ------------------------------------------------------------
