@@ -19,6 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
+from gateway.business_calendar import (
+    BusinessCalendar,
+    CalendarError,
+    parse_holidays,
+    parse_hours,
+    parse_weekdays,
+)
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -171,6 +179,27 @@ class Settings:
     web_survey_lock_completed: bool = True  # a completed survey cannot be changed from its page
 
     low_score_threshold: int = 2
+    # Incidents (gateway.incidents): due this many business hours after they open, in the
+    # calendar below (local time of REPORT_TIMEZONE); resolved with one of these causes.
+    incident_due_hours: float = 24.0
+    business_hours: str = "09:00-18:00"
+    business_days: str = "1-5"  # ISO weekdays, Monday is 1
+    holidays: str = ""  # comma-separated dates
+    incident_causes: tuple[str, ...] = (
+        "operator_conduct",
+        "wrong_information",
+        "long_wait",
+        "tariff_or_price",
+        "technical_fault",
+        "process",
+        "customer_expectation",
+        "other",
+    )
+    # Alerts to supervisors (gateway.alerts), sent with the SMTP settings above: the team's
+    # addresses in ALERT_EMAILS ("Hotline=a@x.ru;b@x.ru,Front office=c@x.ru"), else ALERT_TO.
+    alert_from: str | None = None  # default: MAIL_FROM
+    alert_to: str | None = None
+    alert_emails: Mapping[str, str] = field(default_factory=dict)
     # Contacts older than this are anonymised by the privacy sweep (phones, names, SMS texts,
     # recordings); their scores stay. 0 keeps personal data until it is erased by request.
     personal_data_retention_days: int = 365
@@ -182,6 +211,23 @@ class Settings:
     # By default an operator's CSI and ranking leave out what the operator does not control
     # (the tariff); true counts every parameter, as the company's CSI does.
     report_operator_csi_all_parameters: bool = False
+
+    @property
+    def business_calendar(self) -> BusinessCalendar:
+        """The incident calendar: BUSINESS_HOURS on BUSINESS_DAYS but HOLIDAYS, local time."""
+        opens, closes = parse_hours(self.business_hours)
+        return BusinessCalendar(
+            self.report_zone,
+            opens,
+            closes,
+            parse_weekdays(self.business_days),
+            parse_holidays(self.holidays),
+        )
+
+    def alert_recipients(self, team: str | None) -> list[str]:
+        """Whom to tell about an incident of this team: its ALERT_EMAILS, else ALERT_TO."""
+        text = (self.alert_emails.get(team) if team else None) or self.alert_to or ""
+        return [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
 
     @property
     def provider(self) -> str:
@@ -280,6 +326,30 @@ def _as_bool(value: str) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _parse_causes(text: str) -> tuple[str, ...]:
+    causes = tuple(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not causes or any(len(c) > 50 or not c.replace("_", "").isalnum() for c in causes):
+        raise ConfigError(
+            "INCIDENT_CAUSES must be comma-separated codes of letters, digits and _, "
+            f"e.g. operator_conduct,tariff_or_price,other; got {text!r}"
+        )
+    return causes
+
+
+def _parse_alert_emails(text: str) -> dict[str, str]:
+    teams: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        team, _, addresses = item.partition("=")
+        if not team.strip() or "@" not in addresses:
+            raise ConfigError(
+                f"ALERT_EMAILS: write Team=address[;address],..., got {item.strip()!r}"
+            )
+        teams[team.strip()] = addresses.strip()
+    return teams
+
+
 def _parse_office_timezones(text: str) -> dict[str, str]:
     """`OFFICE_TIMEZONES=central=Europe/Moscow,port=Asia/Vladivostok`."""
     zones: dict[str, str] = {}
@@ -335,6 +405,9 @@ _CONVERTERS: dict[str, Any] = {
     "web_survey_expiry_days": int,
     "web_survey_lock_completed": _as_bool,
     "low_score_threshold": int,
+    "incident_due_hours": float,
+    "incident_causes": _parse_causes,
+    "alert_emails": _parse_alert_emails,
     "personal_data_retention_days": int,
     "report_min_responses": int,
     "report_min_nps_responses": int,
@@ -412,6 +485,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("MAX_CONTENT_LENGTH must be at least 65536 bytes")
     if settings.default_language not in {"ru", "en"}:
         raise ConfigError("DEFAULT_LANGUAGE must be ru or en")
+    if not 0 < settings.incident_due_hours <= 24 * 365:
+        raise ConfigError("INCIDENT_DUE_HOURS must be a positive number of business hours")
     if not 1 <= settings.low_score_threshold <= 5:
         raise ConfigError("LOW_SCORE_THRESHOLD must be between 1 and 5")
     _validate_sms_provider(settings)
@@ -448,6 +523,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"REPORT_TIMEZONE: unknown time zone {settings.report_timezone!r}"
         ) from exc
+    try:
+        settings.business_calendar  # noqa: B018  (parses and checks the three settings)
+    except CalendarError as exc:
+        raise ConfigError(str(exc)) from exc
     if settings.env == "production" and settings.sms_provider_name == "smsc":
         _validate_production_smsc(settings)
         return

@@ -205,6 +205,9 @@ class NumberFacts:
     surveyed_recently: frozenset[str]  # another survey started in the cooldown, or sending
     # Customers without a number (email surveys): the same, by customer.
     customers_surveyed_recently: frozenset[int] = frozenset()
+    # Follow-ups (re-surveys after a fix) whose customer was surveyed in the cooldown about
+    # another contact: a follow-up's own contact does not count against it.
+    follow_ups_in_cooldown: frozenset[int] = frozenset()
 
 
 def number_facts(
@@ -252,15 +255,56 @@ def number_facts(
                 .distinct()
             )
         )
+    follow_ups = [s for s in surveys if s.follow_up_of_id is not None]
     return NumberFacts(
-        frozenset(p for p in opted_out if p), frozenset(p for p in recent if p), recent_customers
+        frozenset(p for p in opted_out if p),
+        frozenset(p for p in recent if p),
+        recent_customers,
+        _follow_ups_in_cooldown(session, follow_ups, settings, now) if follow_ups else frozenset(),
     )
+
+
+def _follow_ups_in_cooldown(
+    session: Session, follow_ups: list[SurveySession], settings: Settings, now: datetime
+) -> frozenset[int]:
+    """The follow-ups whose customer (by number, else by customer) started a survey about
+    another contact within SURVEY_COOLDOWN_DAYS, or has one sending. Follow-ups are few: a
+    statement each."""
+    if settings.survey_cooldown_days <= 0:
+        return frozenset()
+    since = now - timedelta(days=settings.survey_cooldown_days)
+    found: set[int] = set()
+    for survey in follow_ups:
+        phone = survey.customer.phone if survey.customer else None
+        same_person = (
+            SurveySession.customer_id.in_(select(Customer.id).where(Customer.phone == phone))
+            if phone
+            else SurveySession.customer_id == survey.customer_id
+        )
+        other = session.scalar(
+            select(SurveySession.id)
+            .where(
+                same_person,
+                SurveySession.interaction_id != survey.interaction_id,
+                or_(
+                    SurveySession.started_at >= since,
+                    SurveySession.status == SurveyStatus.SENDING,
+                ),
+            )
+            .limit(1)
+        )
+        if other is not None:
+            found.add(survey.id)
+    return frozenset(found)
 
 
 def too_late_at(survey: SurveySession, settings: Settings) -> datetime:
     """After this moment the survey is not sent any more: SMS_SURVEY_MAX_LATENESS_HOURS after
-    the contact. It is also the budget of retries through provider errors."""
-    return survey.interaction.ended_at + timedelta(hours=settings.sms_survey_max_lateness_hours)
+    the contact (after the request, for a follow-up). It is also the budget of retries
+    through provider errors."""
+    start = survey.created_at if survey.follow_up_of_id is not None else None
+    start = start or survey.interaction.ended_at
+    return start + timedelta(hours=settings.sms_survey_max_lateness_hours)
 
 
 def decide(
@@ -283,7 +327,10 @@ def decide(
         return Skip(REASON_NOT_MOBILE)
     if now > too_late_at(survey, settings):
         return Skip(REASON_TOO_LATE)
-    if phone in facts.surveyed_recently or (
+    if survey.follow_up_of_id is not None:
+        if survey.id in facts.follow_ups_in_cooldown:
+            return Skip(REASON_COOLDOWN)
+    elif phone in facts.surveyed_recently or (
         not phone and survey.customer_id in facts.customers_surveyed_recently
     ):
         return Skip(REASON_COOLDOWN)

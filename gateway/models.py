@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -175,7 +176,12 @@ class Interaction(Base):
     operator: Mapped[Operator | None] = relationship()
     team: Mapped[Team | None] = relationship()
     customer: Mapped[Customer | None] = relationship()
-    survey: Mapped[SurveySession | None] = relationship(back_populates="interaction")
+    # The contact's original survey; follow-ups are SurveySession rows with follow_up_of_id.
+    survey: Mapped[SurveySession | None] = relationship(
+        back_populates="interaction",
+        primaryjoin="and_(Interaction.id == SurveySession.interaction_id, "
+        "SurveySession.follow_up_of_id.is_(None))",
+    )
 
 
 class SurveySession(Base):
@@ -189,10 +195,24 @@ class SurveySession(Base):
     __table_args__ = (
         Index("ix_survey_sessions_due", "status", "due_at"),
         Index("ix_survey_sessions_customer_started", "customer_id", "started_at"),
+        # One original survey per contact; follow-ups (re-surveys after a fix) come beside it.
+        Index(
+            "uq_survey_sessions_original",
+            "interaction_id",
+            unique=True,
+            postgresql_where=text("follow_up_of_id IS NULL"),
+            sqlite_where=text("follow_up_of_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id"), unique=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id"), index=True)
+    # A re-survey after the matter was fixed: the survey it follows up. It counts as a
+    # follow-up of that contact, never as a new contact of the operator (docs/metrics.md).
+    follow_up_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("survey_sessions.id"), index=True
+    )
+    requested_by: Mapped[str | None] = mapped_column(String(200))  # who asked for a follow-up
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     channel: Mapped[SurveyChannel] = mapped_column(_enum_column(SurveyChannel, "survey_channel"))
     kind: Mapped[SurveyKind] = mapped_column(_enum_column(SurveyKind, "survey_kind"))
@@ -313,8 +333,14 @@ class WebhookReceipt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # to be handled (assigned or not)
+    RESOLVED = "resolved"  # handled: a cause and a note; may be reopened
+    ARCHIVED = "archived"  # resolved and put away; out of the default list
+
+
 class Incident(Base):
-    """A low score, to be handled and closed by a responsible person."""
+    """A low score, worked as a case by a responsible person (gateway.incidents)."""
 
     __tablename__ = "incidents"
 
@@ -325,12 +351,36 @@ class Incident(Base):
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     assignee: Mapped[str | None] = mapped_column(String(200))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
-    closed_at: Mapped[datetime | None]
+    # Due in business hours of the incident calendar (INCIDENT_DUE_HOURS, BUSINESS_HOURS...).
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The first thing anyone did about it (assign, comment, resolve): time to first action.
+    first_action_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]  # resolved at
     closed_by: Mapped[str | None] = mapped_column(String(200))
-    resolution: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(String(50))  # one of INCIDENT_CAUSES
+    resolution: Mapped[str | None] = mapped_column(Text)  # the resolution note
+    archived_at: Mapped[datetime | None]
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0)
 
     session: Mapped[SurveySession] = relationship()
     operator: Mapped[Operator | None] = relationship()
+
+
+class IncidentAlert(Base):
+    """An email about an incident to its supervisor: one row per incident and kind (opened,
+    overdue), written and committed before the mail is sent, so it goes at most once."""
+
+    __tablename__ = "incident_alerts"
+    __table_args__ = (UniqueConstraint("incident_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # opened, overdue
+    recipients: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # sent, failed, no_recipient
+    detail: Mapped[str | None] = mapped_column(String(500))
 
 
 class ApiKey(Base):

@@ -13,7 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.models import Answer, Incident, SurveySession
+from gateway.incidents import open_incident as open_incident  # re-exported for callers
+from gateway.models import Answer, SurveySession
 from gateway.reports.scoring import freeze_score
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import QuestionType, RecordedAnswer
@@ -92,7 +93,7 @@ def record_answer(
         and answer.value is not None
         and answer.value <= settings.low_score_threshold
     ):
-        open_incident(session, survey, answer.value, now)
+        open_incident(session, survey, answer.value, now, settings)
     if survey.status.is_final and survey.scored_at is not None:
         freeze_score(survey, now)
     return row
@@ -134,22 +135,6 @@ def _answer_for(session: Session, survey_id: int, key: str) -> Answer | None:
     return session.scalar(
         select(Answer).where(Answer.session_id == survey_id, Answer.question_key == key)
     )
-
-
-def open_incident(session: Session, survey: SurveySession, score: int, now: datetime) -> Incident:
-    """An open incident for a low score, one per survey."""
-    found = session.scalar(select(Incident).where(Incident.session_id == survey.id))
-    if found is not None:
-        return found
-    incident = Incident(
-        session_id=survey.id,
-        operator_id=survey.interaction.operator_id,
-        score=score,
-        status="open",
-        opened_at=now,
-    )
-    session.add(incident)
-    return incident
 
 
 def scores_of(survey: SurveySession | None) -> dict[str, int]:

@@ -90,7 +90,7 @@ class GatewayApi(Api):
 
 
 def init_app(app: Flask) -> None:
-    from gateway.api import customers, incidents, interactions, operators, surveys
+    from gateway.api import customers, incidents, interactions, operators, resurvey, surveys
 
     app.config.update(
         API_TITLE="survey-gateway",
@@ -112,6 +112,7 @@ def init_app(app: Flask) -> None:
     api.register_converter(security.BoundedString, security.bounded_string_schema)
     api.register_blueprint(interactions.bp)
     api.register_blueprint(incidents.bp)
+    api.register_blueprint(resurvey.bp)
     api.register_blueprint(customers.bp)
     api.register_blueprint(operators.bp)
     api.register_blueprint(surveys.bp)

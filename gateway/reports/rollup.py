@@ -133,7 +133,13 @@ _ROWS = select(
     sessions.c.score_csi,
     sessions.c.score_csi_operator,
     sessions.c.score_nps,
-).select_from(interactions.outerjoin(sessions, sessions.c.interaction_id == interactions.c.id))
+).select_from(
+    # A contact's original survey only: follow-ups (re-surveys after a fix) are no new contact.
+    interactions.outerjoin(
+        sessions,
+        and_(sessions.c.interaction_id == interactions.c.id, sessions.c.follow_up_of_id.is_(None)),
+    )
+)
 
 
 @dataclass(frozen=True, order=True)

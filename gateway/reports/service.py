@@ -505,6 +505,7 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
         .where(
             Interaction.ended_at >= flt.starts_at,
             Interaction.ended_at < flt.ends_before,
+            SurveySession.follow_up_of_id.is_(None),
             SurveySession.customer_id.is_not(None),
             SurveySession.status.in_(SENT_STATUSES),
         )
@@ -673,7 +674,11 @@ def _scored_query(flt: ReportFilter) -> Select[Any]:
     query = (
         select(SurveySession)
         .join(SurveySession.interaction)
-        .where(Interaction.ended_at >= flt.starts_at, Interaction.ended_at < flt.ends_before)
+        .where(
+            Interaction.ended_at >= flt.starts_at,
+            Interaction.ended_at < flt.ends_before,
+            SurveySession.follow_up_of_id.is_(None),  # the operator's figures: originals only
+        )
     )
     if flt.channel is not None:
         query = query.where(Interaction.channel == flt.channel)

@@ -51,7 +51,17 @@ _ANSWERED = frozenset({SurveyStatus.COMPLETED, SurveyStatus.PARTIAL})
 _RESOLVED = frozenset({"closed", "resolved"})
 # The written comment of a web survey: its thank-you page takes it after the last score.
 COMMENT_KEY = "comment"
-_INCIDENT_FIELDS = ("status", "assignee", "closed_at", "closed_by", "resolution", "score")
+_INCIDENT_FIELDS = (
+    "status",
+    "assignee",
+    "closed_at",
+    "closed_by",
+    "cause",
+    "resolution",
+    "score",
+    "due_at",
+    "archived_at",
+)
 
 
 def nps_class(score: int) -> str:
@@ -183,7 +193,10 @@ def incident_data(session: Session, incident: Incident) -> dict[str, Any]:
             "assignee": incident.assignee,
             "closed_at": _iso(incident.closed_at),
             "closed_by": incident.closed_by,
+            "cause": incident.cause,
             "resolution": incident.resolution,
+            "due_at": _iso(incident.due_at),
+            "archived_at": _iso(incident.archived_at),
         },
         **survey_data(session, survey),
     }

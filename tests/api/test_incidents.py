@@ -61,7 +61,7 @@ def test_supervisor_assigns_and_closes_with_a_resolution_audited(app, client, au
         headers=supervisor,
     )
     assert closed.status_code == 200
-    assert closed.json["status"] == "closed"
+    assert closed.json["status"] == "resolved"
     assert closed.json["closed_by"] == "supervisor:Olga"
     again = client.post(
         f"/api/v1/incidents/{incident['id']}/close",
@@ -72,7 +72,7 @@ def test_supervisor_assigns_and_closes_with_a_resolution_audited(app, client, au
     assert client.get("/api/v1/incidents?status=open", headers=supervisor).json == []
     with app.app_context():
         actions = app.extensions["database"].session().scalars(select(AuditEvent.action)).all()
-    assert {"incident.assign", "incident.close"} <= set(actions)
+    assert {"incident.assign", "incident.resolve"} <= set(actions)
 
 
 def test_supervisor_cannot_see_or_close_another_teams_incident(app, client, auth, make_api_key):

@@ -1,6 +1,7 @@
 """Rollup = raw, proven: random sequences of contacts, answers, late answers, survey ends,
 exclusions, reinstatements, interaction edits and deletions, operator team moves, weight
-changes and re-scores; after every step each report figure must equal a recomputation from
+changes, re-scores and follow-up surveys after a fix (answered, never counted as contacts
+of the operator); after every step each report figure must equal a recomputation from
 the raw rows, with the weights in force when each survey ended and the team each contact had.
 
 The example count is small in the normal run (seconds); `-m slow` runs a larger profile.
@@ -24,12 +25,13 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from gateway import survey_state
 from gateway.interactions import assign_operator, move_operator
 from gateway.models import (
     Answer,
+    Incident,
     Interaction,
     InteractionChannel,
     Operator,
@@ -108,6 +110,7 @@ class Rollup(RuleBasedStateMachine):
     flows: ClassVar[dict[str, Flow]]
 
     contacts = Bundle("contacts")
+    follow_ups = Bundle("follow_ups")
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,7 +149,10 @@ class Rollup(RuleBasedStateMachine):
 
     def _survey(self, interaction_id: int) -> SurveySession | None:
         return self.session.scalar(
-            select(SurveySession).where(SurveySession.interaction_id == interaction_id)
+            select(SurveySession).where(
+                SurveySession.interaction_id == interaction_id,
+                SurveySession.follow_up_of_id.is_(None),
+            )
         )
 
     # --- rules -------------------------------------------------------------------------
@@ -219,6 +225,48 @@ class Rollup(RuleBasedStateMachine):
         self.session.commit()
         self.frozen_weights[survey.id] = self.weights
 
+    @rule(target=follow_ups, contact=contacts)
+    def follow_up(self, contact: int) -> int:
+        """A supervisor surveys the customer again after a fix."""
+        original = self._survey(contact)
+        if original is None:
+            return 0  # nothing to follow up; the answering rule skips it
+        row = SurveySession(
+            interaction_id=contact,
+            follow_up_of_id=original.id,
+            requested_by="supervisor:test",
+            channel=SurveyChannel.SMS,
+            kind=SurveyKind.SMS,
+            flow="weighted",
+            language="en",
+            status=SurveyStatus.ACTIVE,
+        )
+        self.session.add(row)
+        self.session.commit()
+        return row.id
+
+    @rule(
+        follow_up=follow_ups,
+        question=st.sampled_from(QUESTIONS),
+        data=st.data(),
+        end=st.booleans(),
+    )
+    def answer_follow_up(
+        self, follow_up: int, question: str, data: st.DataObject, end: bool
+    ) -> None:
+        survey = self.session.get(SurveySession, follow_up) if follow_up else None
+        if survey is None or survey.status is not SurveyStatus.ACTIVE:
+            return
+        value = data.draw(value_for(question))
+        record_answer(
+            self.session, survey, RecordedAnswer(question, value), self.settings, self._now()
+        )
+        if end:
+            self.session.flush()
+            self.session.expire(survey, ["answers"])
+            survey_state.finish(survey, self._now(), completed=True)
+        self.session.commit()
+
     @rule(contact=contacts)
     def exclude(self, contact: int) -> None:
         survey = self._survey(contact)
@@ -259,6 +307,19 @@ class Rollup(RuleBasedStateMachine):
     def delete(self, contact: int) -> None:
         interaction = self.session.get_one(Interaction, contact)
         survey = self._survey(contact)
+        self.session.execute(  # incidents of its surveys go with the contact
+            delete(Incident).where(
+                Incident.session_id.in_(
+                    select(SurveySession.id).where(SurveySession.interaction_id == contact)
+                )
+            )
+        )
+        for follow_up in self.session.scalars(
+            select(SurveySession).where(SurveySession.follow_up_of_id.is_not(None))
+        ):
+            if follow_up.interaction_id == contact:
+                self.session.delete(follow_up)
+        self.session.flush()
         if survey is not None:
             self.frozen_weights.pop(survey.id, None)
             self.session.delete(survey)
@@ -301,7 +362,12 @@ class Rollup(RuleBasedStateMachine):
             select(Answer.session_id, Answer.question_key, Answer.value)
         ):
             answers[survey_id][key] = value
-        surveys = {s.interaction_id: s for s in self.session.scalars(select(SurveySession))}
+        surveys = {
+            s.interaction_id: s
+            for s in self.session.scalars(
+                select(SurveySession).where(SurveySession.follow_up_of_id.is_(None))
+            )
+        }
         groups: dict[Any, dict[str, Any]] = defaultdict(
             lambda: {"tally": Tally(), "counts": defaultdict(int), "dispositions": defaultdict(int)}
         )

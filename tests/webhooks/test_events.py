@@ -71,7 +71,7 @@ def test_a_low_score_opens_an_incident_and_its_assignment_and_closing_follow(
     )
     assert response.status_code == 200
     (resolved,) = events(session, "incident.resolved")
-    assert resolved["data"]["incident"]["status"] == "closed"
+    assert resolved["data"]["incident"]["status"] == "resolved"
     assert resolved["data"]["incident"]["resolution"] == "Перезвонили, вопрос решён"
     assert len(events(session, "incident.updated")) == 1  # closing is not also an update
 

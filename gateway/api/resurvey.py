@@ -1,0 +1,91 @@
+"""Re-surveys: a supervisor asks a contact's customer again after fixing the matter."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import fields
+from sqlalchemy.orm import Session
+
+from gateway.api.auth import actor, allow, authenticate_request, current_key
+from gateway.api.schemas import SurveyOutSchema
+from gateway.db import utcnow
+from gateway.models import ApiRole, Interaction, SurveySession
+from gateway.resurvey import ResurveyError, request_follow_up
+from gateway.survey_links import link_resource
+
+bp = Blueprint(
+    "resurvey",
+    __name__,
+    url_prefix="/api/v1/interactions",
+    description="Follow-up surveys after a fix, counted apart from the operator's contacts",
+)
+bp.before_request(authenticate_request)
+
+
+class FollowUpOutSchema(SurveyOutSchema):
+    follow_up_of = fields.Integer(metadata={"description": "the original survey's id"})
+
+
+def _session() -> Session:
+    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
+
+
+def survey_resource(survey: SurveySession) -> dict[str, Any]:
+    settings = current_app.config["SETTINGS"]
+    link = None
+    if survey.link_token is not None:
+        link = link_resource(
+            settings.public_base_url, survey.link_token, survey.language, survey.expires_at
+        )
+    return {
+        "id": survey.id,
+        "follow_up_of": survey.follow_up_of_id,
+        "status": survey.status.value,
+        "channel": survey.channel.value,
+        "kind": survey.kind.value,
+        "flow": survey.flow,
+        "language": survey.language,
+        "due_at": survey.due_at,
+        "started_at": survey.started_at,
+        "finished_at": survey.finished_at,
+        "attempts": survey.attempts,
+        "delivery_status": survey.delivery_status,
+        "not_sent_reason": survey.not_sent_reason,
+        "excluded": survey.excluded_at is not None,
+        "exclusion_reason": survey.exclusion_reason,
+        "link": link,
+    }
+
+
+@bp.route("/<int:interaction_id>/resurvey")
+class Resurvey(MethodView):
+    @allow(ApiRole.SUPERVISOR)
+    @bp.response(201, FollowUpOutSchema)
+    def post(self, interaction_id: int) -> dict[str, Any]:
+        """Survey the customer again after the matter was fixed, on the contact's channel
+        (a call is called back). Counted as a follow-up, not a new contact; the opt-out, quiet
+        hours and cooldown apply when it is sent. 409 while the first survey or another
+        re-survey is under way, or when the customer cannot be asked."""
+        session = _session()
+        interaction = session.get(Interaction, interaction_id)
+        key = current_key()
+        if interaction is None or (
+            key.role is ApiRole.SUPERVISOR and interaction.team_id != key.team_id
+        ):
+            abort(404, message=f"no interaction {interaction_id}")
+        try:
+            follow_up = request_follow_up(
+                session,
+                cast(Interaction, interaction),
+                actor(),
+                current_app.config["SETTINGS"],
+                utcnow(),
+            )
+        except ResurveyError as exc:
+            abort(409, message=str(exc))
+        session.commit()
+        return survey_resource(follow_up)
