@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 BEAT_DISPATCH = SWEEP_TASK
 BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
 BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
+BEAT_ALERTS = "gateway.tasks.send_incident_alerts"
 PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
 # Sweeps have a queue of their own (served by the worker that runs beat), so a backlog of
 # sends can never starve them.
@@ -57,6 +58,8 @@ def celery_init_app(app: Flask) -> Celery:
             BEAT_DISPATCH: {"queue": sweep_queue},
             BEAT_WEBHOOKS: {"queue": background_queue},
             BEAT_PRIVACY: {"queue": background_queue},
+            # Alerts talk to an SMTP server: off the sweep queue, like webhook deliveries.
+            BEAT_ALERTS: {"queue": background_queue},
         },
         # A publish fails fast when the broker is down (not ~0.6 s of retries), so the sweep
         # gives the claimed surveys back at once instead of leaving them to their lease.
@@ -81,6 +84,11 @@ def celery_init_app(app: Flask) -> Celery:
                 "task": BEAT_DISPATCH,
                 "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
                 # A sweep older than its interval is pointless: the next one is coming.
+                "options": {"expires": settings.dispatch_interval_seconds},
+            },
+            "send-incident-alerts": {
+                "task": BEAT_ALERTS,
+                "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
                 "options": {"expires": settings.dispatch_interval_seconds},
             },
             "deliver-webhooks": {

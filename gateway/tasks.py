@@ -1,4 +1,5 @@
-"""Celery tasks of the gateway core: the sweep of due surveys, the privacy sweep."""
+"""Celery tasks of the gateway core: the sweep of due surveys, the privacy sweep, the
+incident alerts."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def privacy_sweep() -> str:
     from gateway.privacy_sweep import run_privacy_sweep
 
     return run_privacy_sweep(current_database(), current_settings(), utcnow())
+
+
+@shared_task(name="gateway.tasks.send_incident_alerts", ignore_result=True)
+def send_incident_alerts() -> str:
+    """Email supervisors about new and newly overdue incidents, each at most once (beat runs
+    it every DISPATCH_INTERVAL_SECONDS)."""
+    from gateway.alerts import send_incident_alerts as send
+    from gateway.mail import mailer_for
+
+    settings = current_settings()
+    with current_database().session_scope() as session:
+        return send(session, settings, mailer_for(settings), utcnow()).summary()

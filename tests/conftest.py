@@ -34,6 +34,9 @@ from gateway.logs import mask_handler
 from gateway.migrate import upgrade
 from gateway.models import ApiRole
 
+# The SMTP sink (`sink`), shared by the email invitation and the incident alert tests.
+pytest_plugins = ["tests.smtp_sink"]
+
 IN_CI = os.environ.get("CI") == "true"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"

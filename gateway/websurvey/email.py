@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import logging
 import random
-import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Protocol
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
@@ -32,6 +29,7 @@ from gateway import survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.dispatch import too_late_at
+from gateway.mail import Mailer, MailError, mask_email
 from gateway.models import SurveyAttempt, SurveySession, SurveyStatus
 from gateway.optouts import phone_opted_out
 from gateway.survey_links import survey_url
@@ -48,12 +46,6 @@ SUBJECT = {
     "ru": "Оцените, пожалуйста, наше обслуживание",
     "en": "How did we do? Please rate our service",
 }
-
-
-def mask_email(address: str) -> str:
-    """`i***@example.ru`: enough to tell messages apart in a log, not to read the address."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
 
 
 @dataclass(frozen=True)
@@ -102,76 +94,6 @@ def message_of(invite: Invitation, settings: Settings) -> EmailMessage:
     message.set_content(invite.text)
     message.add_alternative(invite.html, subtype="html")
     return message
-
-
-class MailError(Exception):
-    """Sending failed; `permanent` when retrying cannot help (the mailbox does not exist)."""
-
-    def __init__(self, detail: str, *, permanent: bool) -> None:
-        super().__init__(detail)
-        self.permanent = permanent
-
-
-class Mailer(Protocol):
-    name: str
-
-    def send(self, message: EmailMessage) -> None: ...
-
-
-class SmtpMailer:
-    """SMTP with STARTTLS (or implicit TLS on port 465) and login when configured."""
-
-    name = "smtp"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def send(self, message: EmailMessage) -> None:
-        s = self.settings
-        host = s.smtp_host or "localhost"
-        try:
-            if s.smtp_port == 465:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    host, s.smtp_port, timeout=s.smtp_timeout_seconds,
-                    context=ssl.create_default_context(),
-                )  # fmt: skip
-            else:
-                client = smtplib.SMTP(host, s.smtp_port, timeout=s.smtp_timeout_seconds)
-            with client:
-                if s.smtp_port != 465 and s.smtp_starttls:
-                    client.starttls(context=ssl.create_default_context())
-                if s.smtp_username:
-                    client.login(s.smtp_username, s.smtp_password or "")
-                client.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            permanent = all(code >= 500 for code in codes)
-            raise MailError(f"recipient refused ({codes})", permanent=permanent) from exc
-        except smtplib.SMTPResponseException as exc:
-            raise MailError(
-                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:200], permanent=exc.smtp_code >= 500
-            ) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise MailError(f"{type(exc).__name__}: {exc}"[:200], permanent=False) from exc
-
-
-class ConsoleMailer:
-    """Development: the message is logged, not sent (SMTP_HOST unset)."""
-
-    name = "console"
-
-    def send(self, message: EmailMessage) -> None:
-        text = message.get_body(("plain",))
-        logger.info(
-            "email to %s (console, not sent): %s\n%s",
-            mask_email(str(message["To"])),
-            message["Subject"],
-            text.get_content() if text is not None else "",
-        )
-
-
-def mailer_for(settings: Settings) -> Mailer:
-    return SmtpMailer(settings) if settings.smtp_host else ConsoleMailer()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from celery import shared_task
 
 from gateway.config import current_settings
 from gateway.db import current_database, utcnow
-from gateway.websurvey.email import mailer_for, send_invitation
+from gateway.mail import mailer_for
+from gateway.websurvey.email import send_invitation
 
 
 # No acks_late and no autoretry: the send is at most once (gateway.dispatch); a lost task

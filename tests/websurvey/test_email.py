@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.dispatch import REASON_COOLDOWN, REASON_OPTED_OUT, SEND_EMAIL_TASK, sweep
+from gateway.mail import SmtpMailer
 from gateway.models import Customer, SurveySession, SurveyStatus
 from gateway.optouts import opt_out_phone
 from gateway.privacy import erase_customers
-from gateway.websurvey.email import SmtpMailer, send_invitation
+from gateway.websurvey.email import send_invitation
 from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
 from tests.conftest import PUBLIC_BASE_URL
 from tests.factories import interaction_payload
 from tests.sms.conftest import record_visit
+from tests.smtp_sink import REFUSED, Sink, free_port
 
 
 def _last_noon_in_moscow() -> datetime:
@@ -38,46 +36,6 @@ def _last_noon_in_moscow() -> datetime:
 
 
 NOON_MSK = _last_noon_in_moscow()
-REFUSED = "nobody@example.ru"
-
-
-class Sink:
-    """Keeps every message; refuses REFUSED as a mailbox that does not exist."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.port = 0
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address == REFUSED:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    handler = Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    handler.port = controller.port
-    try:
-        yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -250,7 +208,7 @@ def test_a_refused_mailbox_fails_the_survey_and_an_unreachable_server_retries(
 
     post_email(phone="+79167778899", email="anna@example.ru")
     (survey_id,) = due(session, settings, NOON_MSK)
-    down = dataclasses.replace(settings, smtp_port=_free_port())  # nobody listens there
+    down = dataclasses.replace(settings, smtp_port=free_port())  # nobody listens there
     outcome = send_invitation(session, down, SmtpMailer(down), survey_id, NOON_MSK)
     assert outcome.result == "retry"
     survey = session.get(SurveySession, survey_id)
