@@ -23,6 +23,7 @@ from gateway.business_calendar import BusinessCalendar
 from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.models import (
+    ApiRole,
     AuditEvent,
     Incident,
     IncidentStatus,
@@ -47,6 +48,22 @@ class IncidentError(ValueError):
 def team_of(incident: Incident) -> int | None:
     """The team in charge of an incident: its operator's team at the time of the contact."""
     return incident.session.interaction.team_id
+
+
+def find_incident(session: Session, incident_id: int, team_id: int | None) -> Incident | None:
+    """The incident if it exists and lies in the scope (a team id, or None for every team)."""
+    incident = session.get(Incident, incident_id)
+    if incident is None or (team_id is not None and team_of(incident) != team_id):
+        return None
+    return incident
+
+
+def may_call_back(role: ApiRole, team_id: int | None, incident: Incident) -> bool:
+    """Who sees the customer's number in full, to call back: an admin, or a supervisor of the
+    incident's team; anyone else sees it masked."""
+    if role is ApiRole.ADMIN:
+        return True
+    return role is ApiRole.SUPERVISOR and team_id is not None and team_id == team_of(incident)
 
 
 def due_at(opened_at: datetime, settings: Settings) -> datetime:

@@ -25,18 +25,18 @@ from gateway.incidents import (
     close_incident,
     comment_incident,
     count_incidents,
+    find_incident,
     follow_ups_of,
     history,
     is_overdue,
     list_incidents,
     low_parameters,
+    may_call_back,
     reopen_incident,
     resolve_incident,
-    team_of,
     team_report,
 )
 from gateway.models import (
-    ApiKey,
     ApiRole,
     Incident,
     IncidentStatus,
@@ -235,19 +235,12 @@ def _actor() -> str:
     return f"{key.role.value}:{key.name}"
 
 
-def may_call_back(key: ApiKey, incident: Incident) -> bool:
-    """A supervisor of the incident's team, or an admin, sees the customer's number in full."""
-    if key.role is ApiRole.ADMIN:
-        return True
-    return key.role is ApiRole.SUPERVISOR and key.team_id == team_of(incident)
-
-
 def to_resource(incident: Incident, now: datetime | None = None) -> dict[str, Any]:
     operator = incident.operator
     interaction = incident.session.interaction
     customer = interaction.customer
     phone = customer.phone if customer else None
-    if phone and not may_call_back(current_key(), incident):
+    if phone and not _may_call_back(incident):
         phone = mask_phone(phone)
     return {
         "id": incident.id,
@@ -287,8 +280,7 @@ def card(session: Session, incident: Incident, threshold: int) -> dict[str, Any]
     resource.update(
         survey_id=survey.id,
         customer_name=customer.name if customer else None,
-        customer_phone_full=bool(customer and customer.phone)
-        and may_call_back(current_key(), incident),
+        customer_phone_full=bool(customer and customer.phone) and _may_call_back(incident),
         answers=[
             {
                 "question": a.question_key,
@@ -339,17 +331,14 @@ def card(session: Session, incident: Incident, threshold: int) -> dict[str, Any]
     return resource
 
 
+def _may_call_back(incident: Incident) -> bool:
+    key = current_key()
+    return may_call_back(key.role, key.team_id, incident)
+
+
 def team_scope() -> int | None:
     """The team a supervisor's key is limited to; None for an admin."""
     return apikeys_team_scope(current_key())
-
-
-def find_incident(session: Session, incident_id: int, team_id: int | None) -> Incident | None:
-    """The incident if it exists and lies in the scope (a team id, or None for all)."""
-    incident = session.get(Incident, incident_id)
-    if incident is None or (team_id is not None and team_of(incident) != team_id):
-        return None
-    return incident
 
 
 def _incident(incident_id: int) -> Incident:
@@ -360,13 +349,12 @@ def _incident(incident_id: int) -> Incident:
 
 
 def _audit_phone(incidents: list[Incident]) -> None:
-    key = current_key()
     audit_number_reads(
         i.session.interaction.customer_id
         for i in incidents
         if i.session.interaction.customer
         and i.session.interaction.customer.phone
-        and may_call_back(key, i)
+        and _may_call_back(i)
     )
 
 
