@@ -61,7 +61,7 @@ system-deps:
 screenshots: $(STAMP)
 	rm -rf var/screenshots
 	SCREENSHOT_DIR=var/screenshots $(BIN)/python -m pytest -q \
-	  tests/reports/test_dashboard_browser.py
+	  tests/reports/test_dashboard_browser.py tests/incidents/test_browser.py
 	@ls var/screenshots
 
 ## translations: extract each page group's texts (gateway/dashboard/translations/<group>/
