@@ -189,3 +189,40 @@ def test_a_follow_up_waits_out_a_survey_about_another_contact_and_an_opt_out_ref
         session.commit()
         with pytest.raises(ResurveyError, match="opted out"):
             request_follow_up(session, interaction, "admin:test", settings, noon)
+
+
+def test_the_web_page_keeps_the_first_rating_locked_and_the_fresh_link_takes_the_new_one(
+    app: Flask,
+    client: FlaskClient,
+    auth: dict[str, str],
+    headers: Callable[..., dict[str, str]],
+) -> None:
+    from gateway.reports.rollup import verify
+    from tests.factories import interaction_payload
+
+    payload = interaction_payload(channel="request", survey="web", flow="quick_csat")
+    created = client.post("/api/v1/interactions", json=payload, headers=auth).json
+    first = created["survey"]["link"]["url"].removeprefix("https://surveys.example.com")
+    client.post(first, data={"question": "overall", "value": "1"})
+    olga = headers("supervisor", "Front office", "Olga")
+    (incident,) = client.get("/api/v1/incidents", headers=olga).json
+    client.post(
+        f"/api/v1/incidents/{incident['id']}/resolve",
+        json={"cause": "process", "note": "Исправили"},
+        headers=olga,
+    )
+    again = client.post(f"/api/v1/interactions/{created['id']}/resurvey", headers=olga).json
+    second = again["link"]["url"].removeprefix("https://surveys.example.com")
+    assert second != first
+
+    assert "Изменить их уже нельзя" in client.get(first).get_data(as_text=True)
+    client.post(first, data={"question": "overall", "value": "5"})  # refused: locked
+    client.post(second, data={"question": "overall", "value": "5"})
+    interaction = client.get(f"/api/v1/interactions/{created['id']}", headers=auth).json
+    assert interaction["scores"] == {"overall": 1}  # the contact keeps its first rating
+    card = client.get(f"/api/v1/incidents/{incident['id']}", headers=olga).json
+    assert [f["overall"] for f in card["follow_ups"]] == [5]
+    with app.app_context():
+        session = app.extensions["database"].session()
+        today = datetime.now(UTC).astimezone(app.config["SETTINGS"].report_zone).date()
+        assert verify(session, today, today, app.config["SETTINGS"].report_zone) == []
