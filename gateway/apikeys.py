@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.access import existing_operator, existing_teams
 from gateway.db import utcnow
-from gateway.interactions import get_or_create
-from gateway.models import ApiKey, ApiRole, AuditEvent, Team
+from gateway.models import ApiKey, ApiRole, AuditEvent
 
 KEY_PREFIX = "sgw_"
 
@@ -44,19 +44,24 @@ def create_api_key(
     team: str | None,
     now: datetime,
     expires_at: datetime | None = None,
+    operator: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key row and the key itself, which is never stored."""
+    """A new key row and the key itself, which is never stored.
+
+    Raises ValueError (gateway.access.UnknownName for a team or operator that does not exist).
+    """
     if expires_at is not None and expires_at <= now:
         raise ValueError("the expiry is in the past")
     if role is ApiRole.SUPERVISOR and not team:
         raise ValueError("a supervisor key needs --team: it reads only that team's reports")
-    team_row = None
-    if team:
-        team_row = get_or_create(
-            session,
-            lambda: session.scalar(select(Team).where(Team.name == team)),
-            lambda: Team(name=team),
-        )
+    if role is not ApiRole.SUPERVISOR and team:
+        raise ValueError(f"--team is for supervisor keys; a {role.value} key has no team")
+    if role is ApiRole.OPERATOR and not operator:
+        raise ValueError("an operator key needs --operator EXTERNAL_ID: it reads only theirs")
+    if role is not ApiRole.OPERATOR and operator:
+        raise ValueError(f"--operator is for operator keys, not {role.value} keys")
+    team_row = existing_teams(session, [team])[0] if team else None
+    operator_row = existing_operator(session, operator) if operator else None
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         name=name,
@@ -64,6 +69,7 @@ def create_api_key(
         key_hash=hash_key(key),
         role=role,
         team=team_row,
+        operator=operator_row,
         created_at=now,
         expires_at=expires_at,
     )
@@ -80,6 +86,7 @@ def create_api_key(
                 "name": name,
                 "role": role.value,
                 "team": team,
+                "operator": operator,
                 "expires_at": expires_at.isoformat() if expires_at else None,
             },
         )

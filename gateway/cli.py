@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import click
 
 from audio import cli as audio_cli
-from gateway import privacy_cli
-from gateway.cli_context import app_session, command_app
+from gateway import accounts_cli, privacy_cli
+from gateway.cli_context import app_session, command_app, echo_table
 from gateway.config import ConfigError, load_settings
 from gateway.models import ApiRole
 from gateway.reports import cli as reports_cli
@@ -54,31 +54,37 @@ def apikey() -> None:
     type=click.Choice([r.value for r in ApiRole]),
     required=True,
     help="integration: writes interactions, reads scores; supervisor: reads its team's "
-    "reports; admin: everything",
+    "reports; operator: reads one operator's own figures; admin: everything",
 )
 @click.option("--team", default=None, help="the team a supervisor key is limited to")
+@click.option("--operator", default=None, help="the operator (external id) an operator key reads")
 @click.option(
     "--expires",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
     default=None,
     help="the key stops working at this UTC date (or date and time); default: never",
 )
-def apikey_create(name: str, role: str, team: str | None, expires: datetime | None) -> None:
-    """Create a key and print it once; only its hash is stored."""
+def apikey_create(
+    name: str, role: str, team: str | None, operator: str | None, expires: datetime | None
+) -> None:
+    """Create a key and print it once; only its hash is stored. The team or operator must
+    exist already."""
     from gateway.apikeys import create_api_key
     from gateway.db import utcnow
 
     expires_at = expires.replace(tzinfo=UTC) if expires else None
     with app_session() as (_, session):
         try:
-            row, key = create_api_key(session, name, ApiRole(role), team, utcnow(), expires_at)
+            row, key = create_api_key(
+                session, name, ApiRole(role), team, utcnow(), expires_at, operator=operator
+            )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(key)
     until = f", until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+    whose = f", team {team}" if team else (f", operator {operator}" if operator else "")
     click.echo(
-        f"key {row.prefix}… for {name!r} ({role}{', team ' + team if team else ''}{until}) "
-        "created; it is shown only now",
+        f"key {row.prefix}… for {name!r} ({role}{whose}{until}) created; it is shown only now",
         err=True,
     )
 
@@ -89,7 +95,7 @@ def _when(moment: datetime | None) -> str:
 
 @apikey.command("list")
 def apikey_list() -> None:
-    """Every key: name, prefix, role, team, created, expires, last used, state."""
+    """Every key: name, prefix, role, team or operator, created, expires, last used, state."""
     from gateway.apikeys import key_is_live, list_api_keys
     from gateway.db import utcnow
 
@@ -100,7 +106,7 @@ def apikey_list() -> None:
                 key.name,
                 key.prefix + "…",
                 key.role.value,
-                key.team.name if key.team else "-",
+                key.team.name if key.team else (key.operator.external_id if key.operator else "-"),
                 _when(key.created_at),
                 _when(key.expires_at),
                 _when(key.last_used_at),
@@ -108,10 +114,8 @@ def apikey_list() -> None:
             )
             for key in list_api_keys(session)
         ]
-    header = ("name", "prefix", "role", "team", "created", "expires", "last used", "state")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    header = ("name", "prefix", "role", "scope", "created", "expires", "last used", "state")
+    echo_table(header, rows)
 
 
 @apikey.command("revoke")
@@ -251,5 +255,13 @@ def audio() -> None:
 
 # The commands that live with their domain, added to the groups above: this module is the
 # command line's composition root, as `create_app` is the web app's.
-for domain_cli in (voice_cli, sms_cli, audio_cli, reports_cli, webhooks_cli, privacy_cli):
+for domain_cli in (
+    voice_cli,
+    sms_cli,
+    audio_cli,
+    reports_cli,
+    webhooks_cli,
+    privacy_cli,
+    accounts_cli,
+):
     domain_cli.register(main)

@@ -211,6 +211,10 @@ class Settings:
     # By default an operator's CSI and ranking leave out what the operator does not control
     # (the tariff); true counts every parameter, as the company's CSI does.
     report_operator_csi_all_parameters: bool = False
+    # A dashboard account is locked for LOGIN_LOCKOUT_MINUTES after this many wrong passwords
+    # in a row.
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
 
     @property
     def business_calendar(self) -> BusinessCalendar:
@@ -412,6 +416,8 @@ _CONVERTERS: dict[str, Any] = {
     "report_min_responses": int,
     "report_min_nps_responses": int,
     "report_operator_csi_all_parameters": _as_bool,
+    "login_max_failures": int,
+    "login_lockout_minutes": int,
     "var_dir": Path,
     "audio_dir": Path,
 }
@@ -498,6 +504,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("PROVIDER_PROBE_SECONDS must be positive")
     if settings.web_survey_expiry_days < 1:
         raise ConfigError("WEB_SURVEY_EXPIRY_DAYS must be at least 1")
+    if settings.login_max_failures < 1 or settings.login_lockout_minutes < 1:
+        raise ConfigError("LOGIN_MAX_FAILURES and LOGIN_LOCKOUT_MINUTES must be at least 1")
     if settings.webhook_retry_hours < 1 or settings.webhook_retry_base_seconds < 1:
         raise ConfigError("WEBHOOK_RETRY_HOURS and WEBHOOK_RETRY_BASE_SECONDS must be at least 1")
     if settings.sip_max_calls < 1:

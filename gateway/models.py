@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -84,9 +86,12 @@ FINAL_STATUSES = frozenset(
 
 
 class ApiRole(StrEnum):
-    INTEGRATION = "integration"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
+    """What a key or an account may see and do (gateway.access holds the rule)."""
+
+    INTEGRATION = "integration"  # a system: reports contacts, reads their scores
+    OPERATOR = "operator"  # a person: their own figures and answers, no customer's number
+    SUPERVISOR = "supervisor"  # a person: the figures and incidents of their teams
+    ADMIN = "admin"  # everything
 
 
 def _enum_column(enum_type: type[enum.Enum], name: str) -> Any:
@@ -394,12 +399,46 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[ApiRole] = mapped_column(_enum_column(ApiRole, "api_role"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))  # operator role
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]  # None: until revoked
     last_used_at: Mapped[datetime | None]  # to the minute or so (see gateway.apikeys)
 
     team: Mapped[Team | None] = relationship()
+    operator: Mapped[Operator | None] = relationship()
+
+
+account_teams = Table(
+    "account_teams",
+    Base.metadata,
+    Column("account_id", ForeignKey("accounts.id"), primary_key=True),
+    Column("team_id", ForeignKey("teams.id"), primary_key=True),
+)
+
+
+class Account(Base):
+    """A person who signs in to the dashboard (gateway.accounts): a supervisor of some teams,
+    an operator bound to their operator record, or an admin. Only an Argon2id hash of the
+    password is stored; failed sign-ins lock the account for a while (`locked_until`)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[ApiRole] = mapped_column(_enum_column(ApiRole, "account_role"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # since the last success
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+    teams: Mapped[list[Team]] = relationship(secondary=account_teams, order_by="Team.name")
+    operator: Mapped[Operator | None] = relationship()
 
 
 class DashboardSession(Base):
@@ -409,7 +448,9 @@ class DashboardSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    # Sessions of the key-based sign-in of earlier releases; new ones belong to an account.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

@@ -21,7 +21,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session
 from twilio.request_validator import RequestValidator
@@ -32,7 +32,7 @@ from gateway.apikeys import create_api_key
 from gateway.db import Base, utcnow
 from gateway.logs import mask_handler
 from gateway.migrate import upgrade
-from gateway.models import ApiRole
+from gateway.models import ApiRole, Operator, Team
 
 # The SMTP sink (`sink`), shared by the email invitation and the incident alert tests.
 pytest_plugins = ["tests.smtp_sink"]
@@ -285,17 +285,85 @@ def session(app: Flask) -> Iterator[Session]:
 
 @pytest.fixture
 def make_api_key(app: Flask) -> Callable[..., str]:
-    """Create an API key with a role (and team) and return the key."""
+    """Create an API key with a role (and team, or operator) and return the key; the team and
+    the operator are created first if the test has none yet (keys refuse unknown ones)."""
 
-    def make(role: str = "integration", team: str | None = None, name: str = "test") -> str:
+    def make(
+        role: str = "integration",
+        team: str | None = None,
+        name: str = "test",
+        operator: str | None = None,
+    ) -> str:
         with app.app_context():
             database = app.extensions["database"]
             session = database.session()
-            _row, key = create_api_key(session, name, ApiRole(role), team, utcnow())
+            if team is not None:
+                ensure_team(session, team)
+            if (
+                operator is not None
+                and session.scalar(select(Operator).where(Operator.external_id == operator)) is None
+            ):
+                session.add(Operator(external_id=operator))
+                session.flush()
+            _row, key = create_api_key(
+                session, name, ApiRole(role), team, utcnow(), operator=operator
+            )
             session.commit()
             return key
 
     return make
+
+
+ACCOUNT_PASSWORD = "a long test passphrase"
+
+
+@pytest.fixture
+def make_account(app: Flask) -> Callable[..., str]:
+    """Create a dashboard account (its teams and operator too, if missing); returns the
+    username. Every test account's password is ACCOUNT_PASSWORD."""
+
+    def make(
+        role: str = "admin",
+        team: str | None = None,
+        username: str = "test",
+        operator: str | None = None,
+    ) -> str:
+        from gateway.accounts import create_account
+
+        with app.app_context():
+            session = app.extensions["database"].session()
+            if team is not None:
+                ensure_team(session, team)
+            if (
+                operator is not None
+                and session.scalar(select(Operator).where(Operator.external_id == operator)) is None
+            ):
+                session.add(Operator(external_id=operator))
+                session.flush()
+            create_account(
+                session,
+                username,
+                ACCOUNT_PASSWORD,
+                ApiRole(role),
+                now=utcnow(),
+                actor="test",
+                teams=[team] if team else [],
+                operator=operator,
+            )
+            session.commit()
+            return username
+
+    return make
+
+
+def ensure_team(session: Session, name: str) -> Team:
+    """The team of this name, created if the test has none yet."""
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        team = Team(name=name)
+        session.add(team)
+        session.flush()
+    return team
 
 
 @pytest.fixture

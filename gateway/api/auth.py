@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
 
 from gateway import throttle
+from gateway.access import Scope, scope_of_key
 from gateway.apikeys import authenticate
 from gateway.db import current_session, utcnow
 from gateway.models import ApiKey, ApiRole
@@ -31,10 +32,14 @@ def current_key() -> ApiKey:
     return g.api_key  # type: ignore[no-any-return]
 
 
+def current_scope() -> Scope:
+    """What the current key may see (gateway.access)."""
+    return g.scope  # type: ignore[no-any-return]
+
+
 def actor() -> str:
     """Who the current key is, for audit events: role and name."""
-    key = current_key()
-    return f"{key.role.value}:{key.name}"
+    return current_scope().actor
 
 
 def audit_number_reads(customer_ids: Iterable[int | None]) -> None:
@@ -95,3 +100,4 @@ def authenticate_request() -> None:
         article = "an" if key.role.value[0] in "aeiou" else "a"
         abort(403, f"{article} {key.role.value} key may not do this")
     g.api_key = key
+    g.scope = scope_of_key(key)

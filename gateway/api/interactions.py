@@ -11,7 +11,8 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
+from gateway import access
+from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_scope
 from gateway.api.errors import flatten_errors, problem
 from gateway.api.schemas import (
     InteractionBatchInSchema,
@@ -21,7 +22,6 @@ from gateway.api.schemas import (
     InteractionPageSchema,
     InteractionQuerySchema,
 )
-from gateway.apikeys import sees_own_team_only
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
 from gateway.intake import CREATED, ERROR, EXISTING, ITEM_STATUSES, ItemResult, report_interactions
@@ -120,12 +120,22 @@ def _input_from(data: dict[str, Any]) -> InteractionInput:
 
 
 def _visible(query: Any) -> Any:
-    """A supervisor sees only its own team's interactions: those whose operator was in the
-    team at the time of the contact."""
-    key = current_key()
-    if sees_own_team_only(key):
-        query = query.where(Interaction.team_id == key.team_id)
-    return query
+    """What the key's scope sees (gateway.access): a supervisor their team's interactions
+    (those whose operator was in the team at the time of the contact), an operator their own."""
+    return access.restrict_interactions(query, current_scope())
+
+
+def _shown(interaction: Interaction) -> dict[str, Any]:
+    """The resource as the key's scope may see it: an operator never sees the customer."""
+    resource = to_resource(interaction)
+    if not current_scope().sees_customer_contacts:
+        resource["customer"] = None
+    return resource
+
+
+def _audit_numbers(rows: list[Interaction]) -> None:
+    if current_scope().sees_customer_contacts:
+        audit_number_reads(r.customer_id for r in rows if r.customer and r.customer.phone)
 
 
 def _with_details(query: Any) -> Any:
@@ -177,7 +187,7 @@ class Interactions(MethodView):
             )
         return to_resource(interaction), 201 if created else 200
 
-    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR)
+    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR, ApiRole.OPERATOR)
     @bp.arguments(InteractionQuerySchema, location="query")
     @bp.response(200, InteractionPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -203,9 +213,9 @@ class Interactions(MethodView):
             .limit(size)
             .offset((page - 1) * size)
         ).all()
-        audit_number_reads(r.customer_id for r in rows if r.customer and r.customer.phone)
+        _audit_numbers(list(rows))
         return {
-            "items": [to_resource(r) for r in rows],
+            "items": [_shown(r) for r in rows],
             "page": page,
             "page_size": size,
             "total": total,
@@ -270,15 +280,15 @@ class InteractionBatch(MethodView):
 
 @bp.route("/<int:interaction_id>")
 class InteractionById(MethodView):
-    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR)
+    @allow(ApiRole.INTEGRATION, ApiRole.SUPERVISOR, ApiRole.OPERATOR)
     @bp.response(200, InteractionOutSchema)
     def get(self, interaction_id: int) -> dict[str, Any]:
-        """One interaction with its survey and scores."""
+        """One interaction with its survey and scores (an operator key: their own, without
+        the customer)."""
         found = current_session().scalar(
             _with_details(_visible(select(Interaction).where(Interaction.id == interaction_id)))
         )
         if found is None:
             abort(404, message=f"no interaction {interaction_id}")
-        if found.customer and found.customer.phone:
-            audit_number_reads([found.customer_id])
-        return to_resource(found)
+        _audit_numbers([found])
+        return _shown(found)

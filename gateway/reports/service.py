@@ -74,6 +74,10 @@ class ReportFilter:
     channel: InteractionChannel | None = None
     team: str | None = None  # the team at the time of the contact
     office: str | None = None
+    # The caller's scope (gateway.access.report_limits): a supervisor's teams, an operator's
+    # own operator id. None: not limited.
+    team_ids: frozenset[int] | None = None
+    operator_id: int | None = None
     zone: ZoneInfo = field(kw_only=True)  # REPORT_TIMEZONE: where the days begin
 
     def __post_init__(self) -> None:
@@ -101,6 +105,10 @@ def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
         conditions.append(table.c.office == flt.office)
     if flt.team is not None:
         conditions.append(table.c.team_id.in_(_team_ids(flt.team)))
+    if flt.team_ids is not None:
+        conditions.append(table.c.team_id.in_(sorted(flt.team_ids)))
+    if flt.operator_id is not None:
+        conditions.append(table.c.operator_id == flt.operator_id)
     return conditions
 
 
@@ -266,9 +274,8 @@ def operators_report(
     by_team = _satisfied_by_team(session, flt)
     # The prior is the company's (the filter without its team): an operator's figures do not
     # depend on whether a supervisor or an admin looks.
-    population = (
-        totals if flt.team is None else _totals(session, replace(flt, team=None), "operator_id")
-    )
+    unlimited = replace(flt, team=None, team_ids=None, operator_id=None)
+    population = totals if flt == unlimited else _totals(session, unlimited, "operator_id")
     prior = fit_beta_prior((t.tally.satisfied, t.tally.responses) for t in population.values())
     rows = [
         {
@@ -518,6 +525,10 @@ def _resurveys(session: Session, flt: ReportFilter) -> dict[int, int]:
         conditions.append(numbered.c.office == flt.office)
     if flt.team is not None:
         conditions.append(numbered.c.team_id.in_(_team_ids(flt.team)))
+    if flt.team_ids is not None:
+        conditions.append(numbered.c.team_id.in_(sorted(flt.team_ids)))
+    if flt.operator_id is not None:
+        conditions.append(numbered.c.operator_id == flt.operator_id)
     return dict(
         session.execute(
             select(numbered.c.operator_id, func.count())
@@ -686,6 +697,10 @@ def _scored_query(flt: ReportFilter) -> Select[Any]:
         query = query.where(Interaction.office == flt.office)
     if flt.team is not None:
         query = query.where(Interaction.team_id.in_(_team_ids(flt.team)))
+    if flt.team_ids is not None:
+        query = query.where(Interaction.team_id.in_(sorted(flt.team_ids)))
+    if flt.operator_id is not None:
+        query = query.where(Interaction.operator_id == flt.operator_id)
     return query
 
 

@@ -1,7 +1,7 @@
 """Reports, exclusions and a customer's satisfaction over the API: thin views over services.
 
-Roles: supervisors read their own team's reports only (the team filter is forced to theirs;
-naming another team is 403); admins read all; integrations read a customer's satisfaction.
+Roles (gateway.access): supervisors read their own team's reports only (naming another team
+is 403); operators their own figures; admins all; integrations a customer's satisfaction.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.api.auth import allow, authenticate_request, current_key
-from gateway.apikeys import sees_own_team_only
+from gateway import access
+from gateway.api.auth import actor, allow, authenticate_request, current_scope
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, Customer, InteractionChannel, Team
@@ -80,21 +80,13 @@ def _export_doc(json_schema: str | None) -> dict[str, Any]:
     }
 
 
-def _visible_team(asked: str | None) -> str | None:
-    """The team a report is limited to: a supervisor's own, whatever it asks for."""
-    key = current_key()
-    if not sees_own_team_only(key):
-        return asked
-    own = key.team.name if key.team else None
-    if own is None:
-        abort(403, message="this supervisor key has no team")
-    if asked is not None and asked != own:
-        abort(403, message="a supervisor key reads its own team's reports only")
-    return own
-
-
 def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
-    team = _visible_team(query.get("team"))
+    try:
+        limits = access.report_limits(current_scope(), query.get("team"))
+    except access.OutOfScope as exc:
+        abort(403, message=str(exc))
+        raise  # unreachable: abort raises
+    team = limits.team
     if (
         team is not None
         and current_session().scalar(select(Team.id).where(Team.name == team)) is None
@@ -107,6 +99,8 @@ def _filter(query: Mapping[str, Any]) -> service.ReportFilter:
             channel=InteractionChannel(query["channel"]) if "channel" in query else None,
             team=team,
             office=query.get("office"),
+            team_ids=limits.team_ids,
+            operator_id=limits.operator_id,
             zone=current_settings().report_zone,
         )
     except service.ReportError as exc:
@@ -139,12 +133,13 @@ def _table_response(
 
 @bp.route("/operators")
 class OperatorsReport(MethodView):
-    @allow(ApiRole.SUPERVISOR)
+    @allow(ApiRole.SUPERVISOR, ApiRole.OPERATOR)
     @bp.arguments(ReportQuerySchema, location="query")
     @bp.response(200, OperatorsReportSchema)
     @bp.doc(**_export_doc("OperatorsReport"))
     def get(self, query: dict[str, Any]) -> Any:
-        """Per-operator ratings for a period; ranked operators first, then the unranked."""
+        """Per-operator ratings for a period; ranked operators first, then the unranked (an
+        operator key gets their own row only)."""
         rows = service.operators_report(current_session(), _filter(query), current_settings())
         wanted = _wanted(query)
         if wanted == "json":
@@ -177,7 +172,7 @@ class FunnelReport(MethodView):
 
 @bp.route("/operators/<string:external_id>/trend")
 class OperatorTrend(MethodView):
-    @allow(ApiRole.SUPERVISOR)
+    @allow(ApiRole.SUPERVISOR, ApiRole.OPERATOR)
     @bp.arguments(TrendQuerySchema, location="query")
     @bp.response(200, TrendSchema)
     def get(self, query: dict[str, Any], external_id: str) -> Any:
@@ -186,9 +181,11 @@ class OperatorTrend(MethodView):
         session = current_session()
         flt = _filter({k: v for k, v in query.items() if k != "team"})
         try:
-            operator = service.find_operator(session, external_id, flt.team)
+            operator = service.find_operator(session, external_id, None)
         except service.NotVisible as exc:
             abort(404, message=str(exc))
+        if not access.operator_visible(session, current_scope(), operator):
+            abort(404, message=f"no operator {external_id!r}")
         granularity = query["granularity"]
         return {
             "operator": service.operator_ref(operator),
@@ -228,19 +225,17 @@ def _exclusion(survey: Any) -> dict[str, Any]:
 
 
 def _actor() -> str:
-    key = current_key()
-    return f"{key.role.value}:{key.name}"
+    return actor()
 
 
 def _find_survey(session: Session, survey_id: int) -> Any:
-    key = current_key()
-    team = None
-    if sees_own_team_only(key):
-        team = key.team.name if key.team else ""
     try:
-        return service.find_survey(session, survey_id, team)
+        survey = service.find_survey(session, survey_id, None)
     except service.NotVisible as exc:
         abort(404, message=str(exc))
+    if not access.survey_visible(current_scope(), survey):
+        abort(404, message=f"no survey {survey_id}")
+    return survey
 
 
 @surveys_bp.route("/<int:survey_id>/exclusion")
