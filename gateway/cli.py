@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import click
 
 from audio import cli as audio_cli
-from gateway import accounts_cli, privacy_cli
+from gateway import accounts_cli, demo_cli, privacy_cli
 from gateway.cli_context import app_session, command_app, echo_table
 from gateway.config import ConfigError, load_settings
 from gateway.models import ApiRole
@@ -263,5 +263,6 @@ for domain_cli in (
     webhooks_cli,
     privacy_cli,
     accounts_cli,
+    demo_cli,
 ):
     domain_cli.register(main)

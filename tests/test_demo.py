@@ -1,0 +1,93 @@
+"""`survey-gateway demo seed`: a plausible, consistent month made through the real services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from gateway.accounts import SignInResult, sign_in
+from gateway.cli import main
+from gateway.db import utcnow
+from gateway.demo import DemoRefused, seed
+from gateway.models import Incident, Interaction, InteractionChannel, SurveySession
+from gateway.reports.rollup import verify
+
+
+def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api_key):
+    settings = app.config["SETTINGS"]
+    now = utcnow()
+    summary = seed(session, settings, now, days=2)
+    assert summary.calls > 20 and summary.visits > 5 and summary.answered > 10
+
+    zone = settings.report_zone
+    today = now.astimezone(zone).date()
+    first, last = today - timedelta(days=4), today
+    assert verify(session, first, last, zone) == []  # the rollup equals the raw rows
+
+    admin = {"Authorization": f"Bearer {make_api_key('admin', name='boss')}"}
+    report = client.get(f"/api/v1/reports/operators?from={first}&to={last}", headers=admin)
+    rows = {r["operator"]["external_id"]: r for r in report.get_json()["operators"]}
+    assert len(rows) >= 11  # the new operator may have had no call yet
+    assert {r["operator"]["team"] for r in rows.values()} == {
+        "Горячая линия Север",
+        "Горячая линия Юг",
+        "Офисы",
+    }
+    answered = session.scalar(
+        select(func.count())
+        .select_from(SurveySession)
+        .where(SurveySession.score_overall.is_not(None), SurveySession.excluded_at.is_(None))
+    )
+    assert sum(r["responses"] for r in rows.values()) == answered
+    for row in rows.values():
+        assert row["responses"] <= row["surveys_sent"]
+        assert sum(row["distribution"].values()) == row["responses"]
+    for username, password, _role in summary.accounts:
+        assert sign_in(session, username, password, settings, now).result is SignInResult.SIGNED_IN
+
+    with pytest.raises(DemoRefused, match="demo data is there already"):
+        seed(session, settings, now, days=3)
+
+
+def test_the_command_refuses_a_database_with_real_contacts(live_app, database_url, tmp_path):
+    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
+    with live_app.app_context():
+        session = live_app.extensions["database"].session()
+        session.add(
+            Interaction(channel=InteractionChannel.CALL, external_id="real-1", ended_at=utcnow())
+        )
+        session.commit()
+    result = CliRunner().invoke(main, ["demo", "seed", "--days", "1"], env=env)
+    assert result.exit_code != 0
+    assert "holds 1 contacts already" in result.output
+
+
+@pytest.mark.slow
+def test_a_seeded_month_tells_strong_weak_and_new_operators_apart(
+    app, session, client, make_api_key
+):
+    settings = app.config["SETTINGS"]
+    now = utcnow()
+    seed(session, settings, now, days=30)
+    today = now.astimezone(settings.report_zone).date()
+    first, last = today - timedelta(days=31), today
+    admin = {"Authorization": f"Bearer {make_api_key('admin', name='boss')}"}
+    report = client.get(f"/api/v1/reports/operators?from={first}&to={last}", headers=admin)
+    rows = {r["operator"]["external_id"]: r for r in report.get_json()["operators"]}
+    assert len(rows) == 12
+    assert rows["demo-op-01"]["overall_mean"] > rows["demo-op-04"]["overall_mean"] + 0.8
+    assert (
+        rows["demo-op-06"]["parameters"]["politeness"]
+        < rows["demo-op-07"]["parameters"]["politeness"]
+    )
+    assert rows["demo-op-08"]["surveys_sent"] < rows["demo-op-05"]["surveys_sent"] / 3
+    assert not rows["demo-op-08"]["ranked"]
+    assert rows["demo-op-01"]["ranked"]
+    incidents = session.scalars(select(Incident)).all()
+    statuses = {i.status for i in incidents}
+    assert "open" in statuses and len(statuses) >= 2  # open and handled
+    assert any(i.status == "open" and i.assignee for i in incidents)
+    assert verify(session, first, last, settings.report_zone) == []
