@@ -33,10 +33,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides=test_config)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
+    https = settings.public_base_url.startswith("https://")
     app.config.update(
         SECRET_KEY=settings.session_secret(),
+        # Behind https the sign-in cookie is `__Host-`: the browser keeps it only if it is
+        # Secure, for the whole site and no other domain, so no sibling subdomain can set it.
+        SESSION_COOKIE_NAME="__Host-session" if https else "session",
+        SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=https,
     )
     logs.configure_logging(settings.log_level)
     security.init_app(app, settings.max_content_length)  # before blueprints: bounded routes

@@ -21,18 +21,6 @@ from gateway.models import ApiKey, ApiRole, AuditEvent
 KEY_PREFIX = "sgw_"
 
 
-def sees_own_team_only(key: ApiKey) -> bool:
-    """The one rule of team visibility: a supervisor key sees only its own team's contacts,
-    incidents, reports and dashboard (the operator's team at the time of each contact);
-    integration and admin keys see every team."""
-    return key.role is ApiRole.SUPERVISOR
-
-
-def team_scope(key: ApiKey) -> int | None:
-    """The id of the one team `key` sees, or None for every team."""
-    return key.team_id if sees_own_team_only(key) else None
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

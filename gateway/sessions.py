@@ -13,44 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gateway.apikeys import hash_key, key_is_live
-from gateway.models import Account, ApiKey, DashboardSession
+from gateway.apikeys import hash_key
+from gateway.models import Account, DashboardSession
 
 SESSION_LIFETIME = timedelta(hours=12)
-
-
-def start_session(session: Session, key: ApiKey, now: datetime) -> str:
-    """A new session for a signed-in key; returns the token the cookie carries."""
-    token = secrets.token_urlsafe(32)
-    session.add(
-        DashboardSession(
-            token_hash=hash_key(token),
-            api_key_id=key.id,
-            created_at=now,
-            expires_at=now + SESSION_LIFETIME,
-        )
-    )
-    session.flush()
-    return token
-
-
-def session_key(session: Session, token: str | None, now: datetime) -> ApiKey | None:
-    """The live key of a live session, or None."""
-    if not token:
-        return None
-    row = session.scalar(
-        select(DashboardSession).where(DashboardSession.token_hash == hash_key(token))
-    )
-    if row is None or row.api_key_id is None or row.ended_at is not None:
-        return None
-    if row.expires_at <= now:
-        return None
-    key = session.scalar(
-        select(ApiKey)
-        .where(ApiKey.id == row.api_key_id)
-        .execution_options(populate_existing=True)  # a revocation is seen at once
-    )
-    return key if key is not None and key_is_live(key, now) else None
 
 
 def start_account_session(session: Session, account: Account, now: datetime) -> str:

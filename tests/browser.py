@@ -5,8 +5,11 @@ Fixtures (import them into a conftest: `from tests.browser import browser, dashb
 * `live_server`: the base URL of a threaded server of `live_app` (which really commits and
   is emptied after the test).
 * `live_key(role, team=None, name=...)`: an API key committed in the live database.
+* `live_account(role, team=None, name=..., operator=None)`: a dashboard account committed in
+  the live database (its team and operator too); returns its username, whose password is
+  `ACCOUNT_PASSWORD`.
 * `browser`: a headless Chromium (phone-sized windows on demand), one per test process.
-* `dashboard`: a `Dashboard` on `live_server`: `sign_in(key)`, `open(path)`, `click(element)`
+* `dashboard`: a `Dashboard` on `live_server`: `sign_in(username)`, `open(path)`, `click(element)`
   and `click_link(text)` (each waits for the page it loads), `text`, `path`, `table(id)`,
   `flashes()`, `phone()`, `screenshot(name)`, and Selenium's driver itself as `.driver`.
 
@@ -29,7 +32,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI
+from tests.conftest import ACCOUNT_PASSWORD, IN_CI, ensure_team
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -72,6 +75,48 @@ def live_key(live_app: Flask) -> Callable[..., str]:
             _row, key = create_api_key(session, name, ApiRole(role), team, utcnow())
             session.commit()
             return key
+
+    return make
+
+
+@pytest.fixture
+def live_account(live_app: Flask) -> Callable[..., str]:
+    """Create a committed dashboard account in the live database; returns its username."""
+    from sqlalchemy import select
+
+    from gateway.accounts import create_account
+    from gateway.db import utcnow
+    from gateway.models import ApiRole, Operator
+
+    made: list[str] = []
+
+    def make(
+        role: str, team: str | None = None, name: str = "browser", operator: str | None = None
+    ) -> str:
+        username = f"person{len(made) + 1}"
+        with live_app.app_context():
+            session = live_app.extensions["database"].session()
+            if team is not None:
+                ensure_team(session, team)
+            if (
+                operator is not None
+                and session.scalar(select(Operator).where(Operator.external_id == operator)) is None
+            ):
+                session.add(Operator(external_id=operator))
+            create_account(
+                session,
+                username,
+                ACCOUNT_PASSWORD,
+                ApiRole(role),
+                now=utcnow(),
+                actor="test",
+                name=name,
+                teams=[team] if team else [],
+                operator=operator,
+            )
+            session.commit()
+        made.append(username)
+        return username
 
     return make
 
@@ -145,10 +190,11 @@ class Dashboard:
         """The page's visible text."""
         return str(self.driver.find_element("tag name", "body").text)
 
-    def sign_in(self, key: str) -> Dashboard:
-        """Sign in through the form, as a person pastes their key."""
+    def sign_in(self, username: str, password: str = ACCOUNT_PASSWORD) -> Dashboard:
+        """Sign in through the form, as a person types their username and password."""
         self.open("/dashboard/login")
-        self.driver.find_element("name", "api_key").send_keys(key)
+        self.driver.find_element("name", "username").send_keys(username)
+        self.driver.find_element("name", "password").send_keys(password)
         return self._submit(self.driver.find_element("css selector", "form.stacked button"))
 
     def flashes(self) -> list[str]:

@@ -322,13 +322,19 @@ def make_account(app: Flask) -> Callable[..., str]:
     """Create a dashboard account (its teams and operator too, if missing); returns the
     username. Every test account's password is ACCOUNT_PASSWORD."""
 
+    made: list[str] = []
+
     def make(
         role: str = "admin",
         team: str | None = None,
-        username: str = "test",
+        username: str | None = None,
         operator: str | None = None,
+        name: str | None = None,
     ) -> str:
         from gateway.accounts import create_account
+
+        username = username or f"person{len(made) + 1}"
+        made.append(username)
 
         with app.app_context():
             session = app.extensions["database"].session()
@@ -347,6 +353,7 @@ def make_account(app: Flask) -> Callable[..., str]:
                 ApiRole(role),
                 now=utcnow(),
                 actor="test",
+                name=name,
                 teams=[team] if team else [],
                 operator=operator,
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tests.conftest import ACCOUNT_PASSWORD
+
 
 def csrf(page_html: str) -> str:
     """The CSRF token of a page's forms."""
@@ -14,7 +16,10 @@ def csrf(page_html: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: Any, key: str) -> Any:
+def sign_in(client: Any, username: str, password: str = ACCOUNT_PASSWORD) -> Any:
     """The sign-in form (and its CSRF token) first, then the post."""
     token = csrf(client.get("/dashboard/login").get_data(as_text=True))
-    return client.post("/dashboard/login", data={"api_key": key, "csrf_token": token})
+    return client.post(
+        "/dashboard/login",
+        data={"username": username, "password": password, "csrf_token": token},
+    )

@@ -10,12 +10,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from gateway.accounts import disable_account, enable_account, reset_password
 from gateway.apikeys import create_api_key
 from gateway.cli import main
 from gateway.db import utcnow
 from gateway.models import ApiKey, ApiRole, AuditEvent
 from gateway.throttle import AUTH_MAX_FAILURES
-from tests.conftest import PUBLIC_BASE_URL, make_test_app
+from tests.conftest import ACCOUNT_PASSWORD, PUBLIC_BASE_URL, make_test_app
 
 INTERACTIONS = "/api/v1/interactions?page=1"
 
@@ -30,9 +31,12 @@ def csrf(html: str) -> str:
     return found.group(1)
 
 
-def sign_in(client, key: str):
+def sign_in(client, username: str, password: str = ACCOUNT_PASSWORD):
     token = csrf(client.get("/dashboard/login").get_data(as_text=True))
-    return client.post("/dashboard/login", data={"api_key": key, "csrf_token": token})
+    return client.post(
+        "/dashboard/login",
+        data={"username": username, "password": password, "csrf_token": token},
+    )
 
 
 def test_an_expired_key_is_refused_and_a_live_one_notes_its_last_use(client, session):
@@ -54,9 +58,9 @@ def test_an_expired_key_is_refused_and_a_live_one_notes_its_last_use(client, ses
     assert used is not None and used >= now
 
 
-def test_a_signed_out_cookie_signs_nobody_in_again(client, make_api_key):
-    assert sign_in(client, make_api_key("supervisor", team="North")).status_code == 302
-    cookie = client.get_cookie("session")
+def test_a_signed_out_cookie_signs_nobody_in_again(client, make_account):
+    assert sign_in(client, make_account("supervisor", team="North")).status_code == 302
+    cookie = client.get_cookie("__Host-session")
     assert cookie is not None
     copied = cookie.value
     page = client.get("/dashboard/operators")
@@ -64,24 +68,36 @@ def test_a_signed_out_cookie_signs_nobody_in_again(client, make_api_key):
     signed_out = client.post("/dashboard/logout", data={"csrf_token": csrf(page.text)})
     assert signed_out.status_code == 302
     # Someone kept a copy of the cookie from before the sign-out: it is worthless now.
-    client.set_cookie("session", copied, domain="localhost")
+    client.set_cookie("__Host-session", copied, domain="localhost")
     assert client.get("/dashboard/operators").status_code == 302
 
 
-def test_revoking_a_key_ends_its_dashboard_sessions(client, session, make_api_key):
-    sign_in(client, make_api_key("admin", name="boss"))
+def test_disabling_an_account_or_resetting_its_password_ends_its_sessions(
+    client, session, make_account
+):
+    sign_in(client, make_account("admin", username="boss"))
     assert client.get("/dashboard/operators").status_code == 200
-    for key in session.scalars(select(ApiKey).where(ApiKey.name == "boss")):
-        key.revoked_at = utcnow()
+    disable_account(session, "boss", "test", utcnow())
+    session.commit()
+    assert client.get("/dashboard/operators").status_code == 302
+    enable_account(session, "boss", "test", utcnow())
+    session.commit()
+    assert sign_in(client, "boss").status_code == 302
+    assert client.get("/dashboard/operators").status_code == 200
+    reset_password(
+        session, "boss", "another long passphrase", "test", utcnow() + timedelta(seconds=1)
+    )
     session.commit()
     assert client.get("/dashboard/operators").status_code == 302
 
 
-def test_the_sign_in_form_needs_its_csrf_token(client, make_api_key):
-    key = make_api_key("admin")
-    forged = client.post("/dashboard/login", data={"api_key": key})
+def test_the_sign_in_form_needs_its_csrf_token(client, make_account):
+    username = make_account("admin")
+    forged = client.post(
+        "/dashboard/login", data={"username": username, "password": ACCOUNT_PASSWORD}
+    )
     assert forged.status_code == 400
-    assert sign_in(client, key).status_code == 302
+    assert sign_in(client, username).status_code == 302
 
 
 def test_failed_keys_from_one_client_are_slowed_down_then_refused(client, make_api_key):
@@ -116,10 +132,11 @@ def test_guesses_at_one_key_prefix_are_refused_from_every_address(client):
     assert again.status_code == 429
 
 
-def test_failed_sign_ins_lock_the_dashboard_form_too(client, make_api_key):
+def test_failed_sign_ins_from_one_client_lock_the_dashboard_form_too(client, make_account):
+    """Guessing one password on many accounts from one address is stopped too."""
     for n in range(AUTH_MAX_FAILURES):
-        assert sign_in(client, f"sgw_wrong{n:03d}").status_code == 401
-    locked = sign_in(client, make_api_key("admin"))
+        assert sign_in(client, f"someone{n:03d}").status_code == 401
+    locked = sign_in(client, make_account("admin"))
     assert locked.status_code == 429
     assert "Retry-After" in locked.headers
 
@@ -174,3 +191,19 @@ def test_apikey_list_revoke_and_expiry_from_the_command_line(cli_env, live_app):
         session = live_app.extensions["database"].session()
         actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions == ["apikey.create", "apikey.revoke"]
+
+
+def test_behind_https_the_sign_in_cookie_is_host_only_secure_and_hidden_from_scripts(
+    database_url, tmp_path
+):
+    app = make_test_app(database_url, tmp_path / "var", public_base_url="https://csat.example.ru")
+    try:
+        client = app.test_client()
+        page = client.get("/dashboard/login", base_url="https://csat.example.ru")
+        cookie = page.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-session=")
+        for attribute in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+            assert attribute in cookie
+        assert "Domain" not in cookie
+    finally:
+        app.extensions["database"].dispose()

@@ -11,9 +11,14 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session
 
-from gateway.api.auth import allow, audit_number_reads, authenticate_request, current_key
+from gateway.api.auth import (
+    allow,
+    audit_number_reads,
+    authenticate_request,
+    current_key,
+    current_scope,
+)
 from gateway.api.schemas import DATE_IN_RANGE, UtcDateTime
-from gateway.apikeys import team_scope as apikeys_team_scope
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
 from gateway.incidents import (
@@ -337,8 +342,12 @@ def _may_call_back(incident: Incident) -> bool:
 
 
 def team_scope() -> int | None:
-    """The team a supervisor's key is limited to; None for an admin."""
-    return apikeys_team_scope(current_key())
+    """The team a supervisor's key is limited to (gateway.access); None for an admin. A
+    supervisor key without a team sees no incident."""
+    team_ids = current_scope().team_ids
+    if team_ids is None:
+        return None
+    return min(team_ids) if team_ids else -1
 
 
 def _incident(incident_id: int) -> Incident:

@@ -17,7 +17,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from gateway.apikeys import sees_own_team_only
 from gateway.config import Settings, current_settings
 from gateway.dashboard import auth, labels
 from gateway.db import current_session, utcnow
@@ -39,7 +38,7 @@ from gateway.incidents import (
     reopen_incident,
     resolve_incident,
 )
-from gateway.models import Incident, IncidentStatus, InteractionChannel
+from gateway.models import ApiRole, Incident, IncidentStatus, InteractionChannel
 from gateway.phones import mask_phone
 from gateway.privacy import audit_number_reads
 from gateway.resurvey import ResurveyError, request_follow_up
@@ -97,11 +96,19 @@ def _settings() -> Settings:
 
 
 def _scope() -> int | None:
-    """The team id the viewer is limited to (None: every team)."""
-    key = auth.viewer()
-    if not sees_own_team_only(key):
+    """The team id the viewer is limited to (None: every team), by gateway.access: an
+    operator sees no incident (customers' numbers are in them); a supervisor of several
+    teams chooses one with the team filter."""
+    scope = auth.scope()
+    if scope.role is ApiRole.ADMIN:
         return None
-    return key.team_id if key.team_id is not None else _NO_TEAM
+    if scope.role is not ApiRole.SUPERVISOR:
+        abort(403, _("This page is not open to your role."))
+    teams = dict((name, team_id) for team_id, name in scope.teams)
+    asked = request.args.get("team") or request.form.get("team")
+    if asked in teams:
+        return teams[asked]
+    return next(iter(teams.values())) if len(teams) == 1 else _NO_TEAM
 
 
 def _incident(incident_id: int) -> Incident:
@@ -176,8 +183,7 @@ def card(incident_id: int) -> ResponseReturnValue:
     session = _db()
     survey = incident.session
     customer = survey.interaction.customer
-    key = auth.viewer()
-    full = may_call_back(key.role, key.team_id, incident)
+    full = may_call_back(auth.scope().role, _scope(), incident)
     phone = customer.phone if customer else None
     if customer is not None and phone and full:
         # Shown in full to call back: audited as the API's reads of numbers are.
@@ -238,7 +244,7 @@ def _open(incident: Incident) -> bool:
 @bp.post("/<int:incident_id>/assign")
 def assign(incident_id: int) -> ResponseReturnValue:
     incident = _incident(incident_id)
-    assignee = _form("assignee") or auth.viewer().name
+    assignee = _form("assignee") or auth.viewer().name or auth.viewer().username
     if not _open(incident):
         return _refused(incident_id, _("Reopen the incident before you change it."))
     return _change(

@@ -12,11 +12,11 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from gateway import recordings
+from gateway import access, recordings
 from gateway.config import current_settings
 from gateway.dashboard import auth, i18n
 from gateway.db import current_session, utcnow
-from gateway.models import InteractionChannel
+from gateway.models import ApiRole, InteractionChannel
 from gateway.phones import mask_phone
 from gateway.reports import export, service
 
@@ -70,7 +70,8 @@ def page_filters(*, team: bool = True) -> Filters:
     start = _day("from", end - timedelta(days=DEFAULT_DAYS - 1))
     if end < start:
         abort(400, _("The period starts after it ends. Swap the two dates."))
-    chosen_team = auth.visible_team(request.args.get("team") or None) if team else None
+    limits = auth.report_limits(request.args.get("team") or None if team else None)
+    chosen_team = limits.team
     channel = request.args.get("channel") or None
     if channel is not None and channel not in {c.value for c in InteractionChannel}:
         abort(
@@ -90,6 +91,8 @@ def page_filters(*, team: bool = True) -> Filters:
             channel=InteractionChannel(channel) if channel else None,
             team=chosen_team,
             office=office,
+            team_ids=limits.team_ids,
+            operator_id=limits.operator_id,
             zone=current_settings().report_zone,
         )
     except service.ReportError:
@@ -100,7 +103,7 @@ def page_filters(*, team: bool = True) -> Filters:
 def _choices() -> dict[str, Any]:
     return {
         "teams": auth.selectable_teams(),
-        "fixed_team": auth.own_team() is not None,
+        "fixed_team": auth.scope().role is not ApiRole.ADMIN and len(auth.selectable_teams()) <= 1,
         "channels": [c.value for c in InteractionChannel],
         "offices": service.known_offices(current_session()),
     }
@@ -190,11 +193,10 @@ def operator(external_id: str) -> ResponseReturnValue:
     db = current_session()
     filters = page_filters(team=False)
     flt = replace(filters.report, team=auth.own_team())
-    own = auth.own_operator()
     try:
-        if own is not None and own != external_id:
+        person = service.find_operator(db, external_id, None)
+        if not access.operator_visible(db, auth.scope(), person):
             raise service.NotVisible(external_id)
-        person = service.find_operator(db, external_id, flt.team)
     except service.NotVisible:
         abort(
             404,
@@ -217,7 +219,9 @@ def operator(external_id: str) -> ResponseReturnValue:
     team_name = person.team.name if person.team else None
     team_total = None
     if team_name is not None:
-        team_total = service.teams_report(db, replace(flt, team=team_name), settings)["total"]
+        # The team's average to compare with: the whole team, whoever looks.
+        team_flt = replace(flt, team=team_name, team_ids=None, operator_id=None)
+        team_total = service.teams_report(db, team_flt, settings)["total"]
     funnel = next(
         (f for f in service.funnel_report(db, flt) if f["operator"]["external_id"] == external_id),
         None,
@@ -261,9 +265,8 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
     """One contact: who, when, its survey step by step, the answers, the incident if any."""
     db = current_session()
     try:
-        found = service.find_interaction(db, interaction_id, auth.own_team())
-        own = auth.own_operator()
-        if own is not None and (found.operator is None or found.operator.external_id != own):
+        found = service.find_interaction(db, interaction_id, None)
+        if not access.interaction_visible(auth.scope(), found):
             raise service.NotVisible(interaction_id)
     except service.NotVisible:
         abort(404, _("There is no contact %(id)s among those you can see.", id=interaction_id))
@@ -285,9 +288,10 @@ def interaction(interaction_id: int) -> ResponseReturnValue:
         # An operator never sees customers' numbers; supervisors see them masked here.
         masked_phone=(
             mask_phone(found.customer.phone)
-            if found.customer and auth.own_operator() is None
+            if found.customer and auth.scope().sees_customer_contacts
             else None
         ),
+        shows_customer=auth.scope().sees_customer_contacts,
     )
 
 
@@ -296,10 +300,8 @@ def recording(answer_id: int) -> ResponseReturnValue:
     """A voice comment, played in the page's <audio> element."""
     db = current_session()
     try:
-        answer = service.find_answer(db, answer_id, auth.own_team())
-        own = auth.own_operator()
-        operator = answer.session.interaction.operator
-        if own is not None and (operator is None or operator.external_id != own):
+        answer = service.find_answer(db, answer_id, None)
+        if not access.survey_visible(auth.scope(), answer.session):
             raise service.NotVisible(answer_id)
         stream = recordings.open_recording(current_settings(), answer.recording_url)
     except (service.NotVisible, recordings.RecordingUnavailable):

@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.browser import browser, dashboard, live_key, live_server  # noqa: F401
+from tests.browser import browser, dashboard, live_account, live_key, live_server  # noqa: F401
 from tests.conftest import make_test_app, pg_database, sqlite_database
 from tests.reports.factories import Seeder, at, nps_flows
 

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (headless Chromium): a supervisor reads the ranking, finds
 the API's figures in it, opens an operator (chart, voice comment), then a contact; another
-team's supervisor is refused that operator. `make screenshots` keeps a PNG of each page."""
+team's supervisor is refused that operator; an operator sees only their own figures; wrong
+passwords lock an account. `make screenshots` keeps a PNG of each page."""
 
 from __future__ import annotations
 
@@ -69,10 +70,10 @@ def recent_weeks(live_app: Flask) -> dict[str, int]:
 
 
 def test_supervisor_finds_the_apis_figures_and_drills_down_to_a_contact(
-    dashboard, live_app: Flask, live_key, recent_weeks
+    dashboard, live_app: Flask, live_key, live_account, recent_weeks
 ) -> None:
     key = live_key("supervisor", "Север", "Ольга")
-    dashboard.sign_in(key)
+    dashboard.sign_in(live_account("supervisor", "Север", "Ольга"))
     assert dashboard.path.startswith("/dashboard/operators")
     assert "Вы вошли как Ольга." in dashboard.flashes()
     dashboard.screenshot("01-operators")
@@ -138,11 +139,13 @@ def _first_comment(app: Flask) -> int:
         return int(session.scalar(select(Answer.id).where(Answer.question_key == "comment")))
 
 
-def test_the_language_switch_holds_and_another_team_is_refused(dashboard, live_key, recent_weeks):
+def test_the_language_switch_holds_and_another_team_is_refused(
+    dashboard, live_account, recent_weeks
+):
     dashboard.open("/dashboard/login")
     dashboard.click_link("English")
     assert "Sign in" in dashboard.text
-    dashboard.sign_in(live_key("supervisor", "Юг", "Yuri"))
+    dashboard.sign_in(live_account("supervisor", "Юг", "Yuri"))
     assert "Operators’ ranking" in dashboard.text and "Office visit" in dashboard.text
     assert "Анна Петрова" not in dashboard.text  # another team's operator
     dashboard.screenshot("09-operators-english")
@@ -150,3 +153,39 @@ def test_the_language_switch_holds_and_another_team_is_refused(dashboard, live_k
     dashboard.open("/dashboard/operators/op-1")
     assert "There is no operator “op-1” among those you can see." in dashboard.text
     assert "Анна Петрова" not in dashboard.text
+
+
+def test_an_operator_sees_only_their_own_figures(dashboard, live_account, recent_weeks):
+    dashboard.sign_in(live_account("operator", name="Анна", operator="op-1"))
+    dashboard.open("/dashboard/operators")
+    rows = dashboard.table("ranking")
+    assert [r["Оператор"].splitlines()[0] for r in rows] == ["Анна Петрова"]
+    assert "Борис Иванов" not in dashboard.text and "Инциденты" not in dashboard.text
+    dashboard.screenshot("10-operator-own-figures")
+    dashboard.open("/dashboard/operators/op-2")
+    assert "Среди доступных вам операторов нет оператора «op-2»" in dashboard.text
+    dashboard.open(f"/dashboard/interactions/{recent_weeks['op-1']}")
+    terms = [dt.text for dt in dashboard.driver.find_elements("css selector", "dt")]
+    assert terms and "Клиент" not in terms  # never the customer, not even masked
+
+
+def _alert(dashboard: Any) -> str:
+    """The sign-in page's error, once the page that shows it has settled."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(dashboard.driver, 20, ignored_exceptions=(WebDriverException,))
+    return str(wait.until(lambda d: d.find_element("css selector", "[role=alert]").text))
+
+
+def test_wrong_passwords_lock_the_account_with_a_time_to_retry(
+    dashboard, live_app: Flask, live_account
+):
+    username = live_account("supervisor", "Север", "Ольга")
+    for _ in range(live_app.config["SETTINGS"].login_max_failures):
+        dashboard.sign_in(username, "not my password")
+    assert "заблокирована до" in _alert(dashboard)
+    dashboard.screenshot("11-locked")
+    dashboard.sign_in(username)  # the right password, refused while the lock holds
+    assert "заблокирована до" in _alert(dashboard)
+    assert dashboard.path.startswith("/dashboard/login")

@@ -20,13 +20,39 @@ def page(client, path):
     return response, response.get_data(as_text=True)
 
 
-def test_pages_need_a_signed_in_supervisor(client, make_api_key):
+def test_pages_need_a_signed_in_account(client, make_account):
     response = client.get("/dashboard/operators")
     assert response.status_code == 302
     assert "/dashboard/login" in response.headers["Location"]
-    assert sign_in(client, "sgw_wrong").status_code == 401
-    assert sign_in(client, make_api_key("integration")).status_code == 401
+    boss = make_account("admin")
+    assert sign_in(client, boss, "not the password").status_code == 401
+    assert sign_in(client, "nobody").status_code == 401
     assert client.get("/dashboard/operators").status_code == 302
+    assert sign_in(client, boss).status_code == 302
+    assert client.get("/dashboard/operators").status_code == 200
+
+
+def test_an_operator_account_sees_only_its_own_figures(client, month, make_account):
+    sign_in(client, make_account("operator", operator="op-a"))
+    html = client.get(f"/dashboard/operators?from={month.start}&to={month.end}").get_data(
+        as_text=True
+    )
+    assert "Anna" in html
+    assert "Boris" not in html and "Clara" not in html and "Dmitri" not in html
+    assert client.get("/dashboard/operators/op-b").status_code == 404
+    assert client.get("/dashboard/incidents").status_code == 403
+    assert client.get("/dashboard/teams").status_code == 403
+
+
+def test_wrong_passwords_lock_the_account_and_the_page_says_until_when(app, client, make_account):
+    olga = make_account("supervisor", team="North")
+    for _ in range(app.config["SETTINGS"].login_max_failures - 1):
+        assert sign_in(client, olga, "a wrong guess").status_code == 401
+    locked = sign_in(client, olga, "a wrong guess")
+    assert locked.status_code == 429
+    assert "заблокирована до" in locked.get_data(as_text=True)
+    assert int(locked.headers["Retry-After"]) > 0
+    assert sign_in(client, olga).status_code == 429  # the right password, while locked
 
 
 def test_root_leads_to_the_dashboard(client):
@@ -36,8 +62,8 @@ def test_root_leads_to_the_dashboard(client):
     assert response.mimetype == "text/html"
 
 
-def test_the_ranking_is_russian_by_default_and_english_by_choice(client, month, make_api_key):
-    assert sign_in(client, make_api_key("admin")).status_code == 302
+def test_the_ranking_is_russian_by_default_and_english_by_choice(client, month, make_account):
+    assert sign_in(client, make_account("admin")).status_code == 302
     path = f"/dashboard/operators?from={month.start}&to={month.end}"
     _response, html = page(client, path)
     assert '<html lang="ru">' in html
@@ -53,8 +79,8 @@ def test_the_ranking_is_russian_by_default_and_english_by_choice(client, month, 
     assert "The dashboard is now in English." in html
 
 
-def test_supervisor_sees_its_team_ranked_as_the_api_ranks(client, month, make_api_key, keys):
-    assert sign_in(client, make_api_key("supervisor", team="North")).status_code == 302
+def test_supervisor_sees_its_team_ranked_as_the_api_ranks(client, month, make_account, keys):
+    assert sign_in(client, make_account("supervisor", team="North")).status_code == 302
     response, html = page(client, f"/dashboard/operators?from={month.start}&to={month.end}")
     assert response.status_code == 200
     assert "Anna" in html and "Boris" in html
@@ -72,17 +98,17 @@ def test_supervisor_sees_its_team_ranked_as_the_api_ranks(client, month, make_ap
             assert shown == f"{row['parameters'][key]:.2f}".replace(".", ",")
 
 
-def test_another_teams_ranking_is_refused_with_a_page(client, month, make_api_key):
-    sign_in(client, make_api_key("supervisor", team="North"))
+def test_another_teams_ranking_is_refused_with_a_page(client, month, make_account):
+    sign_in(client, make_account("supervisor", team="North"))
     response, html = page(
         client, f"/dashboard/operators?from={month.start}&to={month.end}&team=South"
     )
     assert response.status_code == 403 and response.mimetype == "text/html"
-    assert "Вам доступна только ваша группа (North)" in html
+    assert "Вам доступны только ваши группы (North)" in html
 
 
-def test_unranked_operators_follow_with_the_reason(client, month, make_api_key):
-    sign_in(client, make_api_key("admin"))
+def test_unranked_operators_follow_with_the_reason(client, month, make_account):
+    sign_in(client, make_account("admin"))
     _response, html = page(client, f"/dashboard/operators?from={month.start}&to={month.end}")
     row = html[html.index('data-operator="op-c"') :]
     row = row[: row.index("</tr>")]
@@ -91,8 +117,8 @@ def test_unranked_operators_follow_with_the_reason(client, month, make_api_key):
     assert html[: html.index('data-operator="op-c"')].rindex('class="unranked"') > 0
 
 
-def test_the_default_period_is_the_last_30_days(client, make_api_key, app):
-    sign_in(client, make_api_key("admin"))
+def test_the_default_period_is_the_last_30_days(client, make_account, app):
+    sign_in(client, make_account("admin"))
     _response, html = page(client, "/dashboard/operators")
     today = utcnow().astimezone(app.config["SETTINGS"].report_zone).date()
     assert f'name="from" value="{(today - timedelta(days=29)).isoformat()}"' in html
@@ -108,16 +134,16 @@ def test_the_default_period_is_the_last_30_days(client, make_api_key, app):
         ("channel=fax", 400, "Канала «fax» нет"),
     ],
 )
-def test_bad_filters_get_a_page_saying_what_to_do(client, make_api_key, query, status, says):
-    sign_in(client, make_api_key("admin"))
+def test_bad_filters_get_a_page_saying_what_to_do(client, make_account, query, status, says):
+    sign_in(client, make_account("admin"))
     response, html = page(client, f"/dashboard/operators?{query}")
     assert response.status_code == status
     assert response.mimetype == "text/html" and says in html
     assert 'href="/dashboard/"' in html  # a way back
 
 
-def test_unknown_pages_and_failures_are_pages_too(client, make_api_key, monkeypatch):
-    sign_in(client, make_api_key("admin"))
+def test_unknown_pages_and_failures_are_pages_too(client, make_account, monkeypatch):
+    sign_in(client, make_account("admin"))
     response, html = page(client, "/dashboard/nothing-here")
     assert response.status_code == 404 and "Не найдено" in html and "Начните заново" in html
     response, html = page(client, "/dashboard/operators/nobody")
@@ -134,8 +160,8 @@ def test_unknown_pages_and_failures_are_pages_too(client, make_api_key, monkeypa
     assert "Что-то пошло не так" in html and "the database went away" not in html
 
 
-def test_the_csv_button_downloads_what_the_api_exports(client, month, make_api_key, keys):
-    sign_in(client, make_api_key("admin"))
+def test_the_csv_button_downloads_what_the_api_exports(client, month, make_account, keys):
+    sign_in(client, make_account("admin"))
     query = f"from={month.start}&to={month.end}&channel=call&office=central"
     _response, html = page(client, f"/dashboard/operators?{query}")
     link = re.search(r'href="(/dashboard/operators\.csv\?[^"]+)"', html).group(1)
@@ -150,9 +176,9 @@ def test_the_csv_button_downloads_what_the_api_exports(client, month, make_api_k
 
 
 def test_operator_page_shows_trend_distribution_funnel_surveys_and_exclusions(
-    client, month, make_api_key, keys, session
+    client, month, make_account, keys, session
 ):
-    sign_in(client, make_api_key("admin"))
+    sign_in(client, make_account("admin"))
     response, html = page(
         client, f"/dashboard/operators/op-d?from={month.start}&to={month.end}&granularity=week"
     )
@@ -171,15 +197,15 @@ def test_operator_page_shows_trend_distribution_funnel_surveys_and_exclusions(
     assert f"/dashboard/interactions/{survey.interaction_id}" in html  # each survey links on
 
 
-def test_another_teams_supervisor_is_refused_the_operators_page(client, month, make_api_key):
-    sign_in(client, make_api_key("supervisor", team="North"))
+def test_another_teams_supervisor_is_refused_the_operators_page(client, month, make_account):
+    sign_in(client, make_account("supervisor", team="North"))
     response, html = page(client, f"/dashboard/operators/op-d?from={month.start}&to={month.end}")
     assert response.status_code == 404 and "нет оператора «op-d»" in html
     assert "Dmitri" not in html
 
 
 def test_interaction_page_shows_the_survey_step_by_step_and_its_incident(
-    client, month, make_api_key, session
+    client, month, make_account, session
 ):
     survey = session.scalars(
         select(SurveySession)
@@ -202,7 +228,7 @@ def test_interaction_page_shows_the_survey_step_by_step_and_its_incident(
     )
     incident = open_incident(session, survey, 1, survey.created_at)
     session.commit()
-    sign_in(client, make_api_key("admin"))
+    sign_in(client, make_account("admin"))
     response, html = page(client, f"/dashboard/interactions/{survey.interaction_id}")
     assert "Занято" in html and "4 - ок" in html and "От клиента" in html
     assert response.status_code == 200
@@ -214,8 +240,8 @@ def test_interaction_page_shows_the_survey_step_by_step_and_its_incident(
     assert "/dashboard/operators/op-a" in html
 
 
-def test_a_flash_message_confirms_each_action(client, make_api_key):
-    sign_in(client, make_api_key("admin", name="Olga"))
+def test_a_flash_message_confirms_each_action(client, make_account):
+    sign_in(client, make_account("admin", name="Olga"))
     html = client.get("/dashboard/", follow_redirects=True).get_data(as_text=True)
     assert "Вы вошли как Olga." in html
     client.post("/dashboard/logout", data={"csrf_token": csrf(html)})
@@ -223,8 +249,8 @@ def test_a_flash_message_confirms_each_action(client, make_api_key):
     assert "Вы вышли из панели." in html
 
 
-def test_teams_and_company_pages_show_every_parameter_with_cost(client, month, make_api_key, keys):
-    sign_in(client, make_api_key("admin"))
+def test_teams_and_company_pages_show_every_parameter_with_cost(client, month, make_account, keys):
+    sign_in(client, make_account("admin"))
     query = f"from={month.start}&to={month.end}"
     api = client.get(f"/api/v1/reports/teams?{query}", headers=keys["admin"]).json
     _response, html = page(client, f"/dashboard/company?{query}")
@@ -236,7 +262,7 @@ def test_teams_and_company_pages_show_every_parameter_with_cost(client, month, m
 
 
 def test_the_incident_list_links_to_its_contact_and_confirms_closing(
-    app, client, month, make_api_key
+    app, client, month, make_account
 ):
     with app.app_context():
         session = app.extensions["database"].session()
@@ -244,7 +270,7 @@ def test_the_incident_list_links_to_its_contact_and_confirms_closing(
         incident = open_incident(session, survey, 1, survey.created_at)
         session.commit()
         incident_id, interaction_id = incident.id, survey.interaction_id
-    sign_in(client, make_api_key("admin"))
+    sign_in(client, make_account("admin"))
     _response, html = page(client, "/dashboard/incidents")
     assert f"/dashboard/interactions/{interaction_id}" in html
 

@@ -47,10 +47,10 @@ def _comment(session, fake: FakeTwilio, sid: str, team: str, *, held: bool = Tru
     return answer.id
 
 
-def test_a_voice_comment_plays_through_the_gateway(client, session, fake, make_api_key):
+def test_a_voice_comment_plays_through_the_gateway(client, session, fake, make_account):
     own = _comment(session, fake, "RE" + "a" * 32, "North")
     other = _comment(session, fake, "RE" + "b" * 32, "South")
-    sign_in(client, make_api_key("supervisor", team="North"))
+    sign_in(client, make_account("supervisor", team="North"))
 
     played = client.get(f"/dashboard/recordings/{own}")
     assert played.status_code == 200 and played.mimetype == "audio/mpeg"
@@ -63,9 +63,9 @@ def test_a_voice_comment_plays_through_the_gateway(client, session, fake, make_a
     assert len(fake.requests_to(RECORDING_MEDIA)) == 1  # another team's: never fetched
 
 
-def test_a_comment_gone_from_twilio_says_it_cannot_be_played(client, session, fake, make_api_key):
+def test_a_comment_gone_from_twilio_says_it_cannot_be_played(client, session, fake, make_account):
     answer_id = _comment(session, fake, "RE" + "c" * 32, "North", held=False)
-    sign_in(client, make_api_key("admin"))
+    sign_in(client, make_account("admin"))
     response = client.get(f"/dashboard/recordings/{answer_id}")
     assert response.status_code == 404
     assert "Запись не воспроизвести" in response.get_data(as_text=True)
