@@ -89,6 +89,16 @@ class PhoneBrowser:
     def source(self) -> str:
         return str(self._call("GET", self.session + "/source"))
 
+    def source_with(self, text: str, seconds: float = 20) -> str:
+        """The page's source once it holds `text`: a tap's page load is not waited for by
+        the click itself, so the old page may still be there for a moment."""
+        deadline = time.monotonic() + seconds
+        page = self.source()
+        while text not in page and time.monotonic() < deadline:
+            time.sleep(0.05)
+            page = self.source()
+        return page
+
     def _find(self, css: str) -> str:
         found = self._call(
             "POST", self.session + "/element", {"using": "css selector", "value": css}
@@ -132,9 +142,10 @@ def test_a_customer_taps_four_in_a_phone_browser_finishes_and_cannot_change_it(
     try:
         browser.open(link + "/4")  # the email's or messenger's "4" button
         for key_, score in (("cost", 3), ("speed", 5), ("politeness", 5), ("quality", 4)):
-            assert f'name="question" value="{key_}"' in browser.source()
+            expected = f'name="question" value="{key_}"'
+            assert expected in browser.source_with(expected)
             browser.tap(f'button[name="value"][value="{score}"]')
-        assert "textarea" in browser.source()  # the thank-you page, with its comment box
+        assert "textarea" in browser.source_with("textarea")  # the thank-you page, comment box
         browser.type("textarea", "Спасибо")
         browser.tap("button.primary")
         browser.open(link + "/1")  # the same button again, later: the rating is locked
