@@ -17,7 +17,7 @@ from tests.reports.factories import Seeder
 
 
 def test_a_supervisor_works_an_incident_from_the_list_to_reopening(
-    dashboard: Any, live_app: Flask, live_key: Any
+    dashboard: Any, live_app: Flask, live_account: Any
 ) -> None:
     with live_app.app_context():
         session = live_app.extensions["database"].session()
@@ -28,7 +28,7 @@ def test_a_supervisor_works_an_incident_from_the_list_to_reopening(
         incident = open_incident(session, survey, 1, ended, live_app.config["SETTINGS"])
         session.commit()
         incident_id = incident.id
-    dashboard.sign_in(live_key("supervisor", "Север", "Ольга"))
+    dashboard.sign_in(live_account("supervisor", "Север", "Ольга"))
     WebDriverWait(dashboard.driver, 20).until(lambda d: "/login" not in d.current_url)
     dashboard.open("/dashboard/incidents")
     assert "Ольга" in dashboard.text, dashboard.text

@@ -27,11 +27,11 @@ def test_the_list_filters_pages_and_flags_overdue_incidents(
     app: Flask,
     client: FlaskClient,
     low_score: Callable[..., LowScore],
-    make_api_key: Callable[..., str],
+    make_account: Callable[..., str],
 ) -> None:
     old = low_score(MONDAY_10, politeness=1)
     fresh = [low_score(utcnow() - timedelta(minutes=n + 1), operator="op-2") for n in range(26)]
-    sign_in(client, make_api_key("supervisor", team="Front office", name="Ольга"))
+    sign_in(client, make_account("supervisor", team="Front office", name="Ольга"))
     first = html_of(client, "/dashboard/incidents")
     assert "27 инцидентов" in first
     assert "Страница 1 из 2" in first
@@ -52,10 +52,10 @@ def test_the_card_is_worked_with_a_message_after_each_action(
     app: Flask,
     client: FlaskClient,
     low_score: Callable[..., LowScore],
-    make_api_key: Callable[..., str],
+    make_account: Callable[..., str],
 ) -> None:
     case = low_score(MONDAY_10, politeness=1, comment="Никто не перезвонил")
-    sign_in(client, make_api_key("supervisor", team="Front office", name="Ольга"))
+    sign_in(client, make_account("supervisor", team="Front office", name="Ольга"))
     url = f"/dashboard/incidents/{case.incident_id}"
     card = html_of(client, url)
     assert 'href="tel:+79161234567"' in card  # her team's customer: she may call back
@@ -82,7 +82,7 @@ def test_the_card_is_worked_with_a_message_after_each_action(
     assert "Опросы после исправления" in again
 
     other = app.test_client()
-    sign_in(other, make_api_key("supervisor", team="Hotline", name="Иван"))
+    sign_in(other, make_account("supervisor", team="Hotline", name="Иван"))
     refused = other.get(url)
     assert refused.status_code == 404
     assert "В ваших группах нет такого инцидента." in refused.get_data(as_text=True)
