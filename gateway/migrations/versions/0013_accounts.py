@@ -2,7 +2,7 @@
 keys, dashboard sessions of accounts
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 New tables and nullable columns only; `dashboard_sessions.api_key_id` becomes nullable (the
 previous release always fills it, so it keeps working while both run).
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
