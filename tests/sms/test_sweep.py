@@ -135,7 +135,7 @@ def test_sweeps_sends_and_webhook_deliveries_go_to_queues_of_their_own(
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.llen(prefix + "sweeps") == 1
-        assert client.llen(prefix + "background") == 2  # webhook deliveries, privacy sweep
+        assert client.llen(prefix + "background") == 3  # webhook deliveries, privacy sweep, alerts
         assert client.llen(prefix + "celery") == 2
     finally:
         client.close()
