@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import fields
-from sqlalchemy.orm import Session
 
 from gateway.api.auth import actor, allow, authenticate_request, current_key
 from gateway.api.schemas import SurveyOutSchema
-from gateway.db import utcnow
+from gateway.config import current_settings
+from gateway.db import current_session, utcnow
 from gateway.models import ApiRole, Interaction, SurveySession
 from gateway.resurvey import ResurveyError, request_follow_up
 from gateway.survey_links import link_resource
@@ -30,12 +29,8 @@ class FollowUpOutSchema(SurveyOutSchema):
     follow_up_of = fields.Integer(metadata={"description": "the original survey's id"})
 
 
-def _session() -> Session:
-    return current_app.extensions["database"].session()  # type: ignore[no-any-return]
-
-
 def survey_resource(survey: SurveySession) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     link = None
     if survey.link_token is not None:
         link = link_resource(
@@ -70,7 +65,7 @@ class Resurvey(MethodView):
         (a call is called back). Counted as a follow-up, not a new contact; the opt-out, quiet
         hours and cooldown apply when it is sent. 409 while the first survey or another
         re-survey is under way, or when the customer cannot be asked."""
-        session = _session()
+        session = current_session()
         interaction = session.get(Interaction, interaction_id)
         key = current_key()
         if interaction is None or (
@@ -82,7 +77,7 @@ class Resurvey(MethodView):
                 session,
                 cast(Interaction, interaction),
                 actor(),
-                current_app.config["SETTINGS"],
+                current_settings(),
                 utcnow(),
             )
         except ResurveyError as exc:
