@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -17,6 +18,12 @@ from sms.service import send_first_sms
 from tests.conftest import PUBLIC_BASE_URL, make_test_app, twilio_signature
 from tests.sms.conftest import minutes, new_sid, record_visit
 from tests.sms.test_conversation import inbound_params, replied
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The survey goes out now, whatever the hour the suite runs at.
+    return {"quiet_hours": None}
 
 
 def test_a_reply_delivered_twice_at_once_is_applied_once_and_answered_the_same(
