@@ -344,7 +344,9 @@ def decide(
 # -- the sweep -----------------------------------------------------------------------------
 
 
-def _for_update(stmt: Select[Any], session: Session) -> Select[Any]:
+def skip_locked(stmt: Select[Any], session: Session) -> Select[Any]:
+    """`stmt` selecting rows to claim: `FOR UPDATE SKIP LOCKED` of the survey rows on
+    PostgreSQL, so concurrent sweeps take disjoint rows (see module)."""
     if is_sqlite(session):
         return stmt  # BEGIN IMMEDIATE already holds the only write lock
     return stmt.with_for_update(skip_locked=True, of=SurveySession)
@@ -378,7 +380,7 @@ def recover_expired_leases(
     session: Session, settings: Settings, now: datetime, report: SweepReport
 ) -> None:
     """Sessions left in `sending` past their lease: due again, or possibly sent (see module)."""
-    stmt = _for_update(
+    stmt = skip_locked(
         select(SurveySession)
         .where(
             SurveySession.status == SurveyStatus.SENDING,
@@ -423,53 +425,6 @@ def mark_possibly_sent(survey: SurveySession, sent_at: datetime, settings: Setti
         save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
 
 
-def claim_possibly_sent(
-    session: Session, settings: Settings, now: datetime, report: SweepReport
-) -> None:
-    """SMS surveys possibly sent (unknown outcome) SMS_RECONCILE_AFTER_SECONDS ago: claimed
-    (a lease in `claimed_until`) and handed to the reconciliation task (sms.reconcile)."""
-    cutoff = now - timedelta(seconds=settings.sms_reconcile_after_seconds)
-    stmt = _for_update(
-        select(SurveySession)
-        .where(
-            SurveySession.channel == SurveyChannel.SMS,
-            SurveySession.status == SurveyStatus.ACTIVE,
-            SurveySession.delivery_status == "unknown",
-            SurveySession.provider_id.is_(None),
-            SurveySession.last_sent_at <= cutoff,
-            or_(SurveySession.claimed_until.is_(None), SurveySession.claimed_until < now),
-        )
-        .order_by(SurveySession.last_sent_at)
-        .limit(settings.dispatch_batch_size),
-        session,
-    )
-    for survey in session.scalars(stmt):
-        survey.claimed_until = now + timedelta(seconds=settings.dispatch_lease_seconds)
-        report.handed_over.append((RECONCILE_SMS_TASK, survey.id))
-
-
-def expire_sms_surveys(
-    session: Session, settings: Settings, now: datetime, report: SweepReport
-) -> None:
-    """Close SMS surveys unanswered SMS_SURVEY_EXPIRY_HOURS after their last message was sent,
-    keeping the answers they have (partial) or none (expired)."""
-    cutoff = now - timedelta(hours=settings.sms_survey_expiry_hours)
-    stmt = _for_update(
-        select(SurveySession)
-        .where(
-            SurveySession.channel == SurveyChannel.SMS,
-            SurveySession.status == SurveyStatus.ACTIVE,
-            SurveySession.last_sent_at <= cutoff,
-        )
-        .order_by(SurveySession.last_sent_at)
-        .limit(settings.dispatch_batch_size),
-        session,
-    )
-    for survey in session.scalars(stmt):
-        survey_state.expire(survey, now)
-        report.expired.append(survey.id)
-
-
 def _lock_customers(session: Session, surveys: list[SurveySession]) -> None:
     """Serialise sweeps deciding for the same numbers, so the cooldown sees a survey another
     sweep has just handed over (PostgreSQL re-reads committed rows after the lock). One
@@ -494,7 +449,7 @@ def claim_due(
 ) -> None:
     """Claim due sessions, decide each, hand over those that may go out now (at most
     `sms_budget` SMS, by default `sms_per_sweep`)."""
-    stmt = _for_update(
+    stmt = skip_locked(
         select(SurveySession)
         .where(
             SurveySession.status == SurveyStatus.SCHEDULED,
@@ -590,13 +545,30 @@ SweepStep = Callable[[Session, Settings, datetime], list[int]]
 """A channel's own step of the sweep (e.g. closing calls whose status callback never came):
 it ends what is overdue and returns the ids of the surveys it ended."""
 
+
+@dataclass(frozen=True)
+class HandOverStep:
+    """A channel's step that claims surveys for a task of its own (e.g. asking the provider
+    about a message of unknown outcome): the ids it returns are queued to `task` after the
+    sweep commits, as the sends are."""
+
+    step: SweepStep
+    task: str
+
+    def __call__(self, session: Session, settings: Settings, now: datetime) -> list[int]:
+        return self.step(session, settings, now)
+
+
 _SWEEP_STEPS = "sweep_steps"
 
 
-def add_sweep_step(app: Flask, step: SweepStep) -> None:
+def add_sweep_step(app: Flask, step: SweepStep, hand_to: str | None = None) -> None:
     """Run `step` in every sweep of this app, after the core's own steps, in the order added
-    (each channel adds its steps in its `init_app`, so the sweep imports no channel)."""
-    app.extensions.setdefault(_SWEEP_STEPS, []).append(step)
+    (each channel adds its steps in its `init_app`, so the sweep imports no channel). With
+    `hand_to`, the ids the step returns were claimed for that task, not ended."""
+    app.extensions.setdefault(_SWEEP_STEPS, []).append(
+        step if hand_to is None else HandOverStep(step, hand_to)
+    )
 
 
 def sweep_steps(app: Flask | None = None) -> tuple[SweepStep, ...]:
@@ -612,17 +584,20 @@ def sweep(
     sms_budget: int | None = None,
     steps: tuple[SweepStep, ...] | None = None,
 ) -> SweepReport:
-    """One sweep: recover expired leases, expire silent SMS surveys, run each channel's steps
-    (by default the current app's), claim and decide due ones.
+    """One sweep: recover expired leases, run each channel's steps (by default the current
+    app's: SMS's reconciliation and expiry, voice's silent calls, web links), claim and decide
+    due ones.
 
     Leaves the commit to the caller, who queues `report.handed_over` only after it.
     """
     report = SweepReport()
     recover_expired_leases(session, settings, now, report)
-    claim_possibly_sent(session, settings, now, report)
-    expire_sms_surveys(session, settings, now, report)
     for step in sweep_steps() if steps is None else steps:
-        report.expired.extend(step(session, settings, now))
+        ids = step(session, settings, now)
+        if isinstance(step, HandOverStep):
+            report.handed_over.extend((step.task, survey_id) for survey_id in ids)
+        else:
+            report.expired.extend(ids)
     claim_due(session, settings, now, report, sms_budget)
     session.flush()
     return report

@@ -10,6 +10,9 @@ from collections.abc import Iterable
 
 import grimp
 import pytest
+from flask import Flask
+
+from gateway.dispatch import RECONCILE_SMS_TASK, HandOverStep, sweep_steps
 
 PACKAGES = ("gateway", "sms", "audio", "ivr_flows")
 # Where the parts are put together: the web app's factory, the command line, and the demo
@@ -105,6 +108,20 @@ def test_the_core_imports_no_channel(graph: grimp.ImportGraph) -> None:
     assert upward(graph) == []
 
 
+def test_every_channel_step_of_the_sweep_is_added_by_its_channel(app: Flask) -> None:
+    """The sweep runs SMS's reconciliation and expiry, voice's silent calls and the web links'
+    expiry, and none of them is the core's: each channel adds its own in its `init_app`."""
+    steps = sweep_steps(app)
+    owners = [getattr(step, "step", step).__module__ for step in steps]
+    assert [channel_of(owner) for owner in owners] == [
+        "gateway.voice",
+        "sms",
+        "sms",
+        "gateway.websurvey",
+    ]
+    assert [step.task for step in steps if isinstance(step, HandOverStep)] == [RECONCILE_SMS_TASK]
+
+
 def test_the_checks_find_a_circle_a_crossing_and_an_upward_arrow() -> None:
     bad = grimp.ImportGraph()
     for importer, imported in [
@@ -112,9 +129,15 @@ def test_the_checks_find_a_circle_a_crossing_and_an_upward_arrow() -> None:
         ("gateway.surveys", "gateway.dispatch"),
         ("sms.service", "gateway.voice.service"),
         ("gateway.dispatch", "gateway.websurvey.service"),
+        ("gateway.dispatch", "sms.sweep"),
+        ("gateway.retries", "sms"),
         ("gateway", "sms.views"),
     ]:
         bad.add_import(importer=importer, imported=imported)
     assert circles(bad) == [["gateway.dispatch", "gateway.surveys"]]
     assert crossings(bad) == [("sms.service", "gateway.voice.service")]
-    assert upward(bad) == [("gateway.dispatch", "gateway.websurvey.service")]
+    assert upward(bad) == [
+        ("gateway.dispatch", "gateway.websurvey.service"),
+        ("gateway.dispatch", "sms.sweep"),
+        ("gateway.retries", "sms"),
+    ]
