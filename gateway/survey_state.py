@@ -23,13 +23,42 @@ values; the caller holds the row's lock and commits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import exists, update
+from sqlalchemy import Connection, Table, bindparam, exists, update
 from sqlalchemy.orm import Session
 
 from gateway.models import SurveyAttempt, SurveySession, SurveyStatus
 from gateway.reports.scoring import freeze_score
+
+_surveys = cast(Table, SurveySession.__table__)
+# The score columns `finish_row` writes (gateway.reports.scoring.frozen_score).
+SCORE_COLUMNS = (
+    "scored_at",
+    "score_spec",
+    "score_answered",
+    "score_overall",
+    "score_parameters",
+    "score_csi",
+    "score_csi_operator",
+    "score_nps",
+    "score_nps_class",
+)
+# `finish(completed=True)` of a running survey as one prebuilt UPDATE (see `finish_row`).
+_FINISH_ROW = (
+    update(_surveys)
+    .where(_surveys.c.id == bindparam("survey_id"), _surveys.c.status == SurveyStatus.ACTIVE)
+    .values(
+        status=SurveyStatus.COMPLETED,
+        finished_at=bindparam("now"),
+        claimed_until=None,
+        state=bindparam("new_state"),
+        updated_at=bindparam("now"),
+        **{name: bindparam(f"new_{name}") for name in SCORE_COLUMNS},
+    )
+)
 
 
 def schedule(survey: SurveySession, due_at: datetime) -> None:
@@ -136,6 +165,12 @@ def begin(survey: SurveySession, now: datetime) -> None:
     survey.claimed_until = None
 
 
+def begun(now: datetime) -> dict[str, Any]:
+    """`begin` of a new survey as the columns of its row, for a row written without the ORM
+    (the IVR's first step)."""
+    return {"status": SurveyStatus.ACTIVE, "started_at": now, "claimed_until": None}
+
+
 def fail(survey: SurveySession, now: datetime, reason: str) -> None:
     """The provider refused it for good, or it was given up: `failed`, with the reason (an
     operator may send it again with `surveys retry`)."""
@@ -189,6 +224,24 @@ def finish(survey: SurveySession, now: datetime, *, completed: bool) -> None:
         survey.status = SurveyStatus.EXPIRED
     survey.finished_at = now
     survey.claimed_until = None
+
+
+def finish_row(
+    conn: Connection,
+    survey_id: int,
+    now: datetime,
+    score: Mapping[str, Any],
+    state: dict[str, Any],
+) -> SurveyStatus | None:
+    """`finish(completed=True)` of a running survey in one UPDATE, with the score the caller
+    froze (`score`: gateway.reports.scoring.frozen_score) and the flow's last position: the
+    IVR's last key press, written without the ORM. The new status; None if the survey was
+    not running."""
+    given = {f"new_{name}": score[name] for name in SCORE_COLUMNS}
+    result = conn.execute(
+        _FINISH_ROW, {"survey_id": survey_id, "now": now, "new_state": state, **given}
+    )
+    return SurveyStatus.COMPLETED if result.rowcount == 1 else None
 
 
 def expire(survey: SurveySession, now: datetime) -> None:

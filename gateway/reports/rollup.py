@@ -17,7 +17,9 @@ Correctness under concurrency: the old contribution is read from the database ju
 the flush, after locking the contact's survey row and then its interaction row (in that
 order, the order the webhooks lock them), so two transactions changing one contact apply
 their differences one after the other and neither is counted twice. Writes that bypass the
-ORM (bulk SQL) bypass the rollup: `verify` finds the difference, `rebuild` repairs it.
+ORM (bulk SQL) bypass the rollup: `verify` finds the difference, `rebuild` repairs it. The
+IVR's first and last step are written without the ORM (one statement each costs less than a
+flush) and add their own difference with `count_change`, under the same locks.
 """
 
 from __future__ import annotations
@@ -27,10 +29,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, delete, event, func, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
@@ -140,6 +154,13 @@ _ROWS = select(
         and_(sessions.c.interaction_id == interactions.c.id, sessions.c.follow_up_of_id.is_(None)),
     )
 )
+
+# One contact's raw row by its original survey, with its interaction locked (the caller holds
+# the survey's lock already): what `count_change` takes as the contribution before a change.
+CONTACT_OF_SURVEY = _ROWS.where(sessions.c.id == bindparam("survey_id")).with_for_update(
+    of=interactions
+)
+CONTACT_FIELDS = tuple(_ROWS.selected_columns.keys())
 
 
 @dataclass(frozen=True, order=True)
@@ -346,6 +367,19 @@ def apply(conn: Connection, delta: Delta) -> None:
                     bucket_dispositions.c.n == 0,
                 )
             )
+
+
+def count_change(
+    conn: Connection, before: Any | None, after: Mapping[str, Any], zone: ZoneInfo
+) -> None:
+    """Count one contact's change made without the ORM: minus its contribution `before` (a
+    row as CONTACT_OF_SURVEY reads it; None for a new contact), plus that of `after` (the
+    same fields as they are now). The caller holds the locks the ORM's hook would take."""
+    delta = Delta()
+    if before is not None:
+        delta.contribute(before, -1, zone)
+    delta.contribute(SimpleNamespace(**after), 1, zone)
+    apply(conn, delta)
 
 
 # --- keeping it current: hooks on the app's sessionmaker ------------------------------------

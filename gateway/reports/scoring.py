@@ -78,16 +78,27 @@ def freeze_score(
         if session is None or survey.id is None:
             raise ValueError("a survey's stored answers are read through its session")
         answers = answers_of(session, survey.id)
+    for name, value in frozen_score(answers, spec, now).items():
+        setattr(survey, name, value)
+
+
+def frozen_score(
+    answers: Mapping[str, int | None], spec: ScoringSpec, now: datetime
+) -> dict[str, Any]:
+    """The survey's score columns (`scored_at`, `score_*`) for these answers and weights:
+    what `freeze_score` stores, for a caller that writes the row itself."""
     score = score_session(answers, spec)
-    survey.scored_at = now
-    survey.score_spec = spec_to_json(spec)
-    survey.score_answered = any(v is not None for v in answers.values())
-    survey.score_overall = score.overall
-    survey.score_parameters = dict(score.parameters) or None
-    survey.score_csi = score.csi
-    survey.score_csi_operator = score.csi_operator
-    survey.score_nps = score.nps
-    survey.score_nps_class = nps_class(score.nps)
+    return {
+        "scored_at": now,
+        "score_spec": spec_to_json(spec),
+        "score_answered": any(v is not None for v in answers.values()),
+        "score_overall": score.overall,
+        "score_parameters": dict(score.parameters) or None,
+        "score_csi": score.csi,
+        "score_csi_operator": score.csi_operator,
+        "score_nps": score.nps,
+        "score_nps_class": nps_class(score.nps),
+    }
 
 
 def frozen_differs(survey: SurveySession, answers: Mapping[str, int | None]) -> bool:

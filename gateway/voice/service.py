@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, exists, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from gateway import survey_state
 from gateway.config import Settings
@@ -32,6 +33,7 @@ from gateway.interactions import (
     upsert_operator,
 )
 from gateway.models import (
+    Answer,
     Customer,
     Interaction,
     InteractionChannel,
@@ -44,6 +46,8 @@ from gateway.models import (
 )
 from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.reports import rollup
+from gateway.reports.scoring import current_spec, frozen_score, spec_from_json
 from gateway.surveys import (
     flow_of,
     flow_state,
@@ -54,6 +58,7 @@ from gateway.surveys import (
 )
 from gateway.voice import callback_surveys
 from gateway.voice.twiml import StepLink, hangup, render_step
+from gateway.webhooks.events import ANY_SUBSCRIPTION
 from ivr_flows import Flow, FlowState, default_flows
 from ivr_flows.engine import (
     Given,
@@ -63,6 +68,7 @@ from ivr_flows.engine import (
     QuestionType,
     Recorded,
     RecordedAnswer,
+    Step,
     Value,
     advance,
     start,
@@ -192,6 +198,30 @@ _NEW_POSITION = (
     .where(_surveys.c.id == bindparam("survey_id"))
     .values(state=bindparam("state"), updated_at=bindparam("now"))
 )
+# The first step's rows, each in one statement (see `_start_new_contact`); the contact claims
+# its unique (channel, external id): a concurrent copy of the webhook gets no id back.
+_NEW_CUSTOMER = insert(_customers).returning(_customers.c.id)
+_FORGET_CUSTOMER = delete(_customers).where(_customers.c.id == bindparam("customer_id"))
+_NEW_CONTACT = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_interactions)
+    .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    .returning(_interactions.c.id)
+    for dialect in (postgresql, sqlite)
+}
+_NEW_SURVEY = insert(_surveys).returning(_surveys.c.id)
+# The last step: the contact as the rollup counts it (its interaction locked), the weights
+# frozen on the survey if any, whether any webhook receiver listens; then its answers.
+_LAST_LOOK = rollup.CONTACT_OF_SURVEY.add_columns(
+    _surveys.c.score_spec, ANY_SUBSCRIPTION.label("subscribed")
+)
+_answers = cast(Table, Answer.__table__)
+_ANSWERS = select(_answers.c.question_key, _answers.c.value).where(
+    _answers.c.session_id == bindparam("survey_id")
+)
+
+
+def _dialect(conn: Connection) -> str:
+    return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
 
 
 def _receipt(session: Session, call_sid: str, step: str) -> str | None:
@@ -275,50 +305,62 @@ def _start_new_contact(
     look: Row[Any],
 ) -> str | None:
     """The usual first webhook: a contact not yet recorded, reached, from a number that did
-    not opt out. The contact, its operator and customer if new, and its running survey are
-    written in one flush (the reports' rollup counts them in it). None for anything else,
-    which `_start_post_call` handles.
+    not opt out, with a known operator (or none). The customer if new, the contact and its
+    running survey are written in one statement each, without the ORM (whose flush costs
+    more than all of them), and counted in the reports' rollup (`rollup.count_change`). None
+    for anything else, an operator's first call too, which `_start_post_call` handles.
     """
     reached = call.dial_call_status is None or call.dial_call_status in OPERATOR_REACHED
     if look.interaction_id is not None or not reached or look.opted_out:
         return None
+    if params.operator and look.operator_id is None:
+        return None  # the operator is created as upsert_operator does, through the ORM
     flow = _flow_named(params.flow)
     step = start(flow, "ivr")
     if step.finished:
         return None
-    interaction = Interaction(
-        channel=InteractionChannel.CALL,
-        external_id=external_id,
-        ended_at=now,
-        operator_id=look.operator_id,
-        team_id=look.team_id,
-    )
-    survey = SurveySession(
-        interaction=interaction,
-        channel=SurveyChannel.IVR,
-        kind=SurveyKind.POST_CALL,
-        flow=flow.key,
-        language=_language(look.customer_language, params.lang, flow, settings),
-        provider_id=call.call_sid,
-        attempts=0,
-    )
-    survey_state.begin(survey, now)
-    save_flow_state(survey, step.state)
-    if params.operator and look.operator_id is None:
-        # An operator's first call: the operator is created as upsert_operator would.
-        interaction.operator = Operator(external_id=params.operator)
+    conn = session.connection()
+    customer_id = new_customer = None
     if look.customer_id is not None:
-        interaction.customer_id = survey.customer_id = look.customer_id
+        customer_id = look.customer_id
     elif phone:
-        interaction.customer = survey.customer = Customer(phone=phone)
-    try:
-        # A concurrent copy of this webhook claimed the contact first: its row is found then.
-        with session.begin_nested():
-            session.add(survey)
-    except IntegrityError:
+        customer_id = new_customer = conn.scalar(_NEW_CUSTOMER, {"phone": phone})
+    contact = {
+        "channel": InteractionChannel.CALL,
+        "external_id": external_id,
+        "ended_at": now,
+        "operator_id": look.operator_id,
+        "team_id": look.team_id,
+        "customer_id": customer_id,
+    }
+    interaction_id = conn.scalar(_NEW_CONTACT[_dialect(conn)], contact)
+    if interaction_id is None:
+        # A concurrent copy of this webhook claimed the contact first: its row is used then.
+        if new_customer is not None:
+            conn.execute(_FORGET_CUSTOMER, {"customer_id": new_customer})
         return None
-    link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
-    return str(render_step(step, flow, survey.language, link, settings))
+    language = _language(look.customer_language, params.lang, flow, settings)
+    begun = survey_state.begun(now)
+    survey_id = conn.scalar(
+        _NEW_SURVEY,
+        {
+            "interaction_id": interaction_id,
+            "customer_id": customer_id,
+            "channel": SurveyChannel.IVR,
+            "kind": SurveyKind.POST_CALL,
+            "flow": flow.key,
+            "language": language,
+            "provider_id": call.call_sid,
+            "attempts": 0,
+            "state": step.state.to_json(),
+            **begun,
+        },
+    )
+    after = dict.fromkeys(rollup.CONTACT_FIELDS)
+    after.update(contact, id=interaction_id, survey_id=survey_id, status=begun["status"])
+    rollup.count_change(conn, None, after, settings.report_zone)
+    link = StepLink(survey_id, 1, _question_key(flow, step.state, step.finished))
+    return str(render_step(step, flow, language, link, settings))
 
 
 def _start_post_call(
@@ -545,7 +587,13 @@ def answer_step(
     if replay is not None:
         return str(replay)
     body = _keypress(conn, settings, now, row, number, given)
-    if body is None:
+    if body is not None:
+        # Written without the ORM: a survey this session holds (several steps of a call in
+        # one session: a command, a test) is read again when next used.
+        cached = session.identity_map.get(identity_key(SurveySession, survey_id))
+        if cached is not None:
+            session.expire(cached)
+    else:
         survey = lock_survey(session, survey_id)  # locked above already: no wait
         if survey is None:
             raise LookupError(f"survey {survey_id} vanished while locked")
@@ -569,15 +617,46 @@ def _keypress(
     if state.index >= len(questions):
         return None
     step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
-    if step.finished or (
-        step.recorded is not None and not plain_answer(flow, step.recorded, settings)
-    ):
+    if step.recorded is not None and not plain_answer(flow, step.recorded, settings):
         return None
-    if step.recorded is not None:
-        insert_answer(conn, row.id, step.recorded, now)
-    conn.execute(_NEW_POSITION, {"survey_id": row.id, "state": step.state.to_json(), "now": now})
+    if step.finished:
+        if not _last_step(conn, settings, now, row, step):
+            return None
+    else:
+        if step.recorded is not None:
+            insert_answer(conn, row.id, step.recorded, now)
+        conn.execute(
+            _NEW_POSITION, {"survey_id": row.id, "state": step.state.to_json(), "now": now}
+        )
     link = StepLink(row.id, number + 1, _question_key(flow, step.state, step.finished))
     return str(render_step(step, flow, row.language, link, settings))
+
+
+def _last_step(conn: Connection, settings: Settings, now: datetime, row: Any, step: Step) -> bool:
+    """The survey's end at its last key press, without the ORM: the answer, the survey
+    completed with its score frozen (as survey_state.finish does) and its difference counted
+    in the rollup, under the locks the rollup's hook takes (the survey's, then its contact's).
+
+    False, with nothing written, when the ORM must do it: a webhook receiver is subscribed
+    (the outbox hook builds its survey.completed event), or the survey is a follow-up.
+    """
+    contact = conn.execute(_LAST_LOOK, {"survey_id": row.id}).first()
+    if contact is None or contact.subscribed:
+        return False
+    if step.recorded is not None:
+        insert_answer(conn, row.id, step.recorded, now)
+    answers: dict[str, int | None] = {
+        key: value for key, value in conn.execute(_ANSWERS, {"survey_id": row.id})
+    }
+    spec = spec_from_json(contact.score_spec) if contact.score_spec else current_spec(row.flow)
+    score = frozen_score(answers, spec, now)
+    status = survey_state.finish_row(conn, row.id, now, score, step.state.to_json())
+    if status is None:
+        raise RuntimeError(f"survey {row.id} stopped running while locked")
+    after = {name: contact._mapping[name] for name in rollup.CONTACT_FIELDS}
+    after.update(score, status=status)
+    rollup.count_change(conn, contact, after, settings.report_zone)
+    return True
 
 
 def _advance(

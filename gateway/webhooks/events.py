@@ -20,7 +20,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, exists, inspect, select
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.util import identity_key
 
@@ -46,6 +46,10 @@ EVENT_TYPES = (
     INCIDENT_RESOLVED,
     CUSTOMER_NPS_CHANGED,
 )
+
+# Whether any receiver is subscribed at all: a writer that bypasses the ORM (the IVR's last
+# key press) leaves a change that may make an event to the ORM, and so to this hook, if so.
+ANY_SUBSCRIPTION = exists().where(WebhookSubscription.id.is_not(None))
 
 _ANSWERED = frozenset({SurveyStatus.COMPLETED, SurveyStatus.PARTIAL})
 _RESOLVED = frozenset({"closed", "resolved"})
