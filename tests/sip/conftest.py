@@ -35,6 +35,7 @@ from tests.conftest import IN_CI, make_test_app
 SCENARIOS = Path(__file__).parent / "scenarios"
 CALLER = "89161234567"  # as a Russian PBX passes a caller's number on
 PCMU = 0
+PCMA = 8
 TELEPHONE_EVENT = 101
 FINGERPRINT_FRAMES = 4  # 80 ms: enough to tell every prompt from every other
 WAIT_SECONDS = 30.0  # a guard against a hung test, never a timing assumption
@@ -49,6 +50,25 @@ def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
             return port
 
 
+def free_port_block(count: int) -> int:
+    """An even port whose next `count - 1` are free too: SIPp's media takes four (audio and
+    video RTP, each with RTCP), and one of them taken by the gateway fails the run."""
+    while True:
+        first = free_port(even=True)
+        probes = []
+        try:
+            for port in range(first, first + count):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return first
+
+
 def sipp_binary() -> str:
     found = shutil.which("sipp")
     if found is None:
@@ -59,22 +79,28 @@ def sipp_binary() -> str:
     return found
 
 
-def prompt_fingerprints(language: str) -> dict[bytes, str]:
+def prompt_fingerprints(language: str, payload_type: int = PCMU) -> dict[bytes, str]:
+    """The first frames of every prompt of post_call, as G.711 of `payload_type`."""
     root = prompt_root(None)
     prints: dict[bytes, str] = {}
     for flow in default_flows().values():
         if flow.key != "post_call":
             continue
         for prompt in spoken_prompts(flow, language):
-            frames = prompt_frames(root, language, prompt.id, PCMU)
+            frames = prompt_frames(root, language, prompt.id, payload_type)
             prints[b"".join(frames[:FINGERPRINT_FRAMES])] = prompt.id
     return prints
 
 
 class RtpPeer:
-    """The caller's side of the media: hears the gateway's RTP, sends RFC 4733 keys."""
+    """The caller's side of the media: hears the gateway's RTP, sends RFC 4733 keys.
 
-    def __init__(self) -> None:
+    Audio of `payload_type` is kept; packets of any other payload type are only counted.
+    """
+
+    def __init__(self, payload_type: int = PCMU) -> None:
+        self.payload_type = payload_type
+        self.other_packets = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -94,7 +120,10 @@ class RtpPeer:
                 data, addr = self.sock.recvfrom(2048)
             except (TimeoutError, OSError):
                 continue
-            if len(data) < 12 or data[1] & 0x7F != PCMU:
+            if len(data) < 12:
+                continue
+            if data[1] & 0x7F != self.payload_type:
+                self.other_packets += 1
                 continue
             with self._changed:
                 self.gateway_addr = addr
@@ -197,7 +226,13 @@ class Sipp:
     def command(
         self, scenario: str, rtp_port: int, *, local_ip: str = "127.0.0.1", **keys: str
     ) -> list[str]:
-        values = {"caller": CALLER, "operator": "op-1", "interaction": "call-1", **keys}
+        values = {
+            "caller": CALLER,
+            "operator": "op-1",
+            "interaction": "call-1",
+            "codecs": f"{PCMU} {PCMA} {TELEPHONE_EVENT}",
+            **keys,
+        }
         command = [
             sipp_binary(),
             f"127.0.0.1:{self.gateway_port}",
@@ -212,7 +247,7 @@ class Sipp:
             "-mi",
             local_ip,
             "-mp",
-            str(free_port(even=True)),
+            str(free_port_block(4)),
             "-key",
             "rtp_port",
             str(rtp_port),
@@ -240,6 +275,40 @@ class Sipp:
     def start(self, scenario: str, rtp_port: int, **options: Any) -> subprocess.Popen[str]:
         return subprocess.Popen(
             self.command(scenario, rtp_port, **options),
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def listen(self, scenario: str, port: int, calls: int, **keys: str) -> subprocess.Popen[str]:
+        """SIPp as the PBX that the gateway calls: it listens on `port` (the gateway's
+        SIP_REGISTRAR) and exits after `calls` calls, 0 if each went as its scenario says."""
+        command = [
+            sipp_binary(),
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-m",
+            str(calls),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_port_block(4)),
+            "-timeout",
+            f"{WAIT_SECONDS:.0f}s",
+            "-timeout_error",
+            "-trace_err",
+            "-nostdin",
+        ]
+        for name, value in keys.items():
+            command += ["-key", name, value]
+        return subprocess.Popen(
+            command,
             cwd=self.workdir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,18 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.sip.conftest import WAIT_SECONDS, GatewayThread, RtpPeer, Sipp, call_record, free_port
+from tests.sip.conftest import (
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    WAIT_SECONDS,
+    GatewayThread,
+    RtpPeer,
+    Sipp,
+    call_record,
+    free_port,
+    prompt_fingerprints,
+)
 
 FIVE_SCORES = {"overall": 5, "cost": 4, "speed": 3, "politeness": 5, "quality": 4}
 
@@ -170,3 +181,38 @@ def test_a_call_beyond_sip_max_calls_is_busy(
     finally:
         first.kill()
         first.communicate()
+
+
+def test_a_pbx_that_prefers_pcma_hears_the_prompts_in_a_law_and_the_survey_completes(
+    start_gateway: Callable[..., GatewayThread], sipp: Callable[[GatewayThread], Sipp]
+) -> None:
+    gateway = start_gateway()
+    pcma_prompts = prompt_fingerprints("ru", PCMA)
+    ear = RtpPeer(payload_type=PCMA)
+    caller = sipp(gateway).start(
+        "answered_then_gateway_hangs_up.xml",
+        ear.port,
+        interaction="hotline-49",
+        codecs=f"{PCMA} {PCMU} {TELEPHONE_EVENT}",  # A-law first, as most European PBXs
+    )
+    try:
+        ear.wait_to_hear(pcma_prompts, "post_call/greeting")
+        for key in "54354":
+            ear.press(key)
+        ear.wait_to_hear(pcma_prompts, "post_call/q/comment")
+        ear.press("#")
+        output, _ = caller.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.communicate()
+        ear.close()
+
+    assert caller.returncode == 0, (output or "")[-2000:]
+    assert ear.heard(pcma_prompts)[-1] == "post_call/thanks"
+    assert ear.other_packets == 0  # not one packet of PCMU
+    gateway.wait_until_idle()
+    record = call_record(gateway.app, "hotline-49")
+    assert record is not None
+    assert record.scores == FIVE_SCORES
+    assert record.status == "completed"
