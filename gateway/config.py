@@ -145,6 +145,12 @@ class Settings:
     sip_max_calls: int = 50
     sip_rtp_ports: tuple[int, int] = (20000, 20999)
     sip_rtp_timeout_seconds: float = 30.0  # a call whose caller sends no RTP this long ends
+    # Call-back surveys through the PBX: the agent registers there and dials out through it.
+    sip_registrar: str | None = None  # host:port of the PBX's registrar (and outbound proxy)
+    sip_username: str | None = None  # the gateway's account (extension) on the PBX
+    sip_password: str | None = None  # its digest password
+    sip_domain: str | None = None  # the domain of From, To and the AOR; default: registrar host
+    sip_register_expires: int = 300  # asked for; re-REGISTER at 90 % of what the PBX grants
     # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
     audio_dir: Path | None = None
 
@@ -239,6 +245,11 @@ class Settings:
         return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "console"
 
     @property
+    def callback_provider(self) -> str:
+        """Who places call-back surveys: `sip` (the PBX, SIP_REGISTRAR set), else `provider`."""
+        return "sip" if self.sip_registrar else self.provider
+
+    @property
     def sms_provider_name(self) -> str:
         """Who sends SMS: SMS_PROVIDER, or the voice provider's choice when it is empty."""
         return self.sms_provider or self.provider
@@ -297,6 +308,17 @@ def _parse_listen(text: str) -> str:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"SIP_LISTEN must look like 0.0.0.0:5060, got {text!r}")
     return text.strip()
+
+
+def _parse_registrar(text: str) -> str:
+    """`SIP_REGISTRAR=pbx.example.ru:5060` (the port may be left out: 5060)."""
+    text = text.strip()
+    host, _, port = text.rpartition(":")
+    if not host or (":" in host and not host.endswith("]")):  # no port, or a bare IPv6
+        host, port = text, "5060"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"SIP_REGISTRAR must look like pbx.example.ru:5060, got {text!r}")
+    return f"{host}:{port}"
 
 
 def _parse_peers(text: str) -> tuple[str, ...]:
@@ -395,6 +417,8 @@ _CONVERTERS: dict[str, Any] = {
     "sip_max_calls": int,
     "sip_rtp_ports": _parse_port_range,
     "sip_rtp_timeout_seconds": float,
+    "sip_registrar": _parse_registrar,
+    "sip_register_expires": int,
     "dispatch_interval_seconds": float,
     "dispatch_lease_seconds": int,
     "dispatch_batch_size": int,
@@ -512,6 +536,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("SIP_MAX_CALLS must be at least 1")
     if settings.sip_rtp_timeout_seconds <= 0:
         raise ConfigError("SIP_RTP_TIMEOUT_SECONDS must be positive")
+    if settings.sip_registrar:
+        if not settings.sip_listen:
+            raise ConfigError("SIP_REGISTRAR needs SIP_LISTEN: the agent that registers and dials")
+        if not settings.sip_username or not settings.sip_password:
+            raise ConfigError("SIP_REGISTRAR needs SIP_USERNAME and SIP_PASSWORD (digest auth)")
+        if settings.sip_register_expires < 60:
+            raise ConfigError("SIP_REGISTER_EXPIRES must be at least 60 seconds")
     low, high = settings.sip_rtp_ports
     if (high - low + 1) // 2 < settings.sip_max_calls:
         # Each call holds an even RTP port and the odd one above it for RTCP.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,7 @@ from gateway.models import (
     Customer,
     Interaction,
     InteractionChannel,
+    SurveyAttempt,
     SurveyChannel,
     SurveyKind,
     SurveySession,
@@ -268,4 +269,46 @@ def locked_survey(session: Session, survey_id: int) -> SurveySession | None:
         .where(SurveySession.id == survey_id)
         .with_for_update()
         .execution_options(populate_existing=True)
+    )
+
+
+# --- a call-back survey's try, whoever placed the call --------------------------------------
+
+# delivery_status of a call-back try waiting for a SIP agent to dial it (SIP_REGISTRAR set):
+# the send task reserved the try; an agent claims it (SELECT ... SKIP LOCKED) and dials.
+SIP_QUEUED = "sip-queued"
+SIP_QUEUED_PREFIX = "sip-queued:"  # the try's provider id until an agent claims it
+
+
+def settle_callback_try(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    survey: SurveySession,
+    attempt: SurveyAttempt,
+    outcome: str,
+    error_code: str | None = None,
+) -> None:
+    """A call-back try is over (rows locked by the caller): an answered call closes the survey
+    by its answers; busy, no answer, a machine or a failure calls again after
+    IVR_CALLBACK_RETRY_MINUTES until IVR_CALLBACK_MAX_ATTEMPTS calls were made."""
+    attempt.outcome = outcome
+    attempt.finished_at = now
+    attempt.error_code = error_code
+    if outcome == "answered":
+        close_call_survey(survey, now)
+        return
+    if survey.status.is_final:
+        return
+    if survey.attempts >= settings.ivr_callback_max_attempts:
+        survey_state.not_reached(survey, now)
+        return
+    again_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
+    survey_state.reschedule(survey, again_at)
+    logger.info(
+        "survey %s: call %s ended %s; again at %s",
+        survey.id,
+        attempt.number,
+        outcome,
+        again_at.isoformat(),
     )

@@ -45,11 +45,33 @@ def test_environment_overrides_defaults_and_test_mapping_overrides_both():
         ({"DEFAULT_LANGUAGE": "de"}, "DEFAULT_LANGUAGE"),
         ({"OFFICE_TIMEZONES": "central=Mars/Olympus"}, "OFFICE_TIMEZONES"),
         ({"GATEWAY_ENV": "production"}, "TWILIO_AUTH_TOKEN"),
+        ({"SIP_REGISTRAR": "pbx.example.ru:5060"}, "SIP_LISTEN"),
+        (
+            {"SIP_REGISTRAR": "pbx.example.ru", "SIP_LISTEN": "0.0.0.0:5060"},
+            "SIP_USERNAME and SIP_PASSWORD",
+        ),
+        ({"SIP_REGISTRAR": "pbx.example.ru:sip", "SIP_LISTEN": "0.0.0.0:5060"}, "SIP_REGISTRAR"),
     ],
 )
 def test_bad_or_missing_settings_fail_with_the_setting_named(env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(env)
+
+
+def test_a_registrar_sends_call_backs_through_the_pbx_whatever_the_voice_provider():
+    settings = load_settings(
+        {
+            "SIP_LISTEN": "0.0.0.0:5060",
+            "SIP_REGISTRAR": "pbx.example.ru",
+            "SIP_USERNAME": "survey-gw",
+            "SIP_PASSWORD": "secret",
+            "TWILIO_ACCOUNT_SID": "AC1",
+            "TWILIO_AUTH_TOKEN": "t",
+        }
+    )
+    assert settings.sip_registrar == "pbx.example.ru:5060"
+    assert settings.callback_provider == "sip"
+    assert settings.provider == "twilio"  # SMS may still go through Twilio
 
 
 STRONG_SECRET = "9f2c4e1a7b3d8e6f0a5c2b9d4e7f1a3c6b8d0e2f4a6c8e0b"

@@ -14,6 +14,8 @@ for a PBX that cannot add headers. Without a call id the SIP Call-ID names the i
 
 from __future__ import annotations
 
+import hashlib
+
 from aiosipua import SipRequest, parse_address, parse_uri
 
 from gateway.phone_surveys import HandedOverCall
@@ -29,11 +31,30 @@ CALL_ID_PARAM = "interaction"
 LANG_PARAM = "lang"
 MAX_VALUE_LENGTH = 64  # an interaction's external id and an operator's id fit in it
 PROVIDER_PREFIX = "sip:"
+MAX_INSTANCE_LENGTH = 30  # "sip:" + instance + "/" + 24 hex digits fit the column's 64
 
 
-def provider_id(sip_call_id: str) -> str:
-    """How a SIP call is named in the survey's row (Twilio's are CallSids: no clash)."""
-    return f"{PROVIDER_PREFIX}{sip_call_id}"[:64]
+def instance_of(advertised: str, port: int) -> str:
+    """The name of one SIP process: the address the PBX reaches it at (one per machine+port)."""
+    name = f"{advertised}:{port}"
+    if len(name) > MAX_INSTANCE_LENGTH:
+        return hashlib.sha256(name.encode()).hexdigest()[:MAX_INSTANCE_LENGTH]
+    return name
+
+
+def held_by(instance: str) -> str:
+    """The start of every provider id of the calls `instance` holds."""
+    return f"{PROVIDER_PREFIX}{instance}/"
+
+
+def provider_id(instance: str, sip_call_id: str) -> str:
+    """How a SIP call is named in the survey's row (Twilio's are CallSids: no clash).
+
+    It names the process holding the call, so that this process, restarted after a crash,
+    knows which surveys were its own to close (SipServer.start); the Call-ID is hashed to fit.
+    """
+    digest = hashlib.sha256(sip_call_id.encode("utf-8", "replace")).hexdigest()[:24]
+    return f"{held_by(instance)}{digest}"
 
 
 def _clean(value: str | None) -> str | None:
@@ -41,8 +62,8 @@ def _clean(value: str | None) -> str | None:
     return value[:MAX_VALUE_LENGTH] if value else None
 
 
-def handed_over_call(invite: SipRequest) -> HandedOverCall:
-    """The call as the PBX named it in its INVITE."""
+def handed_over_call(invite: SipRequest, instance: str) -> HandedOverCall:
+    """The call as the PBX named it in its INVITE, held by the SIP process `instance`."""
     uri_params: dict[str, str | None] = {}
     flow: str | None = None
     try:
@@ -53,7 +74,7 @@ def handed_over_call(invite: SipRequest) -> HandedOverCall:
         pass
     sip_call_id = invite.call_id or ""
     return HandedOverCall(
-        provider_id=provider_id(sip_call_id),
+        provider_id=provider_id(instance, sip_call_id),
         external_id=_clean(invite.get_header(CALL_ID_HEADER))
         or _clean(uri_params.get(CALL_ID_PARAM))
         or sip_call_id[:MAX_VALUE_LENGTH],

@@ -8,6 +8,9 @@ Admission, in order: a source address outside SIP_ALLOWED_PEERS gets 403; a call
 SIP_MAX_CALLS gets 486 Busy Here; an offer without PCMU or PCMA gets 488; no free RTP port
 or a database failure gets 503; a caller with no survey to run (opted out, surveyed already)
 gets 603 Decline. Every call is logged with the caller's number masked.
+
+With SIP_REGISTRAR set, the agent also registers at the PBX and dials the call-back surveys
+queued for it in the database (gateway/sip/uac.py), within the same SIP_MAX_CALLS.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +28,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from aiosipua import DialogState, IncomingCall, SipRequest, SipUAS
+from aiosipua import (
+    DialogState,
+    IncomingCall,
+    OutgoingCall,
+    Registration,
+    RegistrationState,
+    SipDigestAuth,
+    SipRequest,
+    SipUAS,
+)
 from aiosipua import transport as aiosipua_transport
 from aiosipua.rtp_bridge import CallSession
 from aiosipua.sdp import SdpMessage
@@ -34,14 +47,22 @@ from flask import Flask
 from gateway.phone_surveys import OpenedSurvey
 from gateway.phones import mask_phone
 from gateway.sip.call import Conversation
-from gateway.sip.handover import handed_over_call
+from gateway.sip.handover import handed_over_call, held_by, instance_of
 from gateway.sip.media import (
     SUPPORTED_CODECS,
     TELEPHONE_EVENT,
     PortPool,
     prompt_root,
 )
-from gateway.sip.store import StepTaken, SurveyStore
+from gateway.sip.store import Dial, StepTaken, SurveyStore
+from gateway.sip.uac import (
+    REGISTER_RETRY_SECONDS,
+    RING_SECONDS,
+    SurveyUAC,
+    dial_uri,
+    outcome_of,
+    sdp_offer,
+)
 from ivr_flows.engine import Given
 
 logger = logging.getLogger(__name__)
@@ -49,15 +70,19 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "survey-gateway"
 DB_THREADS = 8
 DRAIN_SECONDS = 10.0  # at most this long to apply the keys of a call that ended
+DIAL_POLL_SECONDS = 1.0  # how often the agent looks for call-backs queued for it
 T = TypeVar("T")
 
 
 @dataclass
 class ActiveCall:
-    """A call from its INVITE to its end."""
+    """A call from its INVITE to its end: handed over by the PBX, or a call-back we dialled."""
 
-    incoming: IncomingCall
+    call_id: str
     label: str  # masked caller and SIP Call-ID, for the log
+    incoming: IncomingCall | None = None
+    outgoing: OutgoingCall | None = None
+    dial: Dial | None = None  # a call-back's try
     started: float = field(default_factory=time.monotonic)
     port: int | None = None
     media: CallSession | None = None
@@ -125,6 +150,7 @@ class SipServer:
         self.settings = settings
         self.bind_host, self.bind_port = parse_listen(settings.sip_listen)
         self.advertised = settings.sip_advertised_address or self.bind_host
+        self.instance = instance_of(self.advertised, self.bind_port)
         self._allowed = [ipaddress.ip_network(p, strict=False) for p in settings.sip_allowed_peers]
         self.ports = PortPool(*settings.sip_rtp_ports)
         self.calls: dict[str, ActiveCall] = {}
@@ -133,23 +159,38 @@ class SipServer:
         self._prompts = prompt_root(settings.audio_dir)
         self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="sip-db")
         self._uas: SipUAS | None = None
+        self._uac: SurveyUAC | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._dialer: asyncio.Task[None] | None = None
+        self._resender: asyncio.Task[None] | None = None
+        self._registration: Registration | None = None
+        self._register_retry: asyncio.Task[None] | None = None
+        self._registrar: tuple[str, int] | None = None
+        self.registered = 0  # REGISTERs the PBX accepted (the first and every refresh)
+        self._registering_since: float | None = None
         self.answered = 0
         self.refused: dict[int, int] = {}
 
     # --- life of the server -------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._close_left_over()
         transport = UdpTransport(local_addr=(self.bind_host, self.bind_port))
         advertised = (self.advertised, self.bind_port)
-        uas = SipUAS(transport, user_agent=USER_AGENT, advertised_addr=advertised)
+        uac = SurveyUAC(transport, advertised_addr=advertised)
+        uas = SipUAS(transport, user_agent=USER_AGENT, advertised_addr=advertised, uac=uac)
         uas.on_invite = self._on_invite
         uas.on_bye = self._on_bye
         uas.on_ack_timeout = partial(self._on_gone, reason="no ACK")
         uas._handlers["INFO"] = self._on_info  # DTMF by SIP INFO (RFC 2976 + dtmf-relay)
         await uas.start()
         self._uas = uas
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch_rtp())
+        self._uac = uac
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.create_task(self._watch_rtp())
+        if self.settings.sip_registrar:
+            await self._register()
+            self._dialer = loop.create_task(self._dial_queued())
         logger.info(
             "SIP user agent on udp %s:%s (advertised %s), up to %s calls, RTP %s-%s",
             self.bind_host,
@@ -161,13 +202,34 @@ class SipServer:
 
     async def stop(self) -> None:
         """Hang up every call (their surveys keep what they have) and stop listening."""
+        for task in (self._dialer, self._register_retry, self._resender):
+            if task is not None:
+                task.cancel()
         for active in list(self.calls.values()):
             await self._end(active, "gateway stopping", send_bye=True)
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._registration is not None and self._registration.granted_expires:
+            self._registration.unregister()  # the PBX stops routing to us at once
         if self._uas is not None:
             await self._uas.stop()
         self._executor.shutdown(wait=True)
+
+    async def _close_left_over(self) -> None:
+        """Close the surveys of calls this address held when its process died without ending
+        them (killed, a crash, the machine lost): their callers are gone, the answers stay."""
+        try:
+            closed = await self._in_thread(self.store.close_left_over, held_by(self.instance))
+        except Exception:
+            # The sweep closes them after IVR_SESSION_TIMEOUT_MINUTES instead.
+            logger.exception("surveys of calls held before a restart could not be closed")
+            return
+        if closed:
+            logger.warning(
+                "closed %s survey(s) of calls this SIP agent held before it was restarted: %s",
+                len(closed),
+                ", ".join(f"{survey_id} {status}" for survey_id, status in closed),
+            )
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -205,7 +267,7 @@ class SipServer:
         logger.info("call %s refused with %s: %s", label, code, why)
 
     def _on_invite(self, incoming: IncomingCall) -> None:
-        call = handed_over_call(incoming.invite)
+        call = handed_over_call(incoming.invite, self.instance)
         source = incoming.source_addr[0]
         caller = mask_phone(call.caller) if call.caller else "anonymous"
         label = f"{caller} [{incoming.call_id[:24]}]"
@@ -220,7 +282,7 @@ class SipServer:
         if audio is None or not any(c.payload_type in SUPPORTED_CODECS for c in audio.codecs):
             self._refuse(incoming, 488, "no PCMU or PCMA offered", label)
             return
-        active = ActiveCall(incoming, label, provider_id=call.provider_id)
+        active = ActiveCall(incoming.call_id, label, incoming, provider_id=call.provider_id)
         self.calls[incoming.call_id] = active
         self._no_calls.clear()
         logger.info(
@@ -236,6 +298,8 @@ class SipServer:
 
     async def _run(self, active: ActiveCall) -> None:
         incoming = active.incoming
+        if incoming is None:
+            return
         try:
             if not await self._answer(active):
                 return
@@ -255,8 +319,11 @@ class SipServer:
 
     async def _answer(self, active: ActiveCall) -> bool:
         incoming = active.incoming
+        if incoming is None:
+            return False
         try:
-            opened = await self._in_thread(self.store.open, handed_over_call(incoming.invite))
+            call = handed_over_call(incoming.invite, self.instance)
+            opened = await self._in_thread(self.store.open, call)
         except Exception:
             logger.exception("call %s: the survey could not be opened", active.label)
             self._refuse(incoming, 503, "database unavailable", active.label)
@@ -277,16 +344,7 @@ class SipServer:
             self._refuse(incoming, 503, "no free RTP port in SIP_RTP_PORTS", active.label)
             self._release(active)
             return False
-        media.on_dtmf = lambda digit, _duration: self._key(active, digit)
-        active.media = media
-        active.conversation = Conversation(
-            active.label,
-            opened,
-            media,
-            media.chosen_payload_type,
-            self._prompts,
-            partial(self._step, active),
-        )
+        self._converse(active, opened, media)
         incoming.accept(media.sdp_answer)
         self.answered += 1
         logger.info(
@@ -299,8 +357,22 @@ class SipServer:
         )
         return True
 
+    def _converse(self, active: ActiveCall, opened: OpenedSurvey, media: CallSession) -> None:
+        """The call's keys go to a new conversation, which plays its prompts on `media`."""
+        media.on_dtmf = lambda digit, _duration: self._key(active, digit)
+        active.opened = opened
+        active.media = media
+        active.conversation = Conversation(
+            active.label,
+            opened,
+            media,
+            media.chosen_payload_type,
+            self._prompts,
+            partial(self._step, active),
+        )
+
     async def _media_for(self, active: ActiveCall) -> CallSession | None:
-        offer = active.incoming.sdp_offer
+        offer = active.incoming.sdp_offer if active.incoming is not None else None
         if offer is None:
             return None
         for _attempt in range(3):  # a port another program holds is skipped
@@ -335,6 +407,255 @@ class SipServer:
         if active.conversation is not None and active.ended_by is None:
             active.conversation.key(digit)
 
+    # --- call-backs through the PBX --------------------------------------------------------
+
+    def _credentials(self) -> SipDigestAuth:
+        return SipDigestAuth(self.settings.sip_username or "", self.settings.sip_password or "")
+
+    @property
+    def _domain(self) -> str:
+        registrar = self.settings.sip_registrar or ""
+        return self.settings.sip_domain or parse_listen(registrar)[0]
+
+    async def _register(self) -> None:
+        """Register as SIP_USERNAME at SIP_REGISTRAR; aiosipua answers the digest challenge
+        and refreshes at 90 % of the granted interval; a refusal is tried again later."""
+        uac = self._uac
+        if uac is None or not self.settings.sip_registrar:
+            return
+        host, port = parse_listen(self.settings.sip_registrar)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_DGRAM, family=socket.AF_INET
+        )
+        self._registrar = (str(infos[0][4][0]), int(infos[0][4][1]))
+        self._resender = asyncio.get_running_loop().create_task(
+            uac.resend_unanswered(self._registrar)
+        )
+        user = self.settings.sip_username
+        registration = Registration(
+            uac,
+            f"sip:{user}@{self._domain}",
+            self._registrar,
+            expires=self.settings.sip_register_expires,
+            auth=self._credentials(),
+            contact_uri=f"sip:{user}@{self.advertised}:{self.bind_port}",
+            user_agent=USER_AGENT,
+        )
+        registration.on_registered = self._on_registered
+        registration.on_failed = self._on_register_failed
+        registration.on_expired = self._on_register_expired
+        self._registration = registration
+        registration.register()
+
+    def _on_registered(self, registration: Registration) -> None:
+        self.registered += 1
+        logger.info(
+            "registered at %s as %s for %s s",
+            self.settings.sip_registrar,
+            registration.aor,
+            registration.granted_expires,
+        )
+
+    def _on_register_failed(self, registration: Registration, code: int, reason: str) -> None:
+        logger.error(
+            "the PBX at %s refused the registration of %s: %s %s (check SIP_USERNAME and "
+            "SIP_PASSWORD); trying again in %.0f s",
+            self.settings.sip_registrar,
+            registration.aor,
+            code,
+            reason,
+            REGISTER_RETRY_SECONDS,
+        )
+        self._register_again(REGISTER_RETRY_SECONDS)
+
+    def _on_register_expired(self, registration: Registration) -> None:
+        logger.warning("the registration of %s expired unrefreshed; again", registration.aor)
+        self._register_again(0)
+
+    def _check_registration(self) -> None:
+        """A REGISTER the PBX never answered (down, unreachable) is sent again: aiosipua
+        reports refusals and expiry, not silence."""
+        registration = self._registration
+        if registration is None or registration.state is not RegistrationState.REGISTERING:
+            self._registering_since = None
+            return
+        now = time.monotonic()
+        if self._registering_since is None:
+            self._registering_since = now
+        elif now - self._registering_since > REGISTER_RETRY_SECONDS:
+            logger.warning("no answer from the registrar %s; again", self.settings.sip_registrar)
+            self._registering_since = now
+            registration.register()
+
+    def _register_again(self, delay: float) -> None:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if self._registration is not None:
+                self._registration.register()
+
+        self._register_retry = asyncio.get_running_loop().create_task(later())
+
+    async def _dial_queued(self) -> None:
+        """Dial the call-backs queued for a SIP agent while there is room under SIP_MAX_CALLS."""
+        while True:
+            await asyncio.sleep(DIAL_POLL_SECONDS)
+            self._check_registration()
+            room = min(self.settings.sip_max_calls - len(self.calls), self.ports.free)
+            if room <= 0 or self._registrar is None:
+                continue
+            try:
+                dials = await self._in_thread(self.store.claim_dials, held_by(self.instance), room)
+            except Exception:
+                logger.exception("call-backs queued for SIP could not be read; again soon")
+                continue
+            for dial in dials:
+                self._place(dial)
+
+    def _place(self, dial: Dial) -> None:
+        """Send the INVITE of a call-back through the PBX; `_callback` follows it up."""
+        uac, registrar = self._uac, self._registrar
+        port = self.ports.take()
+        if uac is None or registrar is None or port is None:
+            asyncio.get_running_loop().create_task(
+                self._not_answered(dial, "failed", "no free RTP port in SIP_RTP_PORTS")
+            )
+            return
+        user = self.settings.sip_username
+        outgoing = uac.send_invite(
+            f"sip:{user}@{self._domain}",
+            dial_uri(dial.phone, self._domain),
+            registrar,
+            sdp_offer(self.advertised, port),
+            user_agent=USER_AGENT,
+            auth=self._credentials(),
+        )
+        label = f"{mask_phone(dial.phone)} [{outgoing.call_id[:24]}]"
+        active = ActiveCall(
+            outgoing.call_id, label, outgoing=outgoing, dial=dial, provider_id=dial.provider_id
+        )
+        active.port = port
+        self.calls[active.call_id] = active
+        self._no_calls.clear()
+        logger.info("call-back %s: survey %s, try %s", label, dial.survey_id, dial.attempt_id)
+        active.task = asyncio.get_running_loop().create_task(self._callback(active))
+
+    async def _callback(self, active: ActiveCall) -> None:
+        outgoing, dial = active.outgoing, active.dial
+        if outgoing is None or dial is None or self._uac is None:
+            return
+        try:
+            try:
+                await outgoing.wait_answered(RING_SECONDS)
+            except TimeoutError:
+                outgoing.cancel(self._uac)
+                await self._not_answered(dial, "no-answer", None, label=active.label)
+                self._release(active)
+                return
+            except RuntimeError:
+                code = outgoing._reject_code
+                await self._not_answered(dial, outcome_of(code), str(code), label=active.label)
+                self._release(active)
+                return
+            if not await self._answered(active, outgoing, dial):
+                return
+            conversation = active.conversation
+            if conversation is not None:
+                await conversation.run()
+            await self._end(active, "survey over", send_bye=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("call-back %s failed", active.label)
+            if active.opened is None and dial is not None:
+                await self._not_answered(dial, "failed", "error", label=active.label)
+            await self._end(active, "error", send_bye=True)
+
+    async def _answered(self, active: ActiveCall, outgoing: OutgoingCall, dial: Dial) -> bool:
+        """The customer picked up: RTP on the port we offered, in the codec the PBX chose,
+        and the survey begins. False (and the call hung up) when it cannot."""
+        answer = outgoing.sdp_answer
+        audio = answer.audio if answer is not None else None
+        media = None
+        if (
+            answer is not None
+            and audio is not None
+            and any(c.payload_type in SUPPORTED_CODECS for c in audio.codecs)
+            and active.port is not None
+        ):
+            media = CallSession(
+                local_ip=self.bind_host,
+                rtp_port=active.port,
+                offer=answer,
+                advertised_ip=self.advertised if self.advertised != self.bind_host else None,
+                supported_codecs=list(SUPPORTED_CODECS),
+                dtmf_payload_type=dtmf_payload_type(answer),
+                plc=False,
+            )
+            try:
+                await media.start()
+            except OSError:
+                logger.warning("RTP port %s is taken by another program", active.port)
+                media = None
+        active.media = media
+        if media is None:
+            self._hang_up(active)
+            await self._not_answered(dial, "failed", "no G.711 in the answer", label=active.label)
+            self._release(active)
+            return False
+        opened = await self._in_thread(self.store.begin_callback, dial.survey_id, dial.provider_id)
+        if opened is None:
+            logger.info("call-back %s: its survey was closed elsewhere", active.label)
+            self._hang_up(active)
+            self._release(active)
+            await media.close()
+            return False
+        self._converse(active, opened, media)
+        self.answered += 1
+        logger.info(
+            "call-back %s answered: survey %s (%s, %s), RTP port %s",
+            active.label,
+            opened.survey_id,
+            opened.flow.key,
+            opened.language,
+            active.port,
+        )
+        return True
+
+    async def _not_answered(
+        self, dial: Dial, outcome: str, code: str | None, *, label: str = ""
+    ) -> None:
+        """Settle a try that never became a conversation: busy, no answer, refused, failed."""
+        give_back = outcome == "refused"
+        if give_back:
+            logger.error(
+                "the PBX refused the call-back of survey %s with %s: the gateway's SIP account "
+                "(SIP_USERNAME, SIP_PASSWORD) may not dial out; the try is not counted",
+                dial.survey_id,
+                code,
+            )
+        try:
+            status = await self._in_thread(
+                partial(
+                    self.store.end_callback,
+                    dial.survey_id,
+                    dial.provider_id,
+                    outcome,
+                    code,
+                    give_back=give_back,
+                )
+            )
+        except Exception:
+            # The dispatcher recovers the survey when its lease expires.
+            logger.exception("call-back of survey %s could not be settled", dial.survey_id)
+            return
+        logger.info(
+            "call-back %s ended %s%s; survey %s",
+            label or f"of survey {dial.survey_id}",
+            outcome,
+            f" ({code})" if code else "",
+            status or "-",
+        )
+
     # --- the end of a call --------------------------------------------------------------
 
     def _on_bye(self, incoming: IncomingCall, _request: SipRequest) -> None:
@@ -351,14 +672,14 @@ class SipServer:
         uas = self._uas
         if uas is None:
             return
-        incoming = uas.get_call(request.call_id or "")
+        _incoming, dialog = uas._find_dialog(request.call_id or "")
         active = self.calls.get(request.call_id or "")
-        if incoming is None or active is None:
+        if dialog is None or active is None:
             uas._send_error(request, 481, "Call/Transaction Does Not Exist")
             return
-        if not uas._validate_in_dialog(incoming.dialog, request):
+        if not uas._validate_in_dialog(dialog, request):
             return
-        response = incoming.dialog.create_response(request, 200, "OK")
+        response = dialog.create_response(request, 200, "OK")
         uas.transport.send_reply(response)
         digit = dtmf_from_info(request)
         if digit:
@@ -369,6 +690,9 @@ class SipServer:
         if active.ended_by is not None:
             return
         active.ended_by = reason
+        if active.dial is not None and active.opened is None:
+            await self._end_unanswered(active)
+            return
         if active.conversation is not None:
             active.conversation.hang_up()
         current = asyncio.current_task()
@@ -381,13 +705,21 @@ class SipServer:
             except Exception:
                 logger.debug("call %s: its task failed while ending", active.label)
         if send_bye:
-            active.incoming.hangup()
+            self._hang_up(active)
         status = None
         if active.opened is not None:
             try:
-                status = await self._in_thread(
-                    self.store.end, active.opened.survey_id, active.provider_id
-                )
+                if active.dial is not None:
+                    status = await self._in_thread(
+                        self.store.end_callback,
+                        active.dial.survey_id,
+                        active.provider_id,
+                        "answered",
+                    )
+                else:
+                    status = await self._in_thread(
+                        self.store.end, active.opened.survey_id, active.provider_id
+                    )
             except Exception:
                 # The sweep closes a survey left active (IVR_SESSION_TIMEOUT_MINUTES).
                 logger.exception("call %s: its survey could not be closed", active.label)
@@ -402,12 +734,42 @@ class SipServer:
             status or "-",
         )
 
+    async def _end_unanswered(self, active: ActiveCall) -> None:
+        """A call-back ended before its survey began (the gateway stopping): cancel it if it
+        still rings; the try counts as canceled and is called again later."""
+        current = asyncio.current_task()
+        if active.task is not None and active.task is not current and not active.task.done():
+            active.task.cancel()
+        outgoing = active.outgoing
+        if outgoing is not None and self._uac is not None:
+            if outgoing.dialog.state is DialogState.EARLY:
+                outgoing.cancel(self._uac)
+            else:
+                self._hang_up(active)
+        if active.media is not None:
+            await active.media.close()
+        if active.dial is not None and active.task is not current:
+            await self._not_answered(active.dial, "canceled", None, label=active.label)
+        self._release(active)
+
+    def _hang_up(self, active: ActiveCall) -> None:
+        if active.incoming is not None:
+            active.incoming.hangup()
+        elif (
+            active.outgoing is not None
+            and self._uac is not None
+            and active.outgoing.dialog.state is DialogState.CONFIRMED
+        ):
+            active.outgoing.hangup(self._uac)
+
     def _release(self, active: ActiveCall) -> None:
-        self.calls.pop(active.incoming.call_id, None)
+        self.calls.pop(active.call_id, None)
         if not self.calls:
             self._no_calls.set()
         if self._uas is not None:
-            self._uas._calls.pop(active.incoming.call_id, None)
+            self._uas._calls.pop(active.call_id, None)
+        if self._uac is not None and active.outgoing is not None:
+            self._uac.remove_call(active.call_id)
         if active.port is not None:
             self.ports.give_back(active.port)
             active.port = None

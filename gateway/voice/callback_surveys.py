@@ -34,6 +34,7 @@ from gateway import circuit, provider_errors, survey_state
 from gateway.config import Settings
 from gateway.db import is_sqlite
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
+from gateway.phone_surveys import SIP_QUEUED, SIP_QUEUED_PREFIX
 from gateway.phones import mask_phone
 from gateway.telemetry import count_send
 
@@ -130,7 +131,7 @@ def reserve_call(
         survey_state.fail(survey, now, reason)
         logger.warning("survey %s failed: %s", survey.id, reason)
         return None
-    if settings.provider == "twilio" and not settings.twilio_from_number:
+    if settings.callback_provider == "twilio" and not settings.twilio_from_number:
         reason = "TWILIO_FROM_NUMBER is not set: outbound calls need a caller id"
         survey_state.fail(survey, now, reason)
         logger.warning("survey %s failed: %s", survey.id, reason)
@@ -306,7 +307,9 @@ def place_survey_call(
         request = reserve_call(session, settings, survey_id, clock())
     if request is None:
         return None
-    if settings.provider != "twilio":
+    if settings.callback_provider == "sip":
+        return _queue_for_sip(transaction, request, clock)
+    if settings.callback_provider != "twilio":
         return _console_call(transaction, request, clock)
     client = client_factory(settings)
     try:
@@ -337,6 +340,23 @@ def place_survey_call(
         "survey %s: calling %s (call %s)", request.survey_id, mask_phone(request.to), call.sid
     )
     return str(call.sid)
+
+
+def _queue_for_sip(
+    transaction: Callable[[], AbstractContextManager[Session]],
+    request: CallRequest,
+    clock: Callable[[], datetime],
+) -> str:
+    """SIP_REGISTRAR set: the PBX places the call. The reserved try waits in the database for
+    a `survey-gateway sip` agent, which claims it, dials and settles it (gateway/sip)."""
+    queued = f"{SIP_QUEUED_PREFIX}{request.attempt_id}"
+    with transaction() as session:
+        call_placed(session, request, queued, clock(), delivery_status=SIP_QUEUED)
+    count_send("call", "sent")
+    logger.info(
+        "survey %s: call to %s queued for the SIP agent", request.survey_id, mask_phone(request.to)
+    )
+    return queued
 
 
 def _console_call(

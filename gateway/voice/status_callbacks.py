@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gateway import survey_state
 from gateway.config import Settings
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
+from gateway.phone_surveys import settle_callback_try
 from gateway.surveys import flow_of, flow_state
 from gateway.voice import callback_surveys
 from gateway.voice.service import CallInput, lock_survey
@@ -135,27 +136,6 @@ def call_ended(
         outcome = "hangup"  # answered, but gone before the survey began
     else:
         outcome = "answered"
-    attempt.outcome = outcome
-    attempt.finished_at = now
-    attempt.error_code = error_code
     if answered_by and not attempt.detail:
         attempt.detail = f"AnsweredBy={answered_by}"
-    if outcome == "answered":
-        survey_state.finish(
-            survey, now, completed=flow_finished(flow_of(survey), flow_state(survey))
-        )
-        return
-    if survey.status.is_final:
-        return
-    if survey.attempts >= settings.ivr_callback_max_attempts:
-        survey_state.not_reached(survey, now)
-        return
-    again_at = now + timedelta(minutes=settings.ivr_callback_retry_minutes)
-    survey_state.reschedule(survey, again_at)
-    logger.info(
-        "survey %s: call %s ended %s; again at %s",
-        survey.id,
-        attempt.number,
-        outcome,
-        again_at.isoformat(),
-    )
+    settle_callback_try(session, settings, now, survey, attempt, outcome, error_code)

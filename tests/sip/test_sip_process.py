@@ -8,13 +8,22 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from gateway.cli import main
 from tests.conftest import make_test_app
-from tests.sip.conftest import WAIT_SECONDS, Sipp, call_record, free_port, sipp_binary
+from tests.sip.conftest import (
+    WAIT_SECONDS,
+    GatewayThread,
+    RtpPeer,
+    Sipp,
+    call_record,
+    free_port,
+    sipp_binary,
+)
 
 OPTIONS = (
     "OPTIONS sip:gateway@127.0.0.1:{port} SIP/2.0\r\n"
@@ -53,6 +62,11 @@ def wait_until_answering(port: int, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"survey-gateway sip never answered (exit code {process.poll()})")
 
 
+def sip_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "sip"]
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+
+
 def test_sip_without_sip_listen_says_what_to_set(database_url: str) -> None:
     result = CliRunner().invoke(main, ["sip"], env={"DATABASE_URL": database_url})
 
@@ -74,8 +88,7 @@ def test_the_sip_process_refuses_a_call_from_an_address_not_allowed(
         SIP_ALLOWED_PEERS="127.0.0.2",  # the PBX; the call below comes from 127.0.0.1
         SIP_RTP_PORTS=f"{low}-{low + 99}",
     )
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "sip"]
-    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    process = sip_process(env)
     try:
         wait_until_answering(port, process)
         pbx = Sipp(port, tmp_path)
@@ -103,3 +116,54 @@ def test_make_run_starts_the_sip_agent_only_when_sip_listen_is_set() -> None:
     assert with_sip["sip"][-1] == "sip"
     assert "sip" not in without
     assert set(with_sip) - {"sip"} == set(without)
+
+
+def test_a_restarted_sip_process_closes_the_surveys_of_the_calls_it_held_when_killed(
+    database_url: str,
+    tmp_path: Path,
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+    start_gateway: Callable[..., GatewayThread],
+) -> None:
+    sipp_binary()
+    port = free_port()
+    low = free_port(even=True)
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"),
+        SIP_LISTEN=f"127.0.0.1:{port}",
+        SIP_RTP_PORTS=f"{low}-{low + 99}",
+    )
+    app = make_test_app(database_url, tmp_path / "var")
+    process = sip_process(env)
+    caller = None
+    try:
+        wait_until_answering(port, process)
+        caller = Sipp(port, tmp_path).start(
+            "answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-60"
+        )
+        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        ear.press("5")
+        ear.wait_to_hear(russian_prompts, "post_call/q/cost")  # the 5 is committed
+        process.kill()  # no BYE, no survey closed: what a crash or kill -9 leaves
+        process.wait(timeout=WAIT_SECONDS)
+        left = call_record(app, "hotline-60")
+        assert left is not None
+        assert left.status == "active"
+
+        # The agent starts again on its address (here in this process: the same start-up).
+        start_gateway(sip_listen=f"127.0.0.1:{port}")
+
+        record = call_record(app, "hotline-60")
+        assert record is not None
+        assert record.status == "partial"  # at start-up: no sweep runs here
+        assert record.scores == {"overall": 5}
+    finally:
+        if caller is not None:
+            caller.kill()
+            caller.communicate()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=WAIT_SECONDS)
+        app.extensions["database"].dispose()

@@ -1,0 +1,196 @@
+"""Call-back surveys through the call centre's PBX: the gateway registers there with digest
+authentication and places the survey's call through it; SIPp plays the PBX on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from gateway.db import utcnow
+from gateway.interactions import CustomerInput, InteractionInput, OperatorInput, record_interaction
+from gateway.models import InteractionChannel, SurveyAttempt, SurveySession, SurveyStatus
+from gateway.surveys import scores_of
+from gateway.voice import callback_surveys
+from tests.sip.conftest import WAIT_SECONDS, GatewayThread, RtpPeer, Sipp, free_port
+
+CUSTOMER = "+79161234567"
+ACCOUNT = {"user": "survey-gw", "password": "k7-Lm2pQ"}
+FIVE_SCORES = {"overall": 5, "cost": 4, "speed": 3, "politeness": 5, "quality": 4}
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    status: str
+    scores: dict[str, int]
+    outcomes: list[str | None]
+    attempts: int
+
+
+def queue_callback(app: Flask, external_id: str) -> int:
+    """A call-back survey claimed by the dispatcher, and its send task run as a worker runs
+    it: with SIP_REGISTRAR set, the try is reserved and queued for the SIP agent."""
+    settings = app.config["SETTINGS"]
+    database = app.extensions["database"]
+    with app.app_context(), database.session_scope() as session:
+        interaction, _ = record_interaction(
+            session,
+            InteractionInput(
+                external_id=external_id,
+                channel=InteractionChannel.REQUEST,
+                ended_at=utcnow(),
+                operator=OperatorInput("op-9"),
+                customer=CustomerInput(phone=CUSTOMER),
+                survey="ivr_callback",
+            ),
+            settings,
+            utcnow(),
+        )
+        survey = interaction.survey
+        assert survey is not None
+        survey.status = SurveyStatus.SENDING  # as the dispatcher hands it over
+        survey.claimed_until = utcnow() + timedelta(minutes=5)
+        session.flush()
+        survey_id = survey.id
+
+    def no_twilio(_settings: Any) -> Any:
+        raise AssertionError("a call-back through the PBX must not reach Twilio")
+
+    with app.app_context():
+        queued = callback_surveys.place_survey_call(
+            database.session_scope, settings, survey_id, utcnow, no_twilio
+        )
+    assert queued is not None
+    return survey_id
+
+
+def callback_record(app: Flask, survey_id: int) -> CallbackRecord:
+    with app.app_context():
+        session = app.extensions["database"].session()
+        try:
+            survey = session.get(SurveySession, survey_id)
+            assert survey is not None
+            outcomes = list(
+                session.scalars(
+                    select(SurveyAttempt.outcome)
+                    .where(SurveyAttempt.session_id == survey_id)
+                    .order_by(SurveyAttempt.number)
+                )
+            )
+            return CallbackRecord(survey.status.value, scores_of(survey), outcomes, survey.attempts)
+        finally:
+            session.close()
+
+
+@dataclass
+class Pbx:
+    """SIPp listening as the PBX on `port`."""
+
+    process: subprocess.Popen[str]
+    port: int
+    workdir: Path
+
+    def finished(self) -> tuple[int, str]:
+        """SIPp's exit code once it has handled its calls, and what it said."""
+        try:
+            output, _ = self.process.communicate(timeout=WAIT_SECONDS + 15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in self.workdir.glob("*.log"))
+        return self.process.returncode, (output or "")[-3000:] + logs
+
+
+@pytest.fixture
+def pbx(tmp_path: Path) -> Iterator[Callable[..., Pbx]]:
+    """SIPp as the PBX; killed after the test if it is still running."""
+    started: list[Pbx] = []
+
+    def listen(scenario: str, calls: int, **keys: str) -> Pbx:
+        port = free_port()
+        workdir = tmp_path / f"pbx-{len(started)}"
+        workdir.mkdir()
+        process = Sipp(0, workdir).listen(scenario, port, calls, **ACCOUNT, **keys)
+        started.append(Pbx(process, port, workdir))
+        return started[-1]
+
+    yield listen
+    for running in started:
+        if running.process.poll() is None:
+            running.process.kill()
+        running.process.communicate()
+
+
+def registrar_settings(port: int, **overrides: Any) -> dict[str, Any]:
+    return {
+        "sip_registrar": f"127.0.0.1:{port}",
+        "sip_username": ACCOUNT["user"],
+        "sip_password": ACCOUNT["password"],
+        "twilio_auth_token": None,  # no Twilio setting at all
+        **overrides,
+    }
+
+
+def test_the_agent_registers_with_digest_auth_and_again_before_the_binding_expires(
+    start_gateway: Callable[..., GatewayThread],
+    pbx: Callable[..., Pbx],
+) -> None:
+    registrar = pbx("registrar_digest.xml", 1)
+    gateway = start_gateway(**registrar_settings(registrar.port))
+
+    # The registrar grants 2 s and checks both REGISTERs' digest answers: SIPp exits 0.
+    code, output = registrar.finished()
+
+    assert code == 0, output
+    deadline = time.monotonic() + WAIT_SECONDS
+    while gateway.server.registered < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gateway.server.registered == 2
+
+
+def test_a_callback_survey_is_dialled_through_the_pbx_and_answered_with_rfc4733_keys(
+    start_gateway: Callable[..., GatewayThread],
+    pbx: Callable[..., Pbx],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+) -> None:
+    pbx_process = pbx("pbx_callback_54354.xml", 2, rtp_port=str(ear.port))
+    gateway = start_gateway(**registrar_settings(pbx_process.port))
+
+    survey_id = queue_callback(gateway.app, "request-70")
+    code, output = pbx_process.finished()
+
+    assert code == 0, output
+    gateway.wait_until_idle()
+    heard = ear.heard(russian_prompts)
+    assert heard[0] == "post_call/greeting"
+    assert heard[-1] == "post_call/thanks"
+    record = callback_record(gateway.app, survey_id)
+    assert record.scores == FIVE_SCORES
+    assert record.status == "completed"
+    assert record.outcomes == ["answered"]
+
+
+def test_a_busy_line_is_acknowledged_and_the_callback_tried_again_later(
+    start_gateway: Callable[..., GatewayThread], pbx: Callable[..., Pbx]
+) -> None:
+    pbx_process = pbx("pbx_busy_486.xml", 2)
+    gateway = start_gateway(**registrar_settings(pbx_process.port))
+
+    survey_id = queue_callback(gateway.app, "request-71")
+    code, output = pbx_process.finished()
+
+    assert code == 0, output  # the 486 was acknowledged
+    gateway.wait_until_idle()
+    record = callback_record(gateway.app, survey_id)
+    assert record.outcomes == ["busy"]
+    assert record.status == "scheduled"  # again after IVR_CALLBACK_RETRY_MINUTES
+    assert record.attempts == 1
