@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -391,6 +391,12 @@ def _first_message_failed(
 # -- replies sent through the provider's API ------------------------------------------------
 
 PENDING = "pending"
+# A reply whose send got no answer (a read timeout): the provider may have it. It is looked up
+# by the id the gateway gave it after SMS_RECONCILE_AFTER_SECONDS, never sent again blindly.
+POSSIBLY_SENT = "unknown"
+# A reply the provider could not take (its errors, the account paused) is tried again by the
+# next sweeps this long after the customer's message; later it would answer a stale question.
+REPLY_RETRY_WINDOW = timedelta(hours=1)
 
 
 def send_pending_replies(
@@ -403,9 +409,20 @@ def send_pending_replies(
 ) -> int:
     """Send the replies stored as pending (SMSC answers a webhook with nothing), each at most
     once: a reply is marked `sending` and committed before the provider call, so a worker
-    that dies during it leaves it unsent rather than sent twice. Returns how many went out."""
+    that dies during it leaves it unsent rather than sent twice. Run after each incoming
+    message and by every sweep (the beat), so a reply whose task was lost still goes out.
+
+    A transient refusal puts the reply back for the next sweep (for REPLY_RETRY_WINDOW); an
+    account refusal opens the provider's circuit and the replies wait for it to close; a lost
+    answer leaves the reply possibly sent until `reconcile_replies` asks the provider.
+    Returns how many went out."""
     from sms.ratelimit import reserve_slot
 
+    reconcile_replies(session, settings, provider, now)
+    paused = circuit.circuit_of(session, provider.name)
+    if circuit.is_open(paused) and paused is not None and (paused.next_probe_at or now) > now:
+        session.commit()
+        return 0  # the account is refused: the sweep's probe (or the next reply) tries later
     ids = list(
         session.scalars(
             select(Message.id)
@@ -440,7 +457,7 @@ def send_pending_replies(
         except ProviderError as error:
             message = session.get(Message, message_id, populate_existing=True)
             if message is not None:
-                message.status = "failed"
+                message.status = _after_refusal(message, error, now)
                 message.error_code = str(error.code) if error.code else None
             if error.kind is FailureKind.ACCOUNT:
                 circuit.trip(
@@ -453,12 +470,73 @@ def send_pending_replies(
                 )
             session.commit()
             count_send("sms", "error", error.kind.value)
-            logger.warning("reply %s not sent: %s", message_id, error.reason)
+            logger.warning(
+                "reply %s not sent (%s): %s",
+                message_id,
+                message.status if message is not None else "-",
+                error.reason,
+            )
+            if error.kind is FailureKind.ACCOUNT:
+                break  # the rest wait for the circuit, as surveys do
             continue
         message = session.get(Message, message_id, populate_existing=True)
         if message is not None:
             message.provider_sid, message.status = result.sid, result.status
+            message.error_code = None
+        circuit.close(session, provider.name, now)
         session.commit()
         count_send("sms", "sent")
         sent += 1
     return sent
+
+
+def _after_refusal(message: Message, error: ProviderError, now: datetime) -> str:
+    """A reply's status after the provider refused it or its answer was lost."""
+    if error.kind is FailureKind.UNKNOWN:
+        return POSSIBLY_SENT
+    if error.kind is FailureKind.ACCOUNT:
+        return PENDING  # nobody's number is at fault: it goes once the account is accepted
+    created = message.created_at
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    if error.kind is FailureKind.TRANSIENT and now - created < REPLY_RETRY_WINDOW:
+        return PENDING
+    return "failed"
+
+
+def reconcile_replies(
+    session: Session, settings: Settings, provider: SmsProvider, now: datetime, limit: int = 20
+) -> None:
+    """Replies left possibly sent (a lost answer): the provider, asked for the id the gateway
+    gave each after SMS_RECONCILE_AFTER_SECONDS, says whether it has it. Found: sent, with its
+    status; not found: pending again, sent once more. A failed question asks again later."""
+    cutoff = now - timedelta(seconds=settings.sms_reconcile_after_seconds)
+    unsure = list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.direction == "outbound",
+                Message.status == POSSIBLY_SENT,
+                Message.provider_sid.is_(None),
+                Message.created_at <= cutoff,
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+    )
+    for message in unsure:
+        try:
+            listed = provider.sent_messages(
+                message.phone, message.created_at, client_id=reply_ref(message.id)
+            )
+        except ProviderError as error:
+            logger.warning("reply %s: could not ask whether it was sent: %s", message.id, error)
+            continue
+        found = next((m for m in listed if m.same_request), None)
+        if found is None:
+            message.status = PENDING
+            logger.warning("reply %s was never accepted; it is sent once more", message.id)
+        else:
+            message.provider_sid, message.status = found.sid, found.status
+            logger.info("reply %s was accepted after all (%s)", message.id, found.sid)
+    session.commit()

@@ -4,7 +4,7 @@ SMSC's HTTP API on loopback, its callbacks posted to the gateway as SMSC posts t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -316,3 +316,84 @@ def test_smsc_settings_are_checked_at_start_up() -> None:
         load_settings({"SMS_PROVIDER": "smsru"})
     with pytest.raises(ConfigError, match="SMSC_CALLBACK_SECRET"):
         load_settings({**base, "SMSC_CALLBACK_SECRET": "short"})
+
+
+def test_a_reply_smsc_cannot_take_for_a_moment_goes_out_with_a_later_sweep(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    from sms.tasks import send_pending_replies
+
+    visit = record_visit(session, settings, ended_at=utcnow() - minutes(61), phone=PHONE)
+    assert send_due(session, settings, utcnow()) == ["sent"]
+    smsc_post(fake.incoming_form(PHONE, "5", DEDICATED_NUMBER, 7001))
+    fake.fail_next(http_status=503)
+
+    assert send_pending_replies() == 0  # SMSC answered 503: nothing went out
+    assert send_pending_replies() == 1  # the next sweep's run sends it
+
+    assert [m.text for m in fake.messages()[1:]] == [question("cost")]
+    assert survey_of(session, visit).status is SurveyStatus.ACTIVE
+
+
+def test_a_reply_whose_answer_was_lost_is_looked_up_by_its_id_and_never_sent_twice(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    from sms.service import POSSIBLY_SENT, send_pending_replies
+
+    record_visit(session, settings, ended_at=utcnow() - minutes(61), phone=PHONE)
+    assert send_due(session, settings, utcnow()) == ["sent"]
+    smsc_post(fake.incoming_form(PHONE, "5", DEDICATED_NUMBER, 7002))
+    fake.hold_next(2.0)  # SMSC takes the reply; its answer comes after the client gave up
+    provider = provider_for(settings)
+    try:
+        now = utcnow()
+        assert send_pending_replies(session, settings, provider, now, lambda _s: None) == 0
+        reply = session.scalar(
+            select(Message).where(Message.direction == "outbound", Message.body == question("cost"))
+        )
+        assert reply is not None and reply.status == POSSIBLY_SENT
+        later = now + timedelta(seconds=settings.sms_reconcile_after_seconds + 1)
+
+        send_pending_replies(session, settings, provider, later, lambda _s: None)
+    finally:
+        provider.close()
+
+    session.refresh(reply)
+    assert [m.text for m in fake.messages()[1:]] == [question("cost")]  # once
+    assert reply.status != POSSIBLY_SENT and reply.provider_sid is not None
+
+
+def test_a_reply_lost_before_smsc_took_it_is_sent_once_more(
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    smsc_post: Callable[..., TestResponse],
+) -> None:
+    from sms.service import send_pending_replies
+
+    record_visit(session, settings, ended_at=utcnow() - minutes(61), phone=PHONE)
+    assert send_due(session, settings, utcnow()) == ["sent"]
+    smsc_post(fake.incoming_form(PHONE, "5", DEDICATED_NUMBER, 7003))
+    provider = provider_for(settings)
+    try:
+        now = utcnow()
+        reply = session.scalar(
+            select(Message).where(Message.direction == "outbound", Message.body == question("cost"))
+        )
+        assert reply is not None
+        reply.status = "unknown"  # as a send whose request never reached SMSC leaves it
+        session.commit()
+        later = now + timedelta(seconds=settings.sms_reconcile_after_seconds + 1)
+
+        sent = send_pending_replies(session, settings, provider, later, lambda _s: None)
+    finally:
+        provider.close()
+
+    assert sent == 1  # SMSC had no such message: sent once more, once
+    assert [m.text for m in fake.messages()[1:]] == [question("cost")]
