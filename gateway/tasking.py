@@ -23,6 +23,9 @@ BEAT_DISPATCH = SWEEP_TASK
 BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
 BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
 BEAT_ALERTS = "gateway.tasks.send_incident_alerts"
+# SMSC answers an incoming SMS's callback with nothing: the replies are stored pending and
+# sent by this task, queued by each callback and, should that be lost, by the beat.
+BEAT_SMS_REPLIES = "sms.tasks.send_pending_replies"
 PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
 # Sweeps have a queue of their own (served by the worker that runs beat), so a backlog of
 # sends can never starve them.
@@ -106,6 +109,12 @@ def celery_init_app(app: Flask) -> Celery:
             "gateway.websurvey.tasks",
         ),
     }
+    if settings.sms_provider_name == "smsc":
+        config["beat_schedule"]["send-pending-sms-replies"] = {
+            "task": BEAT_SMS_REPLIES,
+            "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
+            "options": {"expires": settings.dispatch_interval_seconds},
+        }
     if not settings.redis_url:
         # Embedded mode: kombu's filesystem transport needs no server; one machine only.
         for sub in ("queue", "processed", "control"):

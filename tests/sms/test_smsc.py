@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -397,3 +398,12 @@ def test_a_reply_lost_before_smsc_took_it_is_sent_once_more(
 
     assert sent == 1  # SMSC had no such message: sent once more, once
     assert [m.text for m in fake.messages()[1:]] == [question("cost")]
+
+
+def test_the_beat_sends_pending_replies_every_sweep_so_a_lost_task_delays_a_reply_only_so_long(
+    app: Flask, settings: Settings
+) -> None:
+    schedule = app.extensions["celery"].conf.beat_schedule
+    entries = [e for e in schedule.values() if e["task"] == "sms.tasks.send_pending_replies"]
+    assert len(entries) == 1
+    assert entries[0]["schedule"] == timedelta(seconds=settings.dispatch_interval_seconds)
