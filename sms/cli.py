@@ -11,14 +11,20 @@ gateway's database when it runs with the gateway's settings (same machine, same 
 as with `make run`), waiting up to `--wait` seconds for the sweep to send it. With no survey
 SMS, or no database to read, it stops with a message and a non-zero exit: replies would only
 be answered "no survey here". `--no-database` sends them all the same.
+
+With SMS_PROVIDER=smsc the texter plays SMSC instead: each reply is posted to the handler URL
+(`/sms/smsc/<SMSC_CALLBACK_SECRET>`) as SMSC posts an incoming SMS, and the gateway's answer,
+which it sends through SMSC's API rather than in the response, is read from its database.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import click
 import requests
@@ -80,6 +86,90 @@ class SimulatedTexter:
         return replies
 
 
+class Texter(Protocol):
+    """A customer's phone as the simulator drives it (Twilio's side or SMSC's)."""
+
+    @property
+    def out(self) -> Callable[[str], None]: ...
+
+    def send(self, body: str) -> list[str]: ...
+
+
+# (phone, the last message id seen) -> (the gateway's new messages to it, the last id now)
+ReadReplies = Callable[[str, int], tuple[list[str], int]]
+
+
+@dataclass
+class SmscTexter:
+    """One customer's phone with SMS_PROVIDER=smsc: SMSC's side of the conversation."""
+
+    base_url: str
+    secret: str
+    phone: str
+    survey_number: str
+    read_replies: ReadReplies | None = None
+    last_id: int = 0
+    out: Callable[[str], None] = click.echo
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def params(self, body: str) -> dict[str, str]:
+        """The form SMSC posts to the handler for an incoming SMS (numbers without '+')."""
+        return {
+            "sms_id": str(secrets.randbelow(10**9) + 1),
+            "phone": self.phone.lstrip("+"),
+            "mes": body,
+            "to": self.survey_number.lstrip("+"),
+            "sent": str(int(time.time())),
+        }
+
+    def send(self, body: str) -> list[str]:
+        """Post `body` as an incoming SMS; returns (and prints) the gateway's answers."""
+        url = f"{self.base_url.rstrip('/')}/sms/smsc/{self.secret}?charset=utf-8"
+        response = self.http.post(url, data=self.params(body), timeout=10)
+        if response.status_code != 200:
+            raise click.ClickException(
+                f"the gateway answered {response.status_code} to the SMSC handler: "
+                f"{response.text[:200]}"
+            )
+        if self.read_replies is None:
+            self.out("(the gateway answers through SMSC's API; without --no-database it shows)")
+            return []
+        replies, self.last_id = self.read_replies(self.phone, self.last_id)
+        for reply in replies:
+            self.out(_framed("gateway", reply))
+        if not replies:
+            self.out("(no reply)")
+        return replies
+
+
+def replies_from_database(phone: str, after_id: int) -> tuple[list[str], int]:
+    """The gateway's messages to `phone` stored after message `after_id` (read-only): with
+    SMSC they are stored in the callback's transaction, before a worker sends them."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from gateway.config import load_settings
+    from gateway.db import make_engine
+    from gateway.models import Message
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(Message.id, Message.body)
+                .where(
+                    Message.direction == "outbound",
+                    Message.phone == phone,
+                    Message.id > after_id,
+                )
+                .order_by(Message.id)
+            ).all()
+            session.rollback()
+    finally:
+        engine.dispose()
+    return [row.body for row in rows], max([after_id, *(row.id for row in rows)])
+
+
 def _framed(who: str, text: str) -> str:
     lines = text.splitlines() or [""]
     return "\n".join([f"{who}> {lines[0]}", *(" " * (len(who) + 2) + line for line in lines[1:])])
@@ -126,7 +216,7 @@ def first_message_from_database(phone: str, wait_seconds: float) -> str | None:
         engine.dispose()
 
 
-def run_texter(texter: SimulatedTexter, replies: Iterable[str] | None) -> None:
+def run_texter(texter: Texter, replies: Iterable[str] | None) -> None:
     """Send the scripted replies, or read them from the terminal until an empty line."""
     if replies is not None:
         for reply in replies:
@@ -208,12 +298,28 @@ def register(main: click.Group) -> None:
             number = normalize_phone(phone, settings.default_region)
         except (ConfigError, InvalidPhoneNumber) as exc:
             raise click.ClickException(str(exc)) from exc
-        texter = SimulatedTexter(
-            base_url=(base_url or settings.public_base_url).rstrip("/"),
-            auth_token=auth_token or settings.webhook_auth_token(),
-            phone=number,
-            survey_number=survey_number or settings.twilio_from_number or DEFAULT_SURVEY_NUMBER,
-        )
+        url = (base_url or settings.public_base_url).rstrip("/")
+        texter: SimulatedTexter | SmscTexter
+        if settings.sms_provider_name == "smsc":
+            if not settings.smsc_callback_secret:
+                raise click.ClickException(
+                    "SMS_PROVIDER=smsc: set SMSC_CALLBACK_SECRET, the secret of the handler URL "
+                    "the simulator posts the replies to as SMSC does"
+                )
+            texter = SmscTexter(
+                base_url=url,
+                secret=settings.smsc_callback_secret,
+                phone=number,
+                survey_number=survey_number or settings.smsc_sender or DEFAULT_SURVEY_NUMBER,
+                read_replies=None if no_database else replies_from_database,
+            )
+        else:
+            texter = SimulatedTexter(
+                base_url=url,
+                auth_token=auth_token or settings.webhook_auth_token(),
+                phone=number,
+                survey_number=survey_number or settings.twilio_from_number or DEFAULT_SURVEY_NUMBER,
+            )
         if not no_database:
             if wait_seconds > 0:
                 click.echo(f"waiting up to {wait_seconds:g} s for the survey SMS to {number}...")
@@ -235,6 +341,8 @@ def register(main: click.Group) -> None:
                     "--no-database sends the replies anyway"
                 )
             click.echo(_framed("gateway", first))
+            if isinstance(texter, SmscTexter):
+                _shown, texter.last_id = replies_from_database(number, 0)
         scripted = None if replies is None else [r.strip() for r in replies.split(",")]
         try:
             run_texter(texter, scripted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,11 @@ class Gateway:
     database_url: str
 
 
-@pytest.fixture
-def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
-    """The gateway served over HTTP on 127.0.0.1, as `make run` serves it: console provider,
-    webhooks signed with the development token kept under var/."""
+@contextmanager
+def served(database_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Gateway]:
+    """The gateway served over HTTP on 127.0.0.1, as `make run` serves it: console provider
+    unless `overrides` say otherwise, webhooks signed with the development token kept under
+    var/."""
     holder: dict[str, Any] = {}
     server = make_server(
         "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
@@ -47,7 +49,12 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
     url = f"http://127.0.0.1:{server.port}"
     var_dir = tmp_path / "var"
     app = make_test_app(
-        database_url, var_dir, public_base_url=url, twilio_auth_token=None, quiet_hours=None
+        database_url,
+        var_dir,
+        public_base_url=url,
+        twilio_auth_token=None,
+        quiet_hours=None,
+        **overrides,
     )
     holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -63,12 +70,19 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
         database.dispose()
 
 
-def simulate(gateway: Gateway, *args: str) -> Any:
+@pytest.fixture
+def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
+    with served(database_url, tmp_path) as running:
+        yield running
+
+
+def simulate(gateway: Gateway, *args: str, **settings: str) -> Any:
     env = {
         "DATABASE_URL": gateway.database_url,
         "SURVEY_GATEWAY_VAR_DIR": str(gateway.var_dir),
         "TWILIO_AUTH_TOKEN": "",
         "TWILIO_ACCOUNT_SID": "",
+        **settings,
     }
     return CliRunner().invoke(main, ["simulate", "sms", "--url", gateway.url, *args], env=env)
 
@@ -144,3 +158,67 @@ def test_a_wrong_token_is_refused_with_a_hint(gateway: Gateway) -> None:
     )
     assert result.exit_code != 0
     assert "signature was refused" in result.output
+
+
+SMSC_SECRET = "smsc-simulator-0123456789abcdef"
+SMSC_NUMBER = "79037654321"
+
+
+def test_with_smsc_the_simulator_plays_smsc_and_shows_the_replies_the_gateway_stores(
+    database_url: str, tmp_path: Path
+) -> None:
+    from sms.configured import provider_for
+    from tests.fake_smsc import LOGIN, PASSWORD, FakeSmsc
+
+    smsc_env = {
+        "SMS_PROVIDER": "smsc",
+        "SMSC_LOGIN": LOGIN,
+        "SMSC_PASSWORD": PASSWORD,
+        "SMSC_SENDER": SMSC_NUMBER,
+        "SMSC_CALLBACK_SECRET": SMSC_SECRET,
+    }
+    with FakeSmsc() as fake:
+        settings_overrides = {
+            "sms_provider": "smsc",
+            "smsc_login": LOGIN,
+            "smsc_password": PASSWORD,
+            "smsc_sender": SMSC_NUMBER,
+            "smsc_callback_secret": SMSC_SECRET,
+            "smsc_api_base_url": fake.base_url,
+        }
+        with served(database_url, tmp_path, **settings_overrides) as gateway:
+            with gateway.app.app_context():
+                session = gateway.app.extensions["database"].session()
+                settings = gateway.app.config["SETTINGS"]
+                now = utcnow()
+                record_visit(session, settings, ended_at=now - minutes(61), language="en")
+                report = run_sweep(session, settings, now)
+                [(task, survey_id)] = report.handed_over
+                assert task == SEND_SMS_TASK
+                provider = provider_for(settings)
+                send_first_sms(session, settings, provider, survey_id, now, lambda _s: None)
+                provider.close()
+                session.close()
+
+            result = simulate(
+                gateway,
+                "--phone",
+                "+79161234567",
+                "--replies",
+                "5,4,3,5,4",
+                SMSC_API_BASE_URL=fake.base_url,
+                **smsc_env,
+            )
+
+            assert result.exit_code == 0, result.output
+            assert len(fake.messages()) == 1  # the first SMS; the replies wait for a worker
+            output = result.output
+            assert f"gateway> {first_message(FLOW, 'en').splitlines()[0]}" in output
+            for key in ("cost", "speed", "politeness", "quality"):
+                assert "gateway> " + FLOW.question(key).text_for("sms", "en") in output
+            assert output.rstrip().endswith("gateway> " + FLOW.prompt("thanks", "en"))
+            with gateway.app.app_context():
+                session = gateway.app.extensions["database"].session()
+                survey = session.get(SurveySession, survey_id)
+                assert survey is not None and survey.status is SurveyStatus.COMPLETED
+                session.close()
