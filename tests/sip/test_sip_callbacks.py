@@ -18,9 +18,19 @@ from sqlalchemy import select
 from gateway.db import utcnow
 from gateway.interactions import CustomerInput, InteractionInput, OperatorInput, record_interaction
 from gateway.models import InteractionChannel, SurveyAttempt, SurveySession, SurveyStatus
+from gateway.sip.handover import held_by, instance_of
+from gateway.sip.store import SurveyStore
 from gateway.surveys import scores_of
 from gateway.voice import callback_surveys
-from tests.sip.conftest import WAIT_SECONDS, GatewayThread, RtpPeer, Sipp, free_port
+from tests.conftest import empty_database, make_test_app
+from tests.sip.conftest import (
+    WAIT_SECONDS,
+    GatewayThread,
+    RtpPeer,
+    Sipp,
+    free_port,
+    sip_settings,
+)
 
 CUSTOMER = "+79161234567"
 ACCOUNT = {"user": "survey-gw", "password": "k7-Lm2pQ"}
@@ -194,3 +204,28 @@ def test_a_busy_line_is_acknowledged_and_the_callback_tried_again_later(
     assert record.outcomes == ["busy"]
     assert record.status == "scheduled"  # again after IVR_CALLBACK_RETRY_MINUTES
     assert record.attempts == 1
+
+
+def test_a_restarted_agent_settles_the_callbacks_it_held_ringing_or_answered(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = make_test_app(database_url, tmp_path / "var", **sip_settings(), **registrar_settings(9))
+    store = SurveyStore(app)  # no agent runs: nothing else claims the queued calls
+    held = held_by(instance_of("127.0.0.1", 5060))
+    try:
+        ringing, answered = queue_callback(app, "request-72"), queue_callback(app, "request-73")
+        dials = {d.survey_id: d for d in store.claim_dials(held, 10)}
+        assert set(dials) == {ringing, answered}
+        assert store.begin_callback(answered, dials[answered].provider_id) is not None
+        # The agent dies here: neither call is ended. Its next start settles both.
+
+        closed = dict(store.close_left_over(held))
+
+        assert closed == {ringing: "scheduled", answered: "expired"}
+        assert callback_record(app, ringing).outcomes == ["failed"]  # called again later
+        assert callback_record(app, answered).outcomes == ["answered"]
+    finally:
+        database = app.extensions["database"]
+        database.session.remove()
+        empty_database(database.engine)
+        database.dispose()
