@@ -2,13 +2,14 @@
 
 * TRANSIENT (refused, retry safe; nobody acts): the message was certainly not accepted and may
   be sent again later (HTTP 429 / 20429, 5xx, a refused or timed-out connection, delivery
-  errors 30001 queue overflow and 30003 unreachable handset). Retried with backoff until the
-  survey would be too late (SMS_SURVEY_MAX_LATENESS_HOURS).
+  errors 30001 queue overflow, 30003 unreachable handset, 30022 / 63017 a rate limit).
+  Retried with backoff until the survey would be too late (SMS_SURVEY_MAX_LATENESS_HOURS).
 * ACCOUNT (refused, retry safe; the operator of the gateway acts): the provider refuses every
-  message of this account or sender (401, 403, 20003 authentication, 20005 account not
-  active, 30002 account suspended, 21606 / 21212 / 21659 a sender it will not send from).
-  Sending pauses for the whole provider (gateway.circuit) and resumes when a probe succeeds;
-  no survey fails because of it.
+  message of this account or sender (401, 403, 20003 authentication, 10001 / 20005 account
+  not active, 30002 account suspended, 60728 / 63038 the account's hourly or daily limit,
+  21606 / 21212 / 21659 a sender it will not send from), whether it says so when asked to
+  send or later, in a delivery status callback. Sending pauses for the whole provider
+  (gateway.circuit) and resumes when a probe succeeds; no survey fails because of it.
 * PERMANENT (for this customer): sending again cannot help (21211 invalid number, 21614 not
   a mobile, 21610 unsubscribed, 30006 landline, 30007 filtered, any other 4xx).
 * UNKNOWN: the request may have been accepted and the answer lost (a read timeout, a
@@ -51,10 +52,13 @@ TRANSIENT_CODES: dict[int, str] = {
     21611: "the sender's queue of messages is full",
     30001: "provider queue overflow",
     30003: "unreachable handset",
+    30022: "the carriers' rate limit for this sender exceeded",
+    63017: "the account's sending rate exceeded",
 }
 # Refusals of the whole account or sender: no customer is at fault, and no message of this
 # account would go out until someone fixes the credentials, the account or the sender.
 ACCOUNT_CODES: dict[int, str] = {
+    10001: "the account is not active",
     20003: "authentication failed (account SID or auth token)",
     20005: "the account is not active",
     20008: "test credentials cannot send",
@@ -66,6 +70,8 @@ ACCOUNT_CODES: dict[int, str] = {
     30002: "the account is suspended",
     30032: "the toll-free sender is not verified",
     30034: "the sender is not registered (A2P 10DLC)",
+    60728: "the account's hourly message limit is reached",
+    63038: "the account's daily message limit is reached",
 }
 ACCOUNT_HTTP_STATUSES = frozenset({401, 403})
 UNSUBSCRIBED = 21610

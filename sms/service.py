@@ -317,7 +317,8 @@ def record_status(
 
     A failed first message fails its unanswered survey with the reason (21610 also opts the
     number out); after a transient delivery error (30001, 30003) the survey is scheduled again,
-    which cannot duplicate anything: the message was not delivered.
+    and after an account-level one (30002 account suspended) the provider's circuit opens and
+    the survey waits for the probe: neither can duplicate anything, it was not delivered.
     """
     stmt = select(Message).where(Message.provider_sid == update.message_sid)
     if not is_sqlite(session):
@@ -362,9 +363,10 @@ def _first_message_failed(
     if update.failure is not None:
         kind, reason = update.failure, update.reason or "message not delivered"
     else:
-        # Twilio: only its transient delivery errors are tried again; any other fails it.
-        transient = code is not None and classify(None, code) is FailureKind.TRANSIENT
-        kind = FailureKind.TRANSIENT if transient else FailureKind.PERMANENT
+        # Twilio: by its error code, as a refused send is classed (gateway.provider_errors):
+        # 30002 (the account suspended after the message was queued) pauses the provider and
+        # the survey waits for it; 30001, 30003 are tried again; without a code, it failed.
+        kind = classify(None, code) if code is not None else FailureKind.PERMANENT
         reason = describe(code, "message not delivered")
     if kind is FailureKind.ACCOUNT:
         # Refused for the whole account after it was accepted (no funds, a sender name or

@@ -360,6 +360,38 @@ def test_an_unreachable_handset_is_tried_again_later(
     assert survey.started_at is None
 
 
+@pytest.mark.parametrize(
+    ("code", "paused"),
+    [("30002", True), ("10001", True), ("63038", True), ("30001", False), ("30022", False)],
+)
+def test_an_account_or_queue_error_in_a_status_callback_fails_no_survey(
+    session: Session,
+    settings: Settings,
+    report_status: Callable[..., None],
+    code: str,
+    paused: bool,
+) -> None:
+    """Twilio accepted the message, then could not send it for the account's sake (30002
+    suspended, 10001 not active, 63038 its daily limit) or its queue's (30001 overflow, 30022
+    a carrier's rate limit): the customer is not at fault, so the survey is sent again later;
+    an account error also pauses the provider for every survey until a probe succeeds."""
+    from gateway import circuit
+
+    visit = start_survey(session, settings)
+    report_status(survey_of(session, visit).provider_id, "sent")
+    report_status(survey_of(session, visit).provider_id, "undelivered", code)
+    survey = survey_of(session, visit)
+    assert survey.status is SurveyStatus.SCHEDULED
+    assert survey.not_sent_reason is None and survey.started_at is None
+    state = circuit.circuit_of(session, "twilio")
+    assert circuit.is_open(state) is paused
+    if paused:
+        assert state is not None and state.error_code == code
+        assert survey.due_at == state.next_probe_at
+    else:
+        assert survey.due_at > utcnow()
+
+
 def test_a_status_for_an_unknown_message_is_accepted_and_ignored(
     report_status: Callable[..., None], session: Session
 ) -> None:
