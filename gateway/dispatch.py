@@ -471,6 +471,7 @@ def claim_due(
     _lock_customers(session, claimed)
     facts = number_facts(session, claimed, settings, now)
     handed_phones: set[str] = set()
+    going: list[SurveySession] = []
     sms_budget = sms_per_sweep(settings) if sms_budget is None else sms_budget
     # SMS and calls may go through different providers (SMS_PROVIDER), each its own circuit.
     circuits = {
@@ -523,22 +524,12 @@ def claim_due(
                     report.left_for_next += 1
                     continue
                 sms_budget -= 1
-            if _hand_over(session, survey, settings, now, report):
-                handed_phones.add(reached_by)
-
-
-def _hand_over(
-    session: Session,
-    survey: SurveySession,
-    settings: Settings,
-    now: datetime,
-    report: SweepReport,
-) -> bool:
+            going.append(survey)
+            handed_phones.add(reached_by)
+    # One compare-and-set for the whole batch (the rows are locked: it claims them all).
     lease = now + timedelta(seconds=settings.dispatch_lease_seconds)
-    if not survey_state.hand_over(session, survey.id, lease):
-        return False
-    report.handed_over.append((_task_for(survey), survey.id))
-    return True
+    claimed_now = survey_state.hand_over_all(session, [s.id for s in going], lease)
+    report.handed_over.extend((_task_for(s), s.id) for s in going if s.id in claimed_now)
 
 
 SweepStep = Callable[[Session, Settings, datetime], list[int]]
@@ -603,7 +594,32 @@ def sweep(
     return report
 
 
-Publish = Callable[[str, int], None]
+Publish = Callable[[str, "int | list[int]"], None]
+"""Queue a task: its name and its argument, a survey id (a list of ids for a batched task)."""
+
+# Tasks that take a list of survey ids: one task sends a batch (sms.service), so a send costs
+# a few statements, not a task and eighteen statements of its own.
+BATCHED_TASKS = frozenset({SEND_SMS_TASK})
+# At most this many surveys a task, and at least four tasks when there are that many
+# surveys, so every send worker gets a share of a small sweep.
+SEND_BATCH_MAX = 25
+SEND_BATCH_SPREAD = 4
+
+
+def task_messages(handed_over: list[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """The handed-over surveys as task messages, in order: a batched task's ids in chunks,
+    any other task one survey each."""
+    messages: list[tuple[str, list[int]]] = []
+    batched: dict[str, list[int]] = {}
+    for task_name, survey_id in handed_over:
+        if task_name in BATCHED_TASKS:
+            batched.setdefault(task_name, []).append(survey_id)
+        else:
+            messages.append((task_name, [survey_id]))
+    for task_name, ids in batched.items():
+        size = min(SEND_BATCH_MAX, max(1, math.ceil(len(ids) / SEND_BATCH_SPREAD)))
+        messages.extend((task_name, ids[i : i + size]) for i in range(0, len(ids), size))
+    return messages
 
 
 def give_back(session: Session, survey_ids: list[int]) -> None:
@@ -619,13 +635,15 @@ def give_back(session: Session, survey_ids: list[int]) -> None:
 
 
 def publish_handed_over(session: Session, report: SweepReport, publish: Publish) -> None:
-    """Queue the task of each survey a committed sweep handed over. At the first failure
-    (the broker is down) the rest are not tried: every unqueued survey is given back at once."""
-    for index, (task_name, survey_id) in enumerate(report.handed_over):
+    """Queue the tasks of the surveys a committed sweep handed over (task_messages). At the
+    first failure (the broker is down) the rest are not tried: every unqueued survey is given
+    back at once."""
+    messages = task_messages(report.handed_over)
+    for index, (task_name, ids) in enumerate(messages):
         try:
-            publish(task_name, survey_id)
+            publish(task_name, ids if task_name in BATCHED_TASKS else ids[0])
         except Exception:
-            report.unqueued = [i for _, i in report.handed_over[index:]]
+            report.unqueued = [i for _, rest in messages[index:] for i in rest]
             logger.exception(
                 "could not queue %s send tasks; their surveys are due again", len(report.unqueued)
             )

@@ -6,6 +6,7 @@ customer row with that phone is marked, and each change is audited.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -101,5 +102,19 @@ def phone_opted_out(session: Session, phone: str) -> bool:
     return bool(
         session.scalar(
             select(exists().where(Customer.phone == phone, Customer.opted_out_at.is_not(None)))
+        )
+    )
+
+
+def phones_opted_out(session: Session, phones: Iterable[str]) -> frozenset[str]:
+    """Those of `phones` any customer of which has opted out, in one statement."""
+    wanted = sorted(set(phones))
+    if not wanted:
+        return frozenset()
+    return frozenset(
+        session.scalars(
+            select(Customer.phone)
+            .where(Customer.phone.in_(wanted), Customer.opted_out_at.is_not(None))
+            .distinct()
         )
     )

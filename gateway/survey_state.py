@@ -85,6 +85,20 @@ def hand_over(session: Session, survey_id: int, lease_until: datetime) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # a CursorResult
 
 
+def hand_over_all(session: Session, survey_ids: list[int], lease_until: datetime) -> set[int]:
+    """`hand_over` for many surveys in one statement; the ids this call claimed."""
+    if not survey_ids:
+        return set()
+    result = session.execute(
+        update(SurveySession)
+        .where(SurveySession.id.in_(survey_ids), SurveySession.status == SurveyStatus.SCHEDULED)
+        .values(status=SurveyStatus.SENDING, claimed_until=lease_until)
+        .returning(SurveySession.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return set(result.scalars())
+
+
 def give_back(session: Session, survey_ids: list[int]) -> None:
     """Claimed surveys whose send task was never queued: due again at once. Only those still
     `sending` with no attempt in flight (an attempt in flight may have reached the customer)."""

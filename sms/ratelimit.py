@@ -28,6 +28,15 @@ from gateway.models import RateLimitSlot
 
 def reserve_slot(session: Session, sender: str, rate_per_second: float, now: datetime) -> datetime:
     """The moment this worker may send from `sender`; commits the reservation at once."""
+    return reserve_slots(session, sender, rate_per_second, now, 1)[0]
+
+
+def reserve_slots(
+    session: Session, sender: str, rate_per_second: float, now: datetime, count: int
+) -> tuple[datetime, timedelta]:
+    """`count` consecutive slots for a batch of sends from `sender`: the first slot and the
+    interval between them (slot i is first + i x interval); commits the reservation at once.
+    One row lock for the whole batch, not one per message."""
     interval = timedelta(seconds=1.0 / rate_per_second)
 
     def find() -> RateLimitSlot | None:
@@ -40,7 +49,7 @@ def reserve_slot(session: Session, sender: str, rate_per_second: float, now: dat
     # Found: locked by find(). Created: our uncommitted insert holds it (a concurrent insert
     # waits on the key, fails, and finds it under the lock).
     row = get_or_create(session, find, lambda: RateLimitSlot(sender=sender, next_free_at=now))
-    slot = max(row.next_free_at, now)
-    row.next_free_at = slot + interval
+    first = max(row.next_free_at, now)
+    row.next_free_at = first + interval * max(count, 1)
     session.commit()
-    return slot
+    return first, interval

@@ -38,7 +38,7 @@ from gateway.models import (
     SurveySession,
     SurveyStatus,
 )
-from gateway.optouts import opt_out_phone, phone_opted_out
+from gateway.optouts import opt_out_phone, phones_opted_out
 from gateway.phones import mask_phone
 from gateway.provider_errors import UNSUBSCRIBED, FailureKind, classify, describe
 from gateway.surveys import flow_of, save_flow_state
@@ -82,14 +82,21 @@ def _pause(survey: SurveySession, paused: ProviderCircuit | None, now: datetime)
 
 
 def _locked_survey(session: Session, survey_id: int) -> SurveySession | None:
+    return _locked_surveys(session, [survey_id]).get(survey_id)
+
+
+def _locked_surveys(session: Session, survey_ids: list[int]) -> dict[int, SurveySession]:
+    """The surveys of `survey_ids`, read again under their row locks (taken in id order, one
+    order for every worker), with their attempts and customer."""
     stmt = (
         select(SurveySession)
-        .where(SurveySession.id == survey_id)
+        .where(SurveySession.id.in_(sorted(survey_ids)))
+        .order_by(SurveySession.id)
         .options(selectinload(SurveySession.attempt_log), joinedload(SurveySession.customer))
     )
     if not is_sqlite(session):
         stmt = stmt.with_for_update(of=SurveySession)
-    return session.scalar(stmt.execution_options(populate_existing=True))
+    return {s.id: s for s in session.scalars(stmt.execution_options(populate_existing=True))}
 
 
 def _may_send(survey: SurveySession | None) -> bool:
@@ -101,6 +108,24 @@ def _may_send(survey: SurveySession | None) -> bool:
     )
 
 
+SKIPPED = SendOutcome("skipped", "not claimed for sending, or already attempted")
+
+
+@dataclass
+class _Pending:
+    """A send whose attempt is committed: the provider is to be called at `slot`."""
+
+    survey_id: int
+    attempt_id: int
+    phone: str
+    body: str
+    slot: datetime
+    sid: str = ""
+    status: str = ""
+    error: ProviderError | None = None
+    called: bool = False
+
+
 def send_first_sms(
     session: Session,
     settings: Settings,
@@ -110,81 +135,195 @@ def send_first_sms(
     sleep: Callable[[float], None],
 ) -> SendOutcome:
     """Send a claimed survey's first SMS at most once; commits (see the module)."""
-    from sms.ratelimit import reserve_slot
+    return send_first_sms_batch(session, settings, provider, [survey_id], now, sleep)[survey_id]
 
+
+def send_first_sms_batch(
+    session: Session,
+    settings: Settings,
+    provider: SmsProvider,
+    survey_ids: list[int],
+    now: datetime,
+    sleep: Callable[[float], None],
+) -> dict[int, SendOutcome]:
+    """Send the first SMS of each claimed survey of `survey_ids`, each at most once; commits.
+
+    Why a batch: one send costs a rate-limit reservation, a check and an attempt before the
+    provider call and the outcome after it. Done for a batch, that is a few statements and
+    three commits for all of it, not eighteen statements and three commits each: dispatch is
+    then bounded by the provider and the rate limit, not by the database round trips. Each
+    survey is still decided alone (its own outcome), and every attempt is committed before
+    its provider call: a worker that dies midway leaves attempts in flight, which are never
+    re-sent blindly (gateway.dispatch, sms.reconcile).
+    """
+    from sms.ratelimit import reserve_slots
+
+    outcomes: dict[int, SendOutcome] = {}
+    ids = sorted(set(survey_ids))
     paused = circuit.circuit_of(session, provider.name)
-    if not circuit.may_call(paused, survey_id):
+    held = [survey_id for survey_id in ids if not circuit.may_call(paused, survey_id)]
+    if held:
         # Queued before the circuit opened: no slot, no attempt, no provider call.
-        survey = _locked_survey(session, survey_id)
-        outcome = (
-            _pause(survey, paused, now)
-            if survey is not None and _may_send(survey)
-            else SendOutcome("skipped", "not claimed for sending, or already attempted")
-        )
+        found = _locked_surveys(session, held)
+        for survey_id in held:
+            survey = found.get(survey_id)
+            ok = survey is not None and _may_send(survey)
+            outcomes[survey_id] = _pause(survey, paused, now) if survey and ok else SKIPPED
         session.commit()
-        return outcome
+        ids = [survey_id for survey_id in ids if survey_id not in outcomes]
+        if not ids:
+            return outcomes
 
-    # The slot first, in a short transaction of its own: no survey row is held while waiting.
+    # The slots first, in a short transaction of their own: no survey row is held meanwhile.
     # A slot left unused (a duplicate task, an opt-out) is lost: the limit errs on the slow side.
-    slot = reserve_slot(session, provider.sender, settings.sms_rate_per_second, now)
-    wait = (slot - now).total_seconds()
-    if wait > MAX_SLOT_WAIT_SECONDS:
-        survey = _locked_survey(session, survey_id)
-        if survey is not None and _may_send(survey):
-            survey_state.reschedule(survey, slot)
-        session.commit()
-        return SendOutcome("later", f"rate limit: next slot in {wait:.0f}s")
-    if wait > 0:
-        sleep(wait)
-        now = slot
-
-    # The attempt row is committed BEFORE the provider call: if this worker dies during the
-    # call, the expired lease shows an attempt in flight and the survey is never re-sent.
-    survey = _locked_survey(session, survey_id)
-    if survey is None or not _may_send(survey):
-        session.commit()
-        return SendOutcome("skipped", "not claimed for sending, or already attempted")
-    phone = survey.customer.phone if survey.customer else None
-    if not phone or phone_opted_out(session, phone):
-        # Opted out between the sweep and now.
-        reason = "customer opted out" if phone else "no phone number"
-        survey_state.exclude(survey, now, reason)
-        session.commit()
-        return SendOutcome("not_sent", reason)
-    paused = circuit.circuit_of(session, provider.name)
-    if not circuit.may_call(paused, survey.id):
-        outcome = _pause(survey, paused, now)
-        session.commit()
-        return outcome
-    body = first_message(flow_of(survey), survey.language)
-    survey.attempts += 1
-    attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=now)
-    survey.attempt_log.append(attempt)
-    survey.claimed_until = now + timedelta(seconds=settings.dispatch_lease_seconds)
-    session.commit()
+    first, interval = reserve_slots(
+        session, provider.sender, settings.sms_rate_per_second, now, len(ids)
+    )
+    pending = _begin_attempts(session, settings, provider, ids, first, interval, now, outcomes)
+    session.commit()  # the attempts, BEFORE any provider call
+    if not pending:
+        return outcomes
 
     callback = settings.public_base_url.rstrip("/") + STATUS_PATH
-    try:
-        sent = provider.send(phone, body, callback, client_id=first_message_ref(attempt.id))
-    except ProviderError as error:
-        count_send("sms", "error", error.kind.value)
-        return _record_failure(session, settings, provider.name, survey_id, attempt.id, error, now)
-    count_send("sms", "sent")
+    waited = 0.0
+    for item in pending:
+        # Each send waits for its own slot; the time the calls take is not counted, so the
+        # limit errs on the slow side.
+        wait = (item.slot - now).total_seconds() - waited
+        if wait > 0:
+            sleep(wait)
+            waited += wait
+        item.called = True
+        try:
+            sent = provider.send(
+                item.phone, item.body, callback, client_id=first_message_ref(item.attempt_id)
+            )
+        except ProviderError as error:
+            count_send("sms", "error", error.kind.value)
+            item.error = error
+            if error.kind is FailureKind.ACCOUNT:
+                break  # the account is refused: the rest are not tried (the circuit opens)
+            continue
+        count_send("sms", "sent")
+        item.sid, item.status = sent.sid, sent.status
+    _record_outcomes(session, settings, provider.name, pending, paused, now, outcomes)
+    session.commit()
+    return outcomes
 
-    survey = _locked_survey(session, survey_id)
-    if survey is None:
-        raise LookupError(f"survey {survey_id} vanished while sending it")
-    attempt = session.get(SurveyAttempt, attempt.id) or attempt
-    attempt.outcome, attempt.provider_id, attempt.finished_at = "sent", sent.sid, now
+
+def _begin_attempts(
+    session: Session,
+    settings: Settings,
+    provider: SmsProvider,
+    ids: list[int],
+    first: datetime,
+    interval: timedelta,
+    now: datetime,
+    outcomes: dict[int, SendOutcome],
+) -> list[_Pending]:
+    """Under the surveys' locks: decide each (still claimed, not opted out, provider not
+    paused, its slot soon enough) and add an attempt for each that goes out."""
+    surveys = _locked_surveys(session, ids)
+    phones = {s.customer.phone for s in surveys.values() if s.customer and s.customer.phone}
+    opted_out = phones_opted_out(session, phones)
+    paused = circuit.circuit_of(session, provider.name)
+    pending: list[_Pending] = []
+    for index, survey_id in enumerate(ids):
+        survey = surveys.get(survey_id)
+        slot = max(first + interval * index, now)
+        if survey is None or not _may_send(survey):
+            outcomes[survey_id] = SKIPPED
+            continue
+        wait = (slot - now).total_seconds()
+        if wait > MAX_SLOT_WAIT_SECONDS:
+            # A later slot: back in the schedule at that time instead of holding a worker.
+            survey_state.reschedule(survey, slot)
+            outcomes[survey_id] = SendOutcome("later", f"rate limit: next slot in {wait:.0f}s")
+            continue
+        phone = survey.customer.phone if survey.customer else None
+        if not phone or phone in opted_out:
+            # Opted out between the sweep and now.
+            reason = "customer opted out" if phone else "no phone number"
+            survey_state.exclude(survey, now, reason)
+            outcomes[survey_id] = SendOutcome("not_sent", reason)
+            continue
+        if not circuit.may_call(paused, survey.id):
+            outcomes[survey_id] = _pause(survey, paused, now)
+            continue
+        # The attempt row is committed BEFORE the provider call: if this worker dies during
+        # the call, the expired lease shows an attempt in flight and it is never re-sent.
+        survey.attempts += 1
+        attempt = SurveyAttempt(session_id=survey.id, number=survey.attempts, started_at=slot)
+        survey.attempt_log.append(attempt)
+        survey.claimed_until = slot + timedelta(seconds=settings.dispatch_lease_seconds)
+        body = first_message(flow_of(survey), survey.language)
+        pending.append(_Pending(survey.id, 0, phone, body, slot))
+    session.flush()
+    for item in pending:
+        item.attempt_id = surveys[item.survey_id].attempt_log[-1].id
+    return pending
+
+
+def _record_outcomes(
+    session: Session,
+    settings: Settings,
+    provider_name: str,
+    pending: list[_Pending],
+    paused: ProviderCircuit | None,
+    now: datetime,
+    outcomes: dict[int, SendOutcome],
+) -> None:
+    """Under the surveys' locks again: each provider answer recorded on its survey."""
+    surveys = _locked_surveys(session, [item.survey_id for item in pending])
+    tripped: ProviderCircuit | None = None
+    any_sent = False
+    for item in pending:
+        survey = surveys.get(item.survey_id)
+        attempt = (
+            next((a for a in survey.attempt_log if a.id == item.attempt_id), None)
+            if survey
+            else None
+        )
+        if survey is None or attempt is None:
+            raise LookupError(f"survey {item.survey_id} or its attempt vanished while sending it")
+        if not item.called:
+            # Not tried after the account was refused: as if never attempted, paused.
+            survey.attempt_log.remove(attempt)
+            session.delete(attempt)
+            survey.attempts -= 1
+            outcomes[item.survey_id] = _pause(survey, tripped or paused, now)
+        elif item.error is not None:
+            outcomes[item.survey_id] = _apply_failure(
+                session, settings, provider_name, survey, attempt, item.error, item.slot
+            )
+            if item.error.kind is FailureKind.ACCOUNT:
+                tripped = circuit.circuit_of(session, provider_name)
+        else:
+            any_sent = True
+            _apply_sent(session, settings, survey, attempt, item, item.slot)
+            outcomes[item.survey_id] = SendOutcome("sent", item.sid)
+    if any_sent and circuit.is_open(paused) and tripped is None:
+        circuit.close(session, provider_name, now)
+
+
+def _apply_sent(
+    session: Session,
+    settings: Settings,
+    survey: SurveySession,
+    attempt: SurveyAttempt,
+    item: _Pending,
+    now: datetime,
+) -> None:
+    attempt.outcome, attempt.provider_id, attempt.finished_at = "sent", item.sid, now
     session.add(
         Message(
-            provider_sid=sent.sid,
+            provider_sid=item.sid,
             session_id=survey.id,
             customer_id=survey.customer_id,
             direction="outbound",
-            phone=phone,
-            body=body,
-            status=sent.status,
+            phone=item.phone,
+            body=item.body,
+            status=item.status,
             created_at=now,
         )
     )
@@ -192,30 +331,23 @@ def send_first_sms(
         survey,
         now,
         now + timedelta(hours=settings.sms_survey_expiry_hours),
-        sent.status,
-        provider_id=sent.sid,
+        item.status,
+        provider_id=item.sid,
     )
     save_flow_state(survey, engine.start(flow_of(survey), "sms").state)
-    if circuit.is_open(paused):
-        circuit.close(session, provider.name, now)
-    session.commit()
-    logger.info("survey %s: first sms %s sent to %s", survey.id, sent.sid, mask_phone(phone))
-    return SendOutcome("sent", sent.sid)
+    logger.info("survey %s: first sms %s sent to %s", survey.id, item.sid, mask_phone(item.phone))
 
 
-def _record_failure(
+def _apply_failure(
     session: Session,
     settings: Settings,
     provider_name: str,
-    survey_id: int,
-    attempt_id: int,
+    survey: SurveySession,
+    attempt: SurveyAttempt,
     error: ProviderError,
     now: datetime,
 ) -> SendOutcome:
-    survey = _locked_survey(session, survey_id)
-    attempt = session.get(SurveyAttempt, attempt_id)
-    if survey is None or attempt is None:
-        raise LookupError(f"survey {survey_id} or its attempt {attempt_id} is gone")
+    """A provider error recorded by its class (see the module); the caller commits."""
     attempt.error_code = str(error.code) if error.code else None
     attempt.detail = error.reason[:1000]
     attempt.finished_at = now
@@ -223,7 +355,6 @@ def _record_failure(
     if error.kind is FailureKind.UNKNOWN:
         attempt.outcome = "unknown"
         mark_possibly_sent(survey, now, settings)
-        session.commit()
         logger.warning("survey %s: send outcome unknown (%s); not re-sent", survey.id, error)
         return SendOutcome("unknown", error.reason)
     if error.kind is FailureKind.ACCOUNT:
@@ -236,10 +367,8 @@ def _record_failure(
             now,
             settings.provider_probe_seconds,
         )
-        outcome = _pause(survey, paused, now)
-        session.commit()
         logger.warning("survey %s: provider refused the account (%s); waits", survey.id, error)
-        return outcome
+        return _pause(survey, paused, now)
     if error.kind is FailureKind.TRANSIENT:
         attempt.outcome = "retry"
         delay = retry_delay(survey.attempts, settings.sms_retry_base_seconds)
@@ -247,10 +376,8 @@ def _record_failure(
             survey_state.fail(
                 survey, now, f"gave up after {survey.attempts} attempts: {error.reason}"
             )
-            session.commit()
             return SendOutcome("failed", survey.not_sent_reason or "")
         survey_state.reschedule(survey, now + delay)
-        session.commit()
         logger.warning(
             "survey %s: transient send failure (%s); retry in %ss",
             survey.id,
@@ -262,7 +389,6 @@ def _record_failure(
     survey_state.fail(survey, now, error.reason)
     if error.code == UNSUBSCRIBED and phone:
         opt_out_phone(session, phone, f"twilio:{UNSUBSCRIBED}", now)
-    session.commit()
     logger.warning("survey %s: not sent to %s: %s", survey.id, mask_phone(phone), error.reason)
     return SendOutcome("failed", error.reason)
 

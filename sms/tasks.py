@@ -9,23 +9,28 @@ from celery import shared_task
 from gateway.config import current_settings
 from gateway.db import current_database, utcnow
 from sms.configured import provider_for
-from sms.service import send_first_sms
+from sms.service import send_first_sms_batch
 
 
 # No acks_late and no autoretry: the send is at most once (gateway.dispatch); a lost task
-# leaves the survey claimed, and the sweep recovers it when its lease expires.
+# leaves the surveys claimed, and the sweep recovers them when their lease expires.
 @shared_task(name="sms.tasks.send_survey_sms", ignore_result=True)
-def send_survey_sms(session_id: int) -> str:
-    """Send the first SMS of a survey the sweep has claimed."""
+def send_survey_sms(session_ids: list[int] | int) -> str:
+    """Send the first SMS of surveys the sweep has claimed: a batch of ids (the sweep queues
+    them so), or one id (as queued by earlier releases). One provider connection for all."""
+    ids = [session_ids] if isinstance(session_ids, int) else list(session_ids)
     settings = current_settings()
     database = current_database()
     provider = provider_for(settings)
     try:
         with database.session_scope() as session:
-            outcome = send_first_sms(session, settings, provider, session_id, utcnow(), time.sleep)
+            outcomes = send_first_sms_batch(session, settings, provider, ids, utcnow(), time.sleep)
     finally:
         provider.close()
-    return outcome.result
+    results = [outcome.result for outcome in outcomes.values()]
+    if len(results) == 1:
+        return results[0]
+    return ", ".join(f"{name} {results.count(name)}" for name in sorted(set(results)))
 
 
 @shared_task(name="sms.tasks.reconcile_survey_sms", ignore_result=True)

@@ -232,3 +232,75 @@ def test_console_provider_prints_the_message_with_the_number_masked(
     assert "Оцените визит: 1-5" in out
     assert "+7********67" in out and "+79161234567" not in out
     assert sent.sid.startswith("SM") and len(sent.sid) == 34
+
+
+def test_a_batch_of_sends_decides_each_survey_alone(
+    session: Session, settings: Settings, fake: FakeTwilio
+) -> None:
+    """The send task takes the sweep's surveys in batches: one customer's opt-out or invalid
+    number changes nothing for the others, and each goes out once."""
+    from gateway.optouts import opt_out_phone
+    from sms.service import send_first_sms_batch
+
+    phones = [f"+7916123450{n}" for n in range(4)]
+    for phone in phones:
+        record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone=phone)
+    ids = claim(session, settings, NOON_MSK)
+    assert len(ids) == 4
+    opt_out_phone(session, phones[2], "sms:STOP", NOON_MSK)  # between the sweep and the send
+    session.commit()
+    fake.fail_next("messages", 400, 21211)  # the first number is invalid
+    provider = TwilioSmsProvider(settings)
+    try:
+        outcomes = send_first_sms_batch(session, settings, provider, ids, NOON_MSK, Clock().sleep)
+    finally:
+        provider.close()
+    by_phone = {survey_of_id(session, i).customer.phone: outcomes[i].result for i in ids}
+    assert by_phone == {
+        phones[0]: "failed",
+        phones[1]: "sent",
+        phones[2]: "not_sent",
+        phones[3]: "sent",
+    }
+    assert [r.params["To"] for r in fake.messages() if r.sid] == [phones[1], phones[3]]
+    assert {survey_of_id(session, i).status for i in ids} == {
+        SurveyStatus.ACTIVE,
+        SurveyStatus.FAILED,
+        SurveyStatus.NOT_SENT,
+    }
+    # Sent again, the same batch sends nothing: no survey is claimed any more.
+    provider = TwilioSmsProvider(settings)
+    try:
+        again = send_first_sms_batch(session, settings, provider, ids, NOON_MSK, Clock().sleep)
+    finally:
+        provider.close()
+    assert {o.result for o in again.values()} == {"skipped"}
+    assert len([r for r in fake.messages() if r.sid]) == 2
+
+
+def test_a_refused_account_stops_the_rest_of_the_batch_and_fails_none(
+    session: Session, settings: Settings, fake: FakeTwilio
+) -> None:
+    from sms.service import send_first_sms_batch
+
+    for n in range(3):
+        record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone=f"+7916123460{n}")
+    ids = claim(session, settings, NOON_MSK)
+    fake.fail_next("messages", 401, 20003)  # a rotated auth token
+    provider = TwilioSmsProvider(settings)
+    try:
+        outcomes = send_first_sms_batch(session, settings, provider, ids, NOON_MSK, Clock().sleep)
+    finally:
+        provider.close()
+    assert {o.result for o in outcomes.values()} == {"paused"}
+    assert len(fake.requests_to("messages")) == 1, "the others were not tried"
+    surveys = [survey_of_id(session, i) for i in ids]
+    assert {s.status for s in surveys} == {SurveyStatus.SCHEDULED}
+    assert sorted(s.attempts for s in surveys) == [0, 0, 1]
+    assert all(a.outcome is not None for s in surveys for a in s.attempt_log), "none in flight"
+
+
+def survey_of_id(session: Session, survey_id: int) -> SurveySession:
+    survey = session.get(SurveySession, survey_id, populate_existing=True)
+    assert survey is not None
+    return survey

@@ -39,10 +39,11 @@ def test_a_refused_publish_gives_the_claimed_surveys_back_at_once(
     ]
     queued: list[int] = []
 
-    def broker_down_after_one(task: str, survey_id: int) -> None:
+    def broker_down_after_one(task: str, survey_ids: int | list[int]) -> None:
         if queued:
             raise ConnectionError("Redis is down")
-        queued.append(survey_id)
+        assert isinstance(survey_ids, list), "the sends go in batches"
+        queued.extend(survey_ids)
 
     report = run_sweep(session, settings, NOON_MSK, broker_down_after_one)
     assert len(report.handed_over) == 3 and len(queued) == 1
@@ -73,7 +74,7 @@ def test_a_sweep_that_filled_its_batch_runs_again_at_once(app: Flask, settings: 
                 yield session
 
         report = sweep_until_caught_up(
-            transaction, small, lambda: NOON_MSK, lambda _t, i: queued.append(i)
+            transaction, small, lambda: NOON_MSK, lambda _t, ids: queued.extend(ids)
         )
     assert len(queued) == len(set(queued)) == 8, "three sweeps of three, at once"
     assert report.claimed == 8
