@@ -11,29 +11,36 @@ exists for the whole batch in one statement per table (interactions by key, oper
 teams, customers by external id and by phone), adds what is missing and flushes once. If
 another request created one of the same rows meanwhile (a unique key collides), the batch
 falls back to the single path, item by item, each in a savepoint: the same results, slower.
+`POST /api/v1/interactions` goes through the fast path too, as a batch of one: a few
+statements and one flush, where the single path flushes at every look-up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.db import is_sqlite
 from gateway.interactions import (
     CustomerInput,
     InteractionConflict,
     InteractionInput,
+    assign_operator,
     differences,
     plan_survey,
     report_interaction,
 )
-from gateway.models import Customer, Interaction, Operator, Team
+from gateway.models import Customer, Interaction, Operator, SurveySession, Team
 from gateway.phones import normalize_phone
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 CREATED, EXISTING, ERROR = "created", "existing", "error"
@@ -124,7 +131,7 @@ def _fast(
             reported_at=now,
         )
         if given.operator:
-            interaction.operator = operators[given.operator.external_id]
+            assign_operator(interaction, operators[given.operator.external_id])
         if given.customer:
             interaction.customer = customers.upsert(given.customer)
         survey = plan_survey(interaction, given, settings, now)
@@ -133,15 +140,41 @@ def _fast(
             session.add(survey)
         created[key] = interaction
         results[index] = ItemResult(CREATED, interaction)
+    _assign_ids(session)
     session.flush()  # ids for the answer; a concurrent duplicate fails here, not later
     for index in again:
         results[index] = _one(session, items[index], settings, now)
     return [result for result in results if result is not None]
 
 
+def _assign_ids(session: Session) -> None:
+    """On PostgreSQL, give the batch's new rows their ids from their sequences, one statement
+    a table: the flush then inserts each table with one prepared statement for all its rows
+    (executemany), instead of one statement with a thousand rows' parameters that the driver
+    must parse and whose RETURNING ids it must match back, which took most of a batch's time."""
+    if is_sqlite(session):
+        return
+    new: dict[str, list[Customer | Interaction | SurveySession]] = {}
+    for obj in session.new:
+        if isinstance(obj, Customer | Interaction | SurveySession) and obj.id is None:
+            new.setdefault(obj.__tablename__, []).append(obj)
+    for table, rows in new.items():
+        with session.no_autoflush:
+            ids = session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"table": table, "n": len(rows)},
+            ).all()
+        for row, row_id in zip(rows, ids, strict=True):
+            row.id = row_id
+
+
 def _operators(session: Session, items: Sequence[InteractionInput]) -> dict[str, Operator]:
-    """Every operator the batch names, found or created, with name and team brought up to
-    date (the last item's word wins, as posting them one by one would)."""
+    """Every operator the batch names, found or created, with the name brought up to date
+    (the last item's word wins, as posting them one by one would) and a team placing an
+    operator that has none."""
     given = {i.operator.external_id: i.operator for i in items if i.operator}
     if not given:
         return {}
@@ -173,8 +206,16 @@ def _operators(session: Session, items: Sequence[InteractionInput]) -> dict[str,
             continue
         if wanted.name and operator.name != wanted.name:
             operator.name = wanted.name
-        if team is not None and operator.team is not team:
+        # A reported team places an operator without one, never moves one (upsert_operator).
+        if team is not None and operator.team is None:
             operator.team = team
+        elif team is not None and operator.team is not team:
+            logger.warning(
+                "operator %s reported in team %r but is in another; not moved (an admin moves "
+                "operators: PUT /api/v1/operators/<external_id>/team)",
+                operator.external_id,
+                wanted.team,
+            )
     return found
 
 
@@ -214,6 +255,7 @@ class _Customers:
                 phone=phone,
                 name=wanted.name,
                 language=wanted.language,
+                email=wanted.email,
             )
             self.session.add(customer)
             if wanted.external_id:
@@ -227,4 +269,6 @@ class _Customers:
             customer.name = wanted.name
         if wanted.language:
             customer.language = wanted.language
+        if wanted.email:
+            customer.email = wanted.email
         return customer

@@ -128,3 +128,22 @@ def test_two_identical_batches_at_once_create_each_interaction_once(live_app: Fl
     with live_app.app_context():
         session = live_app.extensions["database"].session()
         assert session.scalar(select(func.count()).select_from(SurveySession)) == 50
+
+
+def test_a_batch_keeps_teams_and_emails_as_the_single_endpoint_does(client, auth, session):
+    """A contact of a batch counts for its operator's team, a reported team never moves an
+    operator out of theirs, and a customer's email is kept (for email surveys)."""
+    single = interaction_payload(external_id="single-1")
+    single["operator"] = {"external_id": "op-9", "name": "Anna", "team": "North"}
+    assert client.post("/api/v1/interactions", json=single, headers=auth).status_code == 201
+    items = _items(2, "teams")
+    items[0]["operator"] = {"external_id": "op-9", "name": "Anna", "team": "South"}
+    items[1]["customer"]["email"] = "ivan@example.com"
+    body = client.post(URL, json={"interactions": items}, headers=auth).json
+    assert [r["status"] for r in body["results"]] == ["created", "created"]
+
+    moved = session.scalar(select(Operator).where(Operator.external_id == "op-9"))
+    assert moved.team.name == "North", "an integration does not move an operator"
+    first, second = (session.get(Interaction, r["id"]) for r in body["results"])
+    assert first.team.name == "North" and second.team.name == "A"
+    assert second.customer.email == "ivan@example.com"
