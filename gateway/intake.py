@@ -43,6 +43,7 @@ from gateway.phones import normalize_phone
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+FEW_ROWS = 20
 CREATED, EXISTING, ERROR = "created", "existing", "error"
 ITEM_STATUSES = (CREATED, EXISTING, ERROR)
 
@@ -159,6 +160,8 @@ def _assign_ids(session: Session) -> None:
         if isinstance(obj, Customer | Interaction | SurveySession) and obj.id is None:
             new.setdefault(obj.__tablename__, []).append(obj)
     for table, rows in new.items():
+        if len(rows) < FEW_ROWS:
+            continue  # a few rows: their RETURNING ids cost less than a statement more
         with session.no_autoflush:
             ids = session.scalars(
                 text(

@@ -401,6 +401,7 @@ def plan_survey(
         flow=given.flow or DEFAULT_FLOW,
         language=(customer.language if customer else None) or settings.default_language,
         attempts=0,
+        answers=[],  # none yet: known, so the answer to the API reads no table for them
     )
     survey_state.schedule(survey, interaction.ended_at + timedelta(minutes=delay))
     if kind is SurveyKind.EMAIL:
@@ -433,6 +434,7 @@ def plan_web_survey(
         language=(customer.language if customer else None) or settings.default_language,
         link_token=new_token(),
         attempts=0,
+        answers=[],
     )
     survey_state.open_link(survey, now + timedelta(days=settings.web_survey_expiry_days))
     return survey
