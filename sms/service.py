@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -133,9 +134,12 @@ def send_first_sms(
     survey_id: int,
     now: datetime,
     sleep: Callable[[float], None],
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> SendOutcome:
     """Send a claimed survey's first SMS at most once; commits (see the module)."""
-    return send_first_sms_batch(session, settings, provider, [survey_id], now, sleep)[survey_id]
+    return send_first_sms_batch(session, settings, provider, [survey_id], now, sleep, monotonic)[
+        survey_id
+    ]
 
 
 def send_first_sms_batch(
@@ -145,6 +149,7 @@ def send_first_sms_batch(
     survey_ids: list[int],
     now: datetime,
     sleep: Callable[[float], None],
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> dict[int, SendOutcome]:
     """Send the first SMS of each claimed survey of `survey_ids`, each at most once; commits.
 
@@ -185,14 +190,12 @@ def send_first_sms_batch(
         return outcomes
 
     callback = settings.public_base_url.rstrip("/") + STATUS_PATH
-    waited = 0.0
+    started = monotonic()  # `now`, on a clock that only moves forward
     for item in pending:
-        # Each send waits for its own slot; the time the calls take is not counted, so the
-        # limit errs on the slow side.
-        wait = (item.slot - now).total_seconds() - waited
+        # Each send waits for its own slot, counting the time the earlier calls took.
+        wait = (item.slot - now).total_seconds() - (monotonic() - started)
         if wait > 0:
             sleep(wait)
-            waited += wait
         item.called = True
         try:
             sent = provider.send(

@@ -45,13 +45,16 @@ def settings_overrides(fake: FakeTwilio) -> dict[str, object]:
 
 
 class Clock:
-    """Sleeps recorded, never slept."""
+    """Sleeps recorded, never slept; its time moves by the sleeps only."""
 
     def __init__(self) -> None:
         self.sleeps: list[float] = []
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+
+    def monotonic(self) -> float:
+        return sum(self.sleeps)
 
 
 def claim(session: Session, settings: Settings, now: datetime) -> list[int]:
@@ -198,7 +201,9 @@ def test_the_rate_limit_spaces_messages_of_one_sender(
     try:
         for survey_id in ids:
             assert (
-                send_first_sms(session, slow, provider, survey_id, NOON_MSK, clock.sleep).result
+                send_first_sms(
+                    session, slow, provider, survey_id, NOON_MSK, clock.sleep, clock.monotonic
+                ).result
                 == "sent"
             )
     finally:
@@ -206,6 +211,27 @@ def test_the_rate_limit_spaces_messages_of_one_sender(
     assert clock.sleeps == [0.5, 1.0]
     starts = sorted(session.get(SurveySession, i).started_at for i in ids)
     assert starts == [NOON_MSK, NOON_MSK + timedelta(seconds=0.5), NOON_MSK + timedelta(seconds=1)]
+
+
+def test_a_batch_spaces_its_messages_at_the_rate_limit(
+    session: Session, settings: Settings, fake: FakeTwilio
+) -> None:
+    from sms.service import send_first_sms_batch
+
+    slow = dataclasses.replace(settings, sms_rate_per_second=2.0)
+    for n in range(3):
+        record_visit(session, settings, ended_at=NOON_MSK - minutes(61), phone=f"+7916123470{n}")
+    ids = claim(session, slow, NOON_MSK)
+    clock = Clock()
+    provider = TwilioSmsProvider(slow)
+    try:
+        outcomes = send_first_sms_batch(
+            session, slow, provider, ids, NOON_MSK, clock.sleep, clock.monotonic
+        )
+    finally:
+        provider.close()
+    assert {o.result for o in outcomes.values()} == {"sent"}
+    assert clock.sleeps == [0.5, 0.5], "each message at its own slot, half a second apart"
 
 
 def test_the_send_task_uses_the_configured_provider(
