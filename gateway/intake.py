@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
 from gateway.db import is_sqlite
@@ -97,8 +97,13 @@ def _fast(
     known = {
         (row.channel, row.external_id): row
         for row in session.scalars(
-            select(Interaction).where(
-                tuple_(Interaction.channel, Interaction.external_id).in_(keys)
+            select(Interaction)
+            .where(tuple_(Interaction.channel, Interaction.external_id).in_(keys))
+            # What a re-post is compared with (differences), read for all at once.
+            .options(
+                selectinload(Interaction.survey),
+                selectinload(Interaction.operator),
+                selectinload(Interaction.customer),
             )
         )
     }
