@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from audio.library import AudioToolMissing, audio_root, build, check
-from ivr_flows import FlowError, default_flows
+from ivr_flows import FlowError, load_flows
 
 
 def _root(directory: Path | None) -> Path:
@@ -22,9 +22,12 @@ def _root(directory: Path | None) -> Path:
 
 
 def _flows() -> list:  # type: ignore[type-arg]
+    """The flows the gateway runs (FLOWS_DIR)."""
+    from gateway.config import ConfigError, load_settings
+
     try:
-        return list(default_flows().values())
-    except FlowError as exc:
+        return list(load_flows(load_settings().flows_dir).values())
+    except (ConfigError, FlowError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

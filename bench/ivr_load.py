@@ -491,9 +491,9 @@ def own_database(name: str, keep: bool) -> Iterator[str]:
 
 def survey_steps() -> int:
     """Requests of one call after the first: one per IVR question of post_call."""
-    from ivr_flows import default_flows
+    from ivr_flows import load_flows
 
-    return len(default_flows()["post_call"].questions_for("ivr"))
+    return len(load_flows()["post_call"].questions_for("ivr"))
 
 
 def check_database(url: str, completed: int, answers: int) -> str | None:

@@ -40,7 +40,7 @@ from gateway.reports.metrics import nps_class, score_session, spec_for
 from gateway.reports.scoring import answers_of, frozen_differs, spec_to_json
 from gateway.reports.service import ReportFilter, operators_report
 from gateway.surveys import record_answer
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from ivr_flows.engine import RecordedAnswer
 
 FIRST_DAY = date(2026, 6, 1)
@@ -117,7 +117,7 @@ def freeze_seeded_scores(engine: Engine) -> int:
     scoring (`score_session`, post_call's weights) of each of the 6^5 possible answer sets,
     joined to the surveys by their answers. What `rollup.freeze_missing` would store, in
     minutes instead of hours at 10 M answers; the run checks a sample against it."""
-    spec = spec_for(default_flows()["post_call"])
+    spec = spec_for(load_flows()["post_call"])
     rows = []
     for values in itertools.product((None, 1, 2, 3, 4, 5), repeat=len(QUESTIONS)):
         answers = dict(zip(QUESTIONS, values, strict=True))

@@ -9,10 +9,17 @@ from flask import Flask
 
 from gateway.config import load_settings
 from gateway.db import Database
+from gateway.flows import Flows
+from gateway.flows import init_app as hold_flows
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """The Flask app: configuration, then each subsystem's init_app, then blueprints."""
+def create_app(
+    test_config: Mapping[str, Any] | None = None, *, flows: Flows | None = None
+) -> Flask:
+    """The Flask app: configuration, then each subsystem's init_app, then blueprints.
+
+    `flows` replaces the flows of FLOWS_DIR (a test's own, say); the app holds them.
+    """
     import sms
     from audio import views as audio_views
     from gateway import (
@@ -28,7 +35,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         webhooks,
         websurvey,
     )
-    from ivr_flows import default_flows
 
     settings = load_settings(overrides=test_config)
     app = Flask(__name__)
@@ -46,8 +52,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logs.configure_logging(settings.log_level)
     security.init_app(app, settings.max_content_length)  # before blueprints: bounded routes
 
-    default_flows()  # an invalid flow stops start-up here, never a caller mid-call
     Database().init_app(app)
+    hold_flows(app, flows)  # a broken flow stops start-up here, never a caller mid-call
     tasking.celery_init_app(app)
 
     app.register_blueprint(health.bp)

@@ -26,6 +26,7 @@ from gateway.business_calendar import (
     parse_hours,
     parse_weekdays,
 )
+from ivr_flows.loader import FLOWS_DIR
 
 
 class ConfigError(ValueError):
@@ -153,6 +154,8 @@ class Settings:
     sip_register_expires: int = 300  # asked for; re-REGISTER at 90 % of what the PBX grants
     # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
     audio_dir: Path | None = None
+    # The survey flows (`*.yaml`) the gateway runs; each is checked when the app starts.
+    flows_dir: Path = FLOWS_DIR
 
     dispatch_interval_seconds: float = 5.0
     dispatch_lease_seconds: int = 300
@@ -444,6 +447,7 @@ _CONVERTERS: dict[str, Any] = {
     "login_lockout_minutes": int,
     "var_dir": Path,
     "audio_dir": Path,
+    "flows_dir": Path,
 }
 
 _ENV_NAMES = {

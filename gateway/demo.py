@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts import create_account
 from gateway.config import Settings
+from gateway.flows import flows_of
 from gateway.incidents import assign_incident, close_incident
 from gateway.intake import report_interactions
 from gateway.interactions import CustomerInput, InteractionInput, OperatorInput
@@ -50,7 +51,6 @@ from gateway.voice.service import (
 )
 from gateway.voice.status_callbacks import StatusInput, call_status
 from gateway.websurvey import service as web
-from ivr_flows import default_flows
 
 DEMO_ACTION = "demo.seed"
 FLOW = "post_call"
@@ -184,7 +184,7 @@ class _Month:
         self.zone = settings.report_zone
         self.summary = DemoSummary()
         self.counter = 0
-        self.flow = default_flows()[FLOW]
+        self.flow = flows_of(session)[FLOW]
 
     def score(self, style: Style, key: str) -> int:
         mean = style.mean + (style.politeness_shift if key == "politeness" else 0.0)

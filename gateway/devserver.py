@@ -67,7 +67,7 @@ def run_all(port: int | None = None) -> int:
     """Run until interrupted; the exit code is non-zero if a child died on its own."""
     settings = load_settings()
     try:
-        ivr_flows.default_flows()
+        ivr_flows.load_flows(settings.flows_dir)
     except ivr_flows.FlowError as exc:
         # Said once, here, not as a traceback from each of the web, worker and beat processes.
         print(f"survey-gateway: {exc}", file=sys.stderr, flush=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway import survey_state
 from gateway.config import Settings
+from gateway.flows import Flows, flows_of
 from gateway.interactions import (
     DEFAULT_FLOW,
     CustomerInput,
@@ -44,7 +45,7 @@ from gateway.models import (
 from gateway.optouts import phone_opted_out
 from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.surveys import flow_of, flow_state, record_answer, save_flow_state
-from ivr_flows import Flow, FlowState, default_flows
+from ivr_flows import Flow, FlowState
 from ivr_flows.engine import Given, Invalid, NoInput, QuestionType, Step, Value, advance, start
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,8 @@ def survey_language(
     return flow.languages[0]
 
 
-def phone_flow(name: str | None) -> Flow:
+def phone_flow(flows: Flows, name: str | None) -> Flow:
     """The named flow when it runs on the phone, else the default one (said in the log)."""
-    flows = default_flows()
     flow = flows.get(name or DEFAULT_FLOW)
     if flow is None or CHANNEL not in flow.channels:
         logger.warning("flow %r is not an IVR flow; using %s", name, DEFAULT_FLOW)
@@ -246,7 +246,7 @@ def open_handed_over_survey(
     if phone and phone_opted_out(session, phone):
         logger.info("call %s: %s opted out; no survey", call.provider_id, mask_phone(phone))
         return None
-    flow = phone_flow(call.flow)
+    flow = phone_flow(flows_of(session), call.flow)
     found = claim_survey_for_call(
         session, settings, now, call.provider_id, interaction, flow, call.lang
     )

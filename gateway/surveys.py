@@ -13,10 +13,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.flows import flows_of_row
 from gateway.incidents import open_incident as open_incident  # re-exported for callers
 from gateway.models import Answer, SurveySession
 from gateway.reports.scoring import freeze_score
-from ivr_flows import Flow, FlowState, default_flows
+from ivr_flows import Flow, FlowState
 from ivr_flows.engine import QuestionType, RecordedAnswer
 
 OVERALL = "overall"
@@ -43,8 +44,9 @@ class UnknownFlow(LookupError):
 
 
 def flow_of(survey: SurveySession) -> Flow:
+    """The survey's flow, as loaded by the app whose session holds the survey."""
     try:
-        return default_flows()[survey.flow]
+        return flows_of_row(survey)[survey.flow]
     except KeyError:
         raise UnknownFlow(
             f"survey {survey.id} names flow {survey.flow!r}, which is not loaded"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +149,3 @@ def load_flows(directory: Path = FLOWS_DIR) -> dict[str, Flow]:
             raise FlowError(f"{path.name}: flow key {flow.key!r} is defined twice")
         flows[flow.key] = flow
     return flows
-
-
-@cache
-def default_flows() -> dict[str, Flow]:
-    """The flows shipped with the gateway, loaded once per process (they are read-only)."""
-    return load_flows()

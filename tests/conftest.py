@@ -30,6 +30,7 @@ from werkzeug.test import TestResponse
 from gateway import create_app
 from gateway.apikeys import create_api_key
 from gateway.db import Base, utcnow
+from gateway.flows import Flows
 from gateway.logs import mask_handler
 from gateway.migrate import upgrade
 from gateway.models import ApiRole, Operator, Team
@@ -184,7 +185,15 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-def make_test_app(database_url: str, var_dir: Path, **overrides: Any) -> Flask:
+@pytest.fixture
+def app_flows() -> Flows | None:
+    """Override in a test module to build its `app` with these flows (None: the shipped)."""
+    return None
+
+
+def make_test_app(
+    database_url: str, var_dir: Path, *, flows: Flows | None = None, **overrides: Any
+) -> Flask:
     config: dict[str, Any] = {
         "env": "test",
         "database_url": database_url,
@@ -194,7 +203,7 @@ def make_test_app(database_url: str, var_dir: Path, **overrides: Any) -> Flask:
         "log_level": "WARNING",
         **overrides,
     }
-    return create_app(test_config=config)
+    return create_app(test_config=config, flows=flows)
 
 
 @pytest.fixture(scope="session")
@@ -214,6 +223,7 @@ def app(
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     settings_overrides: dict[str, Any],
+    app_flows: Flows | None,
     built_apps: dict[str, Flask],
 ) -> Iterator[Flask]:
     """An app whose every session joins one outer transaction, rolled back after the test.
@@ -222,11 +232,13 @@ def app(
     by the tests of this process with the same database and settings; a test that changes
     its settings has them put back.
     """
-    key = repr((database_url, sorted(settings_overrides.items())))
+    key = repr((database_url, sorted(settings_overrides.items()), app_flows))
     flask_app = built_apps.get(key)
     if flask_app is None:
         var_dir = tmp_path_factory.mktemp("app") / "var"
-        flask_app = built_apps[key] = make_test_app(database_url, var_dir, **settings_overrides)
+        flask_app = built_apps[key] = make_test_app(
+            database_url, var_dir, flows=app_flows, **settings_overrides
+        )
     settings = flask_app.config["SETTINGS"]
     database = flask_app.extensions["database"]
     connection = database.engine.connect()
@@ -248,10 +260,13 @@ def app(
 
 @pytest.fixture
 def live_app(
-    database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
+    database_url: str,
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    app_flows: Flows | None,
 ) -> Iterator[Flask]:
     """An app that really commits, for concurrency and multi-instance tests; emptied after."""
-    flask_app = make_test_app(database_url, tmp_path / "var", **settings_overrides)
+    flask_app = make_test_app(database_url, tmp_path / "var", flows=app_flows, **settings_overrides)
     try:
         yield flask_app
     finally:

@@ -12,7 +12,7 @@ from gateway import devserver
 from gateway.cli import main
 from gateway.config import load_settings
 from gateway.models import ApiKey
-from ivr_flows import FlowError
+from ivr_flows import FLOWS_DIR
 from tests.factories import interaction_payload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,28 +90,39 @@ def test_a_database_without_the_gateways_tables_is_named(tmp_path):
     assert f"the database sqlite:///{path} has no gateway tables" in result.output
 
 
-def _broken_flows() -> dict:
-    raise FlowError("flow 'post_call': question 'speed' has unknown type 'stars'")
+def _broken_flows(tmp_path: Path) -> Path:
+    """A copy of the shipped flows where post_call's speed question has a type no one knows."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for shipped in FLOWS_DIR.glob("*.yaml"):
+        (flows / shipped.name).write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    post_call = flows / "post_call.yaml"
+    text = post_call.read_text(encoding="utf-8").replace(
+        "  - key: speed\n    type: rating\n", "  - key: speed\n    type: stars\n", 1
+    )
+    post_call.write_text(text, encoding="utf-8")
+    return flows
 
 
 def test_a_broken_flow_stops_make_run_with_its_message_before_anything_starts(
     tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("SURVEY_GATEWAY_VAR_DIR", str(tmp_path))
-    monkeypatch.setattr("ivr_flows.default_flows", _broken_flows)
+    monkeypatch.setenv("FLOWS_DIR", str(_broken_flows(tmp_path)))
     started = []
     monkeypatch.setattr(devserver.subprocess, "Popen", lambda *a, **k: started.append(a))
 
     assert devserver.run_all(port=8999) == 2
     assert started == []
-    assert "question 'speed' has unknown type 'stars'" in capsys.readouterr().err
+    assert "flow 'post_call', question 'speed': unknown question type 'stars'" in (
+        capsys.readouterr().err
+    )
 
 
-def test_a_broken_flow_stops_a_command_with_its_message(database_url, monkeypatch):
-    monkeypatch.setattr("ivr_flows.default_flows", _broken_flows)
-    env = {"DATABASE_URL": database_url}
+def test_a_broken_flow_stops_a_command_with_its_message(database_url, tmp_path):
+    env = {"DATABASE_URL": database_url, "FLOWS_DIR": str(_broken_flows(tmp_path))}
     result = CliRunner().invoke(main, ["surveys", "dispatch-due"], env=env)
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        "Error: flow 'post_call': question 'speed' has unknown type 'stars'"
+    assert result.output.startswith(
+        "Error: flow 'post_call', question 'speed': unknown question type 'stars'"
     )

@@ -15,7 +15,7 @@ from flask import Flask
 
 from gateway.cli import main
 from gateway.config import Settings, _env_name
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -118,7 +118,7 @@ def test_the_trend_is_shown_with_its_required_period() -> None:
 
 
 def test_the_flows_described_are_the_ones_shipped_and_ask_what_is_said() -> None:
-    flows = default_flows()
+    flows = load_flows()
     section = README.split("### Flows", 1)[1].split("\n### ", 1)[0]
     for key in re.findall(r"`(\w+)` \(", section):
         assert key in flows, f"flow {key} is not shipped"

@@ -12,9 +12,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from gateway.config import current_settings
 from gateway.db import utcnow
+from gateway.flows import current_flows
 from gateway.models import InteractionChannel
 from gateway.phones import InvalidPhoneNumber, normalize_phone
-from ivr_flows import default_flows
 
 # Contacts and report periods fall in this window; far dates would overflow time arithmetic.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -101,8 +101,9 @@ class CustomerSchema(Schema):
 
 
 def _known_flow(name: str) -> None:
-    if name not in default_flows():
-        raise ValidationError(f"unknown flow; known: {', '.join(sorted(default_flows()))}")
+    known = current_flows()
+    if name not in known:
+        raise ValidationError(f"unknown flow; known: {', '.join(sorted(known))}")
 
 
 class InteractionInSchema(Schema):

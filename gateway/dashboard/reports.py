@@ -16,6 +16,7 @@ from gateway import access, recordings
 from gateway.config import current_settings
 from gateway.dashboard import auth, i18n
 from gateway.db import current_session, utcnow
+from gateway.flows import current_flows
 from gateway.models import ApiRole, InteractionChannel
 from gateway.phones import mask_phone
 from gateway.reports import export, service
@@ -257,7 +258,7 @@ def operator(external_id: str) -> ResponseReturnValue:
 def _keys_answered(surveys: list[Any]) -> list[str]:
     """The scored questions these surveys asked, in the flows' order (no empty columns)."""
     asked = {a.question_key for s in surveys for a in s.answers}
-    return [key for key in service.answer_keys() if key in asked]
+    return [key for key in service.answer_keys(current_flows()) if key in asked]
 
 
 @bp.get("/interactions/<int:interaction_id>")

@@ -17,20 +17,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from gateway.flows import Flows, flows_of_row
 from gateway.models import Answer, SurveySession
 from gateway.reports.metrics import ParameterSpec, ScoringSpec, nps_class, score_session, spec_for
-from ivr_flows import default_flows
 
 
-def loaded_spec(flow_key: str) -> ScoringSpec | None:
+def loaded_spec(flows: Flows, flow_key: str) -> ScoringSpec | None:
     """The spec of a loaded flow with its current weights; None if the flow is not loaded."""
-    flow = default_flows().get(flow_key)
+    flow = flows.get(flow_key)
     return spec_for(flow) if flow is not None else None
 
 
-def current_spec(flow_key: str) -> ScoringSpec:
+def current_spec(flows: Flows, flow_key: str) -> ScoringSpec:
     """The spec of a loaded flow; a flow no longer shipped still gives its overall score."""
-    return loaded_spec(flow_key) or ScoringSpec()
+    return loaded_spec(flows, flow_key) or ScoringSpec()
 
 
 def spec_to_json(spec: ScoringSpec) -> dict[str, Any]:
@@ -72,7 +72,10 @@ def freeze_score(
     ones (or `spec`, for a deliberate re-score). `answers` defaults to the stored ones.
     """
     if spec is None:
-        spec = spec_from_json(survey.score_spec) if survey.score_spec else current_spec(survey.flow)
+        if survey.score_spec:
+            spec = spec_from_json(survey.score_spec)
+        else:
+            spec = current_spec(flows_of_row(survey), survey.flow)
     if answers is None:
         session = object_session(survey)
         if session is None or survey.id is None:

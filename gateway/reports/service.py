@@ -20,6 +20,7 @@ from sqlalchemy import Select, Table, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
+from gateway.flows import Flows, flows_of, flows_of_row
 from gateway.models import (
     Answer,
     AuditEvent,
@@ -47,7 +48,6 @@ from gateway.reports.models import ScoreBucket, ScoreBucketDisposition, ScoreBuc
 from gateway.reports.rollup import COUNT_COLUMNS as _COUNTS
 from gateway.reports.rollup import ENDED_STATUSES, SENT_STATUSES, day_start
 from gateway.reports.scoring import current_spec, freeze_score, loaded_spec, spec_to_json
-from ivr_flows import default_flows
 
 scores = cast(Table, ScoreBucket.__table__)
 parameter_scores = cast(Table, ScoreBucketParameter.__table__)
@@ -590,7 +590,7 @@ def survey_steps(survey: SurveySession, language: str) -> list[SurveyStep]:
     """The survey's questions in the order its flow asks them on its channel, each with its
     answer; answers to questions the flow no longer has follow, in the order given."""
     answers = {a.question_key: a for a in sorted(survey.answers, key=lambda a: a.answered_at)}
-    flow = default_flows().get(survey.flow)
+    flow = flows_of_row(survey).get(survey.flow)
     channel = survey.channel.value if survey.channel.value in ("ivr", "sms") else "web"
     steps: list[SurveyStep] = []
     if flow is not None:
@@ -656,10 +656,10 @@ def find_interaction(session: Session, interaction_id: int, team: str | None) ->
 # --- scored interactions: one row per survey, straight from the raw answers --------------
 
 
-def answer_keys() -> list[str]:
+def answer_keys(flows: Flows) -> list[str]:
     """Every scored question key of the loaded flows, overall first, in flow order."""
     keys: list[str] = ["overall"]
-    for flow in default_flows().values():
+    for flow in flows.values():
         for q in flow.questions:
             if q.value_range is not None and q.key not in keys:
                 keys.append(q.key)
@@ -678,7 +678,7 @@ def score_of(survey: SurveySession, answered: dict[str, int | None] | None = Non
         )
     if answered is None:
         answered = {a.question_key: a.value for a in survey.answers}
-    return score_session(answered, current_spec(survey.flow))
+    return score_session(answered, current_spec(flows_of_row(survey), survey.flow))
 
 
 def _scored_query(flt: ReportFilter) -> Select[Any]:
@@ -709,7 +709,7 @@ def scored_interactions(
 ) -> Iterator[dict[str, Any]]:
     """The period's surveyed interactions with their answers and frozen scores, streamed in
     batches (a server-side cursor on PostgreSQL) so a year of them never sits in memory."""
-    keys = answer_keys()
+    keys = answer_keys(flows_of(session))
     query = (
         _scored_query(flt)
         .order_by(Interaction.ended_at, Interaction.id)
@@ -749,7 +749,7 @@ def scored_interactions(
         }
 
 
-def scored_columns() -> list[str]:
+def scored_columns(flows: Flows) -> list[str]:
     return [
         "interaction_id",
         "external_id",
@@ -766,7 +766,7 @@ def scored_columns() -> list[str]:
         "flow",
         "excluded",
         "exclusion_reason",
-        *answer_keys(),
+        *answer_keys(flows),
         "csi",
         "csi_operator",
         "nps_class",
@@ -906,7 +906,7 @@ def rescore_surveys(
     """Freeze again, with the flow's current weights, the score of every ended survey of this
     flow whose contact ended in these local days; audited. The rollup follows (minus the old
     score, plus the new). Returns how many surveys were re-scored."""
-    spec = loaded_spec(flow_key)
+    spec = loaded_spec(flows_of(session), flow_key)
     if spec is None:
         raise ReportError(f"flow {flow_key!r} is not loaded; its surveys keep their scores")
     surveys = session.scalars(

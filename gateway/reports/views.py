@@ -20,6 +20,7 @@ from gateway import access
 from gateway.api.auth import actor, allow, authenticate_request, current_scope
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
+from gateway.flows import current_flows
 from gateway.models import ApiRole, Customer, InteractionChannel, Team
 from gateway.reports import export, service
 from gateway.reports.schemas import (
@@ -209,7 +210,7 @@ class ScoredInteractions(MethodView):
             wanted = "csv"  # a year of rows is a file, not a JSON document
         rows = service.scored_interactions(current_session(), _filter(query))
         return _table_response(
-            wanted, service.scored_columns(), rows, _filename("interactions", query)
+            wanted, service.scored_columns(current_flows()), rows, _filename("interactions", query)
         )
 
 

@@ -290,11 +290,12 @@ def register(main: click.Group) -> None:
 
 def _check_ivr_flow(name: str) -> None:
     """Refuse a flow the gateway would not run on a call (it would fall back to post_call)."""
-    from ivr_flows import FlowError, default_flows
+    from gateway.config import ConfigError, load_settings
+    from ivr_flows import FlowError, load_flows
 
     try:
-        flows = default_flows()
-    except FlowError as exc:
+        flows = load_flows(load_settings().flows_dir)
+    except (ConfigError, FlowError) as exc:
         raise click.ClickException(str(exc)) from exc
     known = sorted(key for key, found in flows.items() if "ivr" in found.channels)
     if name not in known:

@@ -22,6 +22,7 @@ from sqlalchemy.orm.util import identity_key
 
 from gateway import survey_state
 from gateway.config import Settings
+from gateway.flows import Flows, flows_of
 from gateway.interactions import (
     DEFAULT_FLOW,
     CustomerInput,
@@ -59,7 +60,7 @@ from gateway.surveys import (
 from gateway.voice import callback_surveys
 from gateway.voice.twiml import StepLink, hangup, render_step
 from gateway.webhooks.events import ANY_SUBSCRIPTION
-from ivr_flows import Flow, FlowState, default_flows
+from ivr_flows import Flow, FlowState
 from ivr_flows.engine import (
     Given,
     Invalid,
@@ -315,7 +316,7 @@ def _start_new_contact(
         return None
     if params.operator and look.operator_id is None:
         return None  # the operator is created as upsert_operator does, through the ORM
-    flow = _flow_named(params.flow)
+    flow = _flow_named(flows_of(session), params.flow)
     step = start(flow, "ivr")
     if step.finished:
         return None
@@ -397,7 +398,7 @@ def _start_post_call(
         logger.info("call %s: %s opted out; no survey", call.call_sid, mask_phone(customer_phone))
         return str(hangup(settings))
 
-    flow = _flow_named(params.flow)
+    flow = _flow_named(flows_of(session), params.flow)
     found = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
     if found is None:
         logger.info("call %s: interaction %s already surveyed", call.call_sid, interaction.id)
@@ -444,8 +445,7 @@ def _fill_in(
         interaction.customer = upsert_customer(session, CustomerInput(phone=phone), settings)
 
 
-def _flow_named(name: str | None) -> Flow:
-    flows = default_flows()
+def _flow_named(flows: Flows, name: str | None) -> Flow:
     flow = flows.get(name or DEFAULT_FLOW)
     if flow is None or "ivr" not in flow.channels:
         logger.warning("flow %r is not an IVR flow; using %s", name, DEFAULT_FLOW)
@@ -586,7 +586,7 @@ def answer_step(
     replay = conn.scalar(_RECEIPT, {"call_sid": call.call_sid, "step": step_key})
     if replay is not None:
         return str(replay)
-    body = _keypress(conn, settings, now, row, number, given)
+    body = _keypress(conn, flows_of(session), settings, now, row, number, given)
     if body is not None:
         # Written without the ORM: a survey this session holds (several steps of a call in
         # one session: a command, a test) is read again when next used.
@@ -602,14 +602,20 @@ def answer_step(
 
 
 def _keypress(
-    conn: Connection, settings: Settings, now: datetime, row: Any, number: int, given: KeyInput
+    conn: Connection,
+    flows: Flows,
+    settings: Settings,
+    now: datetime,
+    row: Any,
+    number: int,
+    given: KeyInput,
 ) -> str | None:
     """The common step of a running survey: store the answer (if the step gives one) and the
     new position, nothing else; None when the step needs more than that (see answer_step).
 
     Nothing of the reports changes with it: a running survey counts once it ends.
     """
-    flow = default_flows().get(row.flow)
+    flow = flows.get(row.flow)
     if row.status is not SurveyStatus.ACTIVE or flow is None:
         return None
     state = FlowState.from_json(row.state)
@@ -620,7 +626,7 @@ def _keypress(
     if step.recorded is not None and not plain_answer(flow, step.recorded, settings):
         return None
     if step.finished:
-        if not _last_step(conn, settings, now, row, step):
+        if not _last_step(conn, flows, settings, now, row, step):
             return None
     else:
         if step.recorded is not None:
@@ -632,7 +638,9 @@ def _keypress(
     return str(render_step(step, flow, row.language, link, settings))
 
 
-def _last_step(conn: Connection, settings: Settings, now: datetime, row: Any, step: Step) -> bool:
+def _last_step(
+    conn: Connection, flows: Flows, settings: Settings, now: datetime, row: Any, step: Step
+) -> bool:
     """The survey's end at its last key press, without the ORM: the answer, the survey
     completed with its score frozen (as survey_state.finish does) and its difference counted
     in the rollup, under the locks the rollup's hook takes (the survey's, then its contact's).
@@ -648,7 +656,10 @@ def _last_step(conn: Connection, settings: Settings, now: datetime, row: Any, st
     answers: dict[str, int | None] = {
         key: value for key, value in conn.execute(_ANSWERS, {"survey_id": row.id})
     }
-    spec = spec_from_json(contact.score_spec) if contact.score_spec else current_spec(row.flow)
+    if contact.score_spec:
+        spec = spec_from_json(contact.score_spec)
+    else:
+        spec = current_spec(flows, row.flow)
     score = frozen_score(answers, spec, now)
     status = survey_state.finish_row(conn, row.id, now, score, step.state.to_json())
     if status is None:

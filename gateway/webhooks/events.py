@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.util import identity_key
 
 from gateway.db import utcnow
+from gateway.flows import Flows, flows_of, flows_of_row
 from gateway.models import Answer, Customer, Incident, Interaction, SurveySession, SurveyStatus
 from gateway.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription
-from ivr_flows import QuestionType, default_flows
+from ivr_flows import QuestionType
 
 SURVEY_COMPLETED = "survey.completed"
 SURVEY_EXPIRED = "survey.expired"
@@ -84,11 +85,9 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def nps_keys() -> set[str]:
+def nps_keys(flows: Flows) -> set[str]:
     """The question keys of every loaded flow's NPS questions."""
-    return {
-        q.key for f in default_flows().values() for q in f.questions if q.type is QuestionType.NPS
-    }
+    return {q.key for f in flows.values() for q in f.questions if q.type is QuestionType.NPS}
 
 
 def _customer(session: Session, customer: Customer | None) -> dict[str, Any] | None:
@@ -100,7 +99,7 @@ def _customer(session: Session, customer: Customer | None) -> dict[str, Any] | N
         .join(SurveySession, Answer.session_id == SurveySession.id)
         .where(
             SurveySession.customer_id == customer.id,
-            Answer.question_key.in_(nps_keys()),
+            Answer.question_key.in_(nps_keys(flows_of(session))),
             Answer.value.is_not(None),
         )
         .order_by(Answer.id.desc())
@@ -360,18 +359,18 @@ def _is_late_comment(session: Session, obj: object) -> bool:
 
 
 def _is_nps(answer: Answer) -> bool:
-    return _nps_question(answer.session.flow, answer.question_key)
+    return _nps_question(flows_of_row(answer), answer.session.flow, answer.question_key)
 
 
 def _may_be_nps(session: Session, answer: Answer) -> bool:
     """From what is in memory: an answer to a rating is no NPS answer, so a keypress of a
     rating costs no query of the subscriptions. With its survey not loaded, `_build` decides."""
     survey = session.identity_map.get(identity_key(SurveySession, answer.session_id))
-    return survey is None or _nps_question(survey.flow, answer.question_key)
+    return survey is None or _nps_question(flows_of(session), survey.flow, answer.question_key)
 
 
-def _nps_question(flow_key: str, question_key: str) -> bool:
-    flow = default_flows().get(flow_key)
+def _nps_question(flows: Flows, flow_key: str, question_key: str) -> bool:
+    flow = flows.get(flow_key)
     if flow is None:
         return question_key == "nps"
     try:

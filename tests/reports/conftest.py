@@ -12,9 +12,10 @@ from typing import cast
 import pytest
 from sqlalchemy.orm import Session
 
+from gateway.flows import Flows
 from tests.browser import browser, dashboard, live_account, live_key, live_server  # noqa: F401
 from tests.conftest import make_test_app, pg_database, sqlite_database
-from tests.reports.factories import Seeder, at, nps_flows
+from tests.reports.factories import NPS_FLOWS, Seeder, at
 
 RATED = ("cost", "speed", "politeness", "quality")
 
@@ -32,8 +33,15 @@ def seeder(session: Session) -> Seeder:
 
 
 @pytest.fixture
-def with_nps_flow(monkeypatch: pytest.MonkeyPatch) -> None:
-    nps_flows(monkeypatch)
+def app_flows(request: pytest.FixtureRequest) -> Flows | None:
+    """The test NPS flow beside the shipped ones for a test of the seeded month (seeded with
+    it) or one that asks for `with_nps_flow`; the shipped flows for the others."""
+    return NPS_FLOWS if {"month", "with_nps_flow"} & set(request.fixturenames) else None
+
+
+@pytest.fixture
+def with_nps_flow() -> None:
+    """Asked for by a test whose app runs the test NPS flow too (see `app_flows`)."""
 
 
 def _answers(rng: random.Random, flow: str) -> dict[str, int | None]:
@@ -107,11 +115,10 @@ def _seed_month(session: Session) -> int:
 def _seeded(url: str, var_dir: Path) -> tuple[str, int]:
     """Commit the month into a database of its own, once: every test that reads it runs
     there in its own rolled-back transaction, as every other test does."""
-    app = make_test_app(url, var_dir)
+    app = make_test_app(url, var_dir, flows=NPS_FLOWS)
     database = app.extensions["database"]
     try:
-        with pytest.MonkeyPatch.context() as patch, app.app_context():
-            nps_flows(patch)
+        with app.app_context():
             excluded_id = _seed_month(database.session())
     finally:
         database.session.remove()
@@ -145,9 +152,7 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def month(
-    backend: str, request: pytest.FixtureRequest, database_url: str, with_nps_flow: None
-) -> Month:
+def month(backend: str, request: pytest.FixtureRequest, database_url: str) -> Month:
     """September 2026, seeded once per test process (see `_seed_month`)."""
     return Month("2026-09-01", "2026-09-30", _month_database(backend, request)[1])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from gateway.models import (
     Team,
 )
 from gateway.reports.scoring import freeze_score
-from ivr_flows import parse_flow
+from ivr_flows import Flow, load_flows, parse_flow
 
 _numbers = itertools.count(1)
 
@@ -191,6 +191,7 @@ class Seeder:
                 for key, value in answers.items()
             ],
         )
+        self.session.add(survey)  # scored with the flows of the session's app
         if survey.status.is_final:
             freeze_score(survey, ended_at, answers=answers)
         if excluded:
@@ -199,20 +200,19 @@ class Seeder:
                 "admin:test",
                 excluded,
             )
-        self.session.add(survey)
         if flush:
             self.session.flush()
         return survey
 
 
-def nps_flows(monkeypatch: Any) -> None:
-    """Load the test NPS flow beside the shipped ones, for the reports' scoring."""
-    from gateway.reports import scoring, service
-    from ivr_flows import default_flows
+# The shipped flows and the test NPS flow: what an app runs that has its file too.
+NPS_FLOWS: dict[str, Flow] = {**load_flows(), NPS_FLOW.key: NPS_FLOW}
 
-    flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
-    monkeypatch.setattr(service, "default_flows", lambda: flows)
+
+def session_with_flows(app: Any, flows: Mapping[str, Flow]) -> Session:
+    """A session in the test's transaction as an app built with `flows` makes it: the app
+    restarted with other flow files, without leaving the transaction the test rolls back."""
+    return cast(Session, app.extensions["database"].session_factory(info={"flows": flows}))
 
 
 def report(

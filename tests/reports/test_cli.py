@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import re
 
 from click.testing import CliRunner
 from sqlalchemy import delete, select, update
@@ -15,11 +15,12 @@ from tests.reports.factories import Seeder, at
 SEPTEMBER = ["--from", "2026-09-01", "--to", "2026-09-30"]
 
 
-def _run(database_url, tmp_path, *args):
+def _run(database_url, tmp_path, *args, **env):
     env = {
         "DATABASE_URL": database_url,
         "SURVEY_GATEWAY_VAR_DIR": str(tmp_path),
         "REPORT_TIMEZONE": "Europe/Moscow",
+        **env,
     }
     return CliRunner().invoke(main, ["surveys", *args], env=env)
 
@@ -91,14 +92,11 @@ def test_rebuild_and_rescore_refuse_what_they_cannot_do(database_url, tmp_path):
 
 
 def test_rescore_applies_new_weights_to_the_period_named_and_is_audited(
-    live_app, database_url, tmp_path, monkeypatch
+    live_app, database_url, tmp_path
 ):
     from gateway.models import AuditEvent
-    from gateway.reports import scoring
-    from ivr_flows import default_flows
+    from ivr_flows import FLOWS_DIR
 
-    flows = dict(default_flows())
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
     database = live_app.extensions["database"]
     with live_app.app_context():
         session = database.session()
@@ -109,15 +107,20 @@ def test_rescore_applies_new_weights_to_the_period_named_and_is_audited(
         session.commit()
         assert september.score_csi == october.score_csi == 75.0  # four parameters, weight 1
 
-    post_call = flows["post_call"]
-    flows["post_call"] = dataclasses.replace(
-        post_call,
-        questions=tuple(
-            dataclasses.replace(q, weight=0.0) if q.key == "cost" else q
-            for q in post_call.questions
-        ),
+    # The flow files as edited: the cost no longer weighs in post_call's CSI.
+    edited = tmp_path / "flows"
+    edited.mkdir()
+    for shipped in FLOWS_DIR.glob("*.yaml"):
+        (edited / shipped.name).write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    post_call = edited / "post_call.yaml"
+    text, changed = re.subn(
+        r"(- key: cost\n(?:.*\n)*?\s+weight: )1\.0", r"\g<1>0.0", post_call.read_text(), count=1
     )
-    done = _run(database_url, tmp_path, "rescore", *SEPTEMBER, "--flow", "post_call")
+    assert changed == 1
+    post_call.write_text(text, encoding="utf-8")
+    done = _run(
+        database_url, tmp_path, "rescore", *SEPTEMBER, "--flow", "post_call", FLOWS_DIR=str(edited)
+    )
     assert done.exit_code == 0, done.output
     assert "rescored 1 surveys of flow post_call" in done.output
     with live_app.app_context():

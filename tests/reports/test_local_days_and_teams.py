@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from gateway.interactions import move_operator
 from gateway.models import AuditEvent, Operator
-from gateway.reports import rollup, scoring
+from gateway.reports import rollup
 from gateway.reports.models import RollupState, ScoreBucket
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from tests.conftest import make_test_app
-from tests.reports.factories import NPS_FLOW, Seeder, at, report
+from tests.reports.factories import NPS_FLOW, NPS_FLOWS, Seeder, at, report, session_with_flows
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -123,10 +123,8 @@ def test_a_moved_operators_old_calls_stay_in_the_old_teams_average(client, keys,
 
 
 def test_a_weight_change_and_a_restart_change_no_past_figure(
-    app, client, keys, session, monkeypatch, database_url, tmp_path
+    app, client, keys, session, with_nps_flow, database_url, tmp_path
 ):
-    flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
     seeder = Seeder(session)
     operator = seeder.operator("op-w", "North")
     seeder.survey(
@@ -139,24 +137,27 @@ def test_a_weight_change_and_a_restart_change_no_past_figure(
     before = report(client, keys["admin"], "/api/v1/reports/teams").json["total"]["csi"]
     assert before == pytest.approx(100 * 1 / 3, abs=0.01)  # cost 0 (weight 2), speed 100 (1)
 
-    flows[NPS_FLOW.key] = dataclasses.replace(
+    heavier_speed = dataclasses.replace(
         NPS_FLOW,
         questions=tuple(
             dataclasses.replace(q, weight=5.0) if q.key == "speed" else q
             for q in NPS_FLOW.questions
         ),
     )
-    restarted = make_test_app(database_url, tmp_path / "restarted")
+    restarted = make_test_app(
+        database_url, tmp_path / "restarted", flows={**NPS_FLOWS, NPS_FLOW.key: heavier_speed}
+    )
     restarted.extensions["database"].dispose()
     assert report(client, keys["admin"], "/api/v1/reports/teams").json["total"]["csi"] == before
 
+    seeder = Seeder(session_with_flows(app, restarted.extensions["flows"]))
     seeder.survey(
-        operator,
+        seeder.session.get(Operator, operator.id),
         {"overall": 4, "cost": 1, "speed": 5},
         datetime(2026, 9, 6, 9, tzinfo=UTC),
         flow="test_nps",
     )
-    session.commit()
+    seeder.session.commit()
     after = report(client, keys["admin"], "/api/v1/reports/teams").json["total"]["csi"]
     assert after == pytest.approx((100 / 3 + 500 / 7) / 2, abs=0.01)  # the new one: 5/7 speed
 
@@ -188,18 +189,17 @@ def test_a_report_timezone_change_is_rebuilt_at_start_up_when_quick(
         assert conn.scalars(select(ScoreBucket.day)).all() == [datetime(2026, 9, 30).date()]
 
 
-def test_removing_a_flow_file_changes_no_past_figure(client, keys, session, monkeypatch):
-    flows = {**default_flows(), NPS_FLOW.key: NPS_FLOW}
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
+def test_removing_a_flow_file_changes_no_past_figure(app, client, keys, session, with_nps_flow):
     operator = Seeder(session).operator("op-gone", "North")
     answers = {"overall": 5, "cost": 2, "speed": 4, "nps": 10}
     Seeder(session).survey(operator, answers, datetime(2026, 9, 5, 9, tzinfo=UTC), flow="test_nps")
     session.commit()
     before = report(client, keys["admin"]).json["operators"]
 
-    del flows[NPS_FLOW.key]  # the flow file is gone; the next start-up loads the others
-    rollup.rebuild(session, datetime(2026, 9, 1).date(), datetime(2026, 9, 30).date(), MOSCOW)
-    session.commit()
+    # The flow file is gone; the next start-up loads the others.
+    restarted = session_with_flows(app, load_flows())
+    rollup.rebuild(restarted, datetime(2026, 9, 1).date(), datetime(2026, 9, 30).date(), MOSCOW)
+    restarted.commit()
     after = report(client, keys["admin"]).json["operators"]
     assert after == before
     assert after[0]["csi_all_parameters"] is not None and after[0]["nps"]["responses"] == 1

@@ -19,10 +19,10 @@ from gateway.reports.metrics import (
     to_percent,
     wilson_interval,
 )
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from tests.reports.factories import NPS_FLOW
 
-POST_CALL = spec_for(default_flows()["post_call"])
+POST_CALL = spec_for(load_flows()["post_call"])
 WITH_IMPORTANCE = ScoringSpec(
     parameters=(
         ParameterSpec("cost", 1.0, False, "importance_cost"),
@@ -185,7 +185,7 @@ def test_tallies_add_up_to_the_tally_of_all_sessions():
 
 
 def test_the_shipped_nps_flow_is_scored_with_its_nps_question():
-    spec = spec_for(default_flows()["post_call_nps"])
+    spec = spec_for(load_flows()["post_call_nps"])
     assert spec.nps_key == "nps"
     score = score_session({"overall": 5, "cost": 1, "speed": 5, "nps": 10}, spec)
     assert (score.nps, nps_class(score.nps)) == (10, "promoter")

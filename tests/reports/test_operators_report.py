@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from ivr_flows import QuestionType
-from tests.reports.factories import NPS_FLOW, report
+from tests.reports.factories import NPS_FLOWS, report
 
 SENT = ("active", "completed", "partial", "expired")
 ENDED = ("completed", "partial", "expired")
@@ -135,9 +135,7 @@ def independent_figures(session: Any, flows: dict[str, Any]) -> dict[str, dict[s
 
 @pytest.fixture
 def flows() -> dict[str, Any]:
-    from ivr_flows import default_flows
-
-    return {**default_flows(), NPS_FLOW.key: NPS_FLOW}
+    return NPS_FLOWS
 
 
 def test_the_report_matches_figures_computed_independently_from_raw_answers(

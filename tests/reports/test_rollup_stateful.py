@@ -47,6 +47,7 @@ from gateway.reports.rollup import verify
 from gateway.surveys import record_answer
 from ivr_flows import Flow, parse_flow
 from ivr_flows.engine import RecordedAnswer
+from tests.reports.factories import session_with_flows
 
 pytestmark = pytest.mark.both_databases
 
@@ -117,7 +118,9 @@ class Rollup(RuleBasedStateMachine):
         database = self.app.extensions["database"]
         self.connection = database.session_factory.kw["bind"]
         self.savepoint = self.connection.begin_nested()
-        self.session = database.session_factory()
+        # A session of the app as built with `flows` (a restart with other flow files
+        # changes them: see change_weights).
+        self.session = session_with_flows(self.app, self.flows)
         self.settings = self.app.config["SETTINGS"]
         self.weights = WEIGHTS[0]
         self.flows["weighted"] = FLOWS[self.weights]
@@ -483,9 +486,8 @@ def same_figures(got: dict[str, Any], group: dict[str, Any], *, operator_view: b
         assert got["nps"]["detractors"] == want["nps"]["detractors"]
 
 
-def _run(app: Any, monkeypatch: pytest.MonkeyPatch, examples: int, steps: int) -> None:
+def _run(app: Any, examples: int, steps: int) -> None:
     flows: dict[str, Flow] = {}
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
     machine = type("RollupMachine", (Rollup,), {"app": app, "flows": flows})
     run_state_machine_as_test(
         machine,
@@ -500,21 +502,20 @@ def _run(app: Any, monkeypatch: pytest.MonkeyPatch, examples: int, steps: int) -
     )
 
 
-def test_every_report_figure_equals_the_raw_rows_after_every_step(app, monkeypatch):
+def test_every_report_figure_equals_the_raw_rows_after_every_step(app):
     with app.app_context():
-        _run(app, monkeypatch, examples=6, steps=15)
+        _run(app, examples=6, steps=15)
 
 
 @pytest.mark.slow
-def test_every_report_figure_equals_the_raw_rows_in_a_long_random_run(app, monkeypatch):
+def test_every_report_figure_equals_the_raw_rows_in_a_long_random_run(app):
     with app.app_context():
-        _run(app, monkeypatch, examples=60, steps=30)
+        _run(app, examples=60, steps=30)
 
 
-def test_the_machine_notices_a_past_figure_that_moved(app, monkeypatch):
+def test_the_machine_notices_a_past_figure_that_moved(app):
     """The check itself can fail: a survey re-scored behind the model's back is caught."""
     flows: dict[str, Flow] = {"weighted": FLOWS[WEIGHTS[0]]}
-    monkeypatch.setattr(scoring, "default_flows", lambda: flows)
     with app.app_context():
         machine = type("RollupMachine", (Rollup,), {"app": app, "flows": flows})()
         try:

@@ -29,7 +29,7 @@ from gateway.models import Interaction, InteractionChannel
 from gateway.sip.media import prompt_frames, prompt_root
 from gateway.sip.server import SipServer
 from gateway.surveys import scores_of
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from tests.conftest import IN_CI, make_test_app
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -83,7 +83,7 @@ def prompt_fingerprints(language: str, payload_type: int = PCMU) -> dict[bytes, 
     """The first frames of every prompt of post_call, as G.711 of `payload_type`."""
     root = prompt_root(None)
     prints: dict[bytes, str] = {}
-    for flow in default_flows().values():
+    for flow in load_flows().values():
         if flow.key != "post_call":
             continue
         for prompt in spoken_prompts(flow, language):

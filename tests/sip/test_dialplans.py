@@ -10,7 +10,7 @@ from pathlib import Path
 from aiosipua import SipMessage
 
 from gateway.sip.handover import CALL_ID_HEADER, OPERATOR_HEADER, handed_over_call
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from tests.sip.conftest import SCENARIOS
 
 DOC = Path(__file__).parents[2] / "docs" / "telephony.md"
@@ -35,7 +35,7 @@ def test_the_asterisk_dialplan_sets_the_headers_the_gateway_reads() -> None:
     assert set(re.findall(r"PJSIP_HEADER\(add,([\w-]+)\)", dialplan)) == HANDOVER_HEADERS
     assert "Dial(PJSIP/${OPERATOR},60,g)" in dialplan  # goes on after the operator hangs up
     flow = re.search(r"sip:(\w+)@", dialplan)
-    assert flow is not None and flow.group(1) in default_flows()
+    assert flow is not None and flow.group(1) in load_flows()
 
 
 def test_the_freeswitch_dialplan_sets_the_headers_the_gateway_reads() -> None:
@@ -44,7 +44,7 @@ def test_the_freeswitch_dialplan_sets_the_headers_the_gateway_reads() -> None:
     assert set(re.findall(r"sip_h_([\w-]+)=", dialplan)) == HANDOVER_HEADERS
     assert "hangup_after_bridge=false" in dialplan
     flow = re.search(r"sofia/external/(\w+)@", dialplan)
-    assert flow is not None and flow.group(1) in default_flows()
+    assert flow is not None and flow.group(1) in load_flows()
 
 
 def test_every_sipp_scenario_hands_the_call_over_as_the_dialplans_do() -> None:

@@ -24,7 +24,7 @@ from gateway.models import (
     SurveySession,
     SurveyStatus,
 )
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from sms import texts
 from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
@@ -33,7 +33,7 @@ from tests.sms.conftest import minutes, new_sid, record_visit, survey_of
 
 PHONE = "+79161234567"
 SURVEY_NUMBER = "+15005550006"
-FLOW = default_flows()["post_call"]
+FLOW = load_flows()["post_call"]
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch import sweep
 from gateway.models import Message, SurveyStatus
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
 from tests.sms.conftest import minutes, record_visit, survey_of
 from tests.sms.test_conversation import answers_of, inbound_params, replied
 
-FLOW = default_flows()["post_call_csi"]
+FLOW = load_flows()["post_call_csi"]
 
 
 @pytest.fixture

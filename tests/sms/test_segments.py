@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from ivr_flows.engine import Say, SayKind
 from sms import texts
 from sms.segments import count_segments, segments
@@ -50,7 +50,7 @@ def test_an_emoji_takes_two_units_and_is_never_split() -> None:
 
 def _every_text() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for flow in default_flows().values():
+    for flow in load_flows().values():
         if "sms" not in flow.channels or not flow.questions_for("sms"):
             continue
         for language in flow.languages:
@@ -81,7 +81,7 @@ def test_every_text_of_every_flow_fits_in_two_segments(where: str, text: str) ->
 
 
 def test_the_first_message_carries_the_greeting_the_question_and_the_opt_out_hint() -> None:
-    flow = default_flows()["post_call"]
+    flow = load_flows()["post_call"]
     body = texts.first_message(flow, "ru")
     assert body.splitlines() == [
         flow.prompt("sms_greeting", "ru"),

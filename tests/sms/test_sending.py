@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.dispatch import SEND_SMS_TASK, sweep
 from gateway.models import Customer, Message, SurveySession, SurveyStatus
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from sms.configured import provider_for
 from sms.providers import ConsoleSmsProvider, TwilioSmsProvider
 from sms.service import send_first_sms
@@ -81,7 +81,7 @@ def test_the_first_sms_goes_out_through_the_sdk_with_sender_and_status_callback(
     [request] = fake.messages()
     assert request.params["To"] == "+79161234567"
     assert request.params["From"] == FROM
-    assert request.params["Body"] == first_message(default_flows()["post_call"], "en")
+    assert request.params["Body"] == first_message(load_flows()["post_call"], "en")
     assert request.params["StatusCallback"] == PUBLIC_BASE_URL + "/sms/status"
     assert request.header("Authorization") is not None
     assert_matches_twilio_openapi(request)

@@ -19,14 +19,14 @@ from gateway.cli import main
 from gateway.db import utcnow
 from gateway.dispatch import SEND_SMS_TASK, run_sweep
 from gateway.models import Message, SurveySession, SurveyStatus
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
 from sms.texts import first_message
 from tests.conftest import empty_database, make_test_app
 from tests.sms.conftest import minutes, record_visit
 
-FLOW = default_flows()["post_call"]
+FLOW = load_flows()["post_call"]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import utcnow
 from gateway.dispatch import RECONCILE_SMS_TASK, SEND_SMS_TASK, sweep
 from gateway.models import Customer, Message, ProviderCircuit, SurveyStatus
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from sms.configured import provider_for
 from sms.reconcile import reconcile_survey
 from sms.service import send_first_sms
@@ -30,7 +30,7 @@ from tests.sms.conftest import minutes, record_visit, survey_of
 PHONE = "+79161234567"
 DEDICATED_NUMBER = "79037654321"
 SECRET = "smsc-callback-0123456789abcdef"
-FLOW = default_flows()["post_call"]
+FLOW = load_flows()["post_call"]
 
 
 @pytest.fixture

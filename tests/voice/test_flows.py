@@ -10,7 +10,7 @@ import yaml
 
 import ivr_flows.loader as loader
 from audio.prompts import number_words, prompt_for, spoken_prompts
-from ivr_flows import FlowError, FlowState, default_flows, load_flows, parse_flow
+from ivr_flows import FlowError, FlowState, load_flows, parse_flow
 from ivr_flows.engine import (
     Invalid,
     NoInput,
@@ -77,27 +77,21 @@ def test_a_confirming_question_needs_the_confirm_prompt() -> None:
         parse_flow(data)
 
 
-def test_an_invalid_flow_stops_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_invalid_flow_stops_start_up(tmp_path: Path) -> None:
     from gateway import create_app
 
     data = raw_flow("quick_csat")
     data["questions"][0]["type"] = "smiley"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    real = loader.load_flows
-    monkeypatch.setattr(loader, "load_flows", lambda: real(tmp_path))
-    default_flows.cache_clear()
-    try:
-        with pytest.raises(FlowError, match="unknown question type 'smiley'"):
-            create_app(
-                {
-                    "env": "test",
-                    "var_dir": tmp_path / "var",
-                    "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                }
-            )
-    finally:
-        monkeypatch.undo()
-        default_flows.cache_clear()
+    with pytest.raises(FlowError, match="unknown question type 'smiley'"):
+        create_app(
+            {
+                "env": "test",
+                "var_dir": tmp_path / "var",
+                "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                "flows_dir": tmp_path,
+            }
+        )
 
 
 class TestEngine:

@@ -16,10 +16,10 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch import sweep
 from gateway.models import Answer
-from ivr_flows import default_flows
+from ivr_flows import load_flows
 from tests.websurvey.conftest import buttons, path_of, question_key
 
-FLOW = default_flows()["post_call"]
+FLOW = load_flows()["post_call"]
 
 
 def scores(client: FlaskClient, auth: dict[str, str], resource: dict[str, Any]) -> dict[str, int]:
@@ -128,7 +128,7 @@ def test_the_nps_question_shows_zero_to_ten_and_the_page_speaks_english(
     for key in ("overall", "cost", "speed", "politeness", "quality"):
         client.post(path, data={"question": key, "value": "5"})
     html = client.get(path).get_data(as_text=True)
-    nps = default_flows()["post_call_nps"].question("nps")
+    nps = load_flows()["post_call_nps"].question("nps")
     assert nps.text_for("web", "en") in html
     assert buttons(html) == [str(n) for n in range(11)]
     assert "not at all" in html
