@@ -1,6 +1,11 @@
 """SMS webhooks. Twilio Messaging: /sms/inbound and /sms/status (signature, form, service,
 TwiML). SMSC.ru: /sms/smsc/<secret>, one handler URL for delivery statuses and incoming SMS,
-authenticated by the secret in it (sms.smsc)."""
+authenticated by the secret in it (sms.smsc).
+
+Thin, as every webhook of the gateway: the request is checked and parsed into a typed value,
+the service decides on the request's session, the view commits (an error rolls back when the
+request ends) and answers.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from gateway.config import current_settings
-from gateway.db import current_database, utcnow
-from gateway.twilio_webhooks import form_text, twilio_signed, twiml
+from gateway.db import current_session, utcnow
+from gateway.twilio_inbound import form_text, twilio_signed, twiml
 from sms.conversation import InboundSms, handle_inbound
 from sms.service import StatusUpdate, record_status
 
@@ -41,9 +46,9 @@ def inbound() -> Response:
     )
     if not sms.message_sid or not sms.from_number:
         return Response("MessageSid and From are required", 400, mimetype="text/plain")
-    database = current_database()
-    with database.session_scope() as session:
-        reply = handle_inbound(session, current_settings(), sms, utcnow())
+    session = current_session()
+    reply = handle_inbound(session, current_settings(), sms, utcnow())
+    session.commit()
     response = MessagingResponse()
     if reply:
         response.message(reply)
@@ -60,9 +65,9 @@ def status() -> Response:
     if not sid or not status_text:
         return Response("MessageSid and MessageStatus are required", 400, mimetype="text/plain")
     update = StatusUpdate(sid, status_text, _error_code(form.get("ErrorCode")))
-    database = current_database()
-    with database.session_scope() as session:
-        record_status(session, current_settings(), update, utcnow())
+    session = current_session()
+    record_status(session, current_settings(), update, utcnow())
+    session.commit()
     return twiml(MessagingResponse())
 
 
@@ -99,7 +104,6 @@ def smsc_callback(secret: str) -> Response:
     fields = [v for k, v in request.values.items(multi=True) if k not in {"mes", "message"}]
     if any(len(v) > MAX_SMSC_FIELD_CHARS or "\x00" in v for v in fields):
         return Response("a field is too long or holds a NUL", 400, mimetype="text/plain")
-    database = current_database()
     phone = _smsc_field("phone")
     if phone.isdigit() and len(phone) > 10:
         phone = "+" + phone  # SMSC gives numbers in international format without the "+"
@@ -114,8 +118,9 @@ def smsc_callback(secret: str) -> Response:
             body=text.replace("\x00", "")[:MAX_SMSC_TEXT_CHARS],
             reply_status="pending",
         )
-        with database.session_scope() as session:
-            reply = handle_inbound(session, settings, sms, utcnow())
+        session = current_session()
+        reply = handle_inbound(session, settings, sms, utcnow())
+        session.commit()  # before the reply's task is queued: it sends what is committed
         if reply:
             try:
                 publish_task(REPLY_TASK)
@@ -138,6 +143,7 @@ def smsc_callback(secret: str) -> Response:
         blacklisted=meaning.blacklisted,
         provider=NAME,
     )
-    with database.session_scope() as session:
-        record_status(session, settings, update, utcnow())
+    session = current_session()
+    record_status(session, settings, update, utcnow())
+    session.commit()
     return Response("OK", mimetype="text/plain")

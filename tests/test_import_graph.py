@@ -7,6 +7,7 @@ Built by grimp from every import statement, those inside functions included.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import grimp
 import pytest
@@ -141,3 +142,12 @@ def test_the_checks_find_a_circle_a_crossing_and_an_upward_arrow() -> None:
         ("gateway.dispatch", "sms.sweep"),
         ("gateway.retries", "sms"),
     ]
+
+
+def test_every_webhook_and_page_commits_the_requests_session() -> None:
+    """One transaction idiom for views: the request's session (`current_session()`), committed
+    by the view, rolled back when the request ends in an error; no view opens its own."""
+    root = Path(__file__).resolve().parent.parent
+    views = [path for package in PACKAGES for path in (root / package).rglob("views.py")]
+    assert len(views) >= 5
+    assert [str(p.relative_to(root)) for p in views if "session_scope(" in p.read_text()] == []

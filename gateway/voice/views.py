@@ -11,7 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
-from gateway.twilio_webhooks import twilio_signed, twiml
+from gateway.twilio_inbound import twilio_signed, twiml
 from gateway.voice import service, status_callbacks
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")

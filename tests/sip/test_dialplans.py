@@ -118,6 +118,6 @@ def test_the_sip_channel_imports_the_core_only_never_another_channel() -> None:
                 imported.add(node.module)
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
-    channels = ("gateway.voice", "sms", "gateway.twilio_client", "gateway.twilio_webhooks")
+    channels = ("gateway.voice", "sms", "gateway.twilio_client", "gateway.twilio_inbound")
     assert not [name for name in imported if name.startswith(channels)]
     assert "gateway.phone_surveys" in imported

@@ -1,4 +1,9 @@
-"""What every Twilio webhook shares: the signature check and the URL Twilio signed."""
+"""Requests Twilio sends the gateway (its voice and SMS webhooks): the signature check, the
+form's limits, the URL Twilio signed, and the TwiML answer.
+
+What the gateway sends Twilio is `gateway.twilio_client`; the webhooks the gateway itself
+sends its subscribers are `gateway.webhooks`.
+"""
 
 from __future__ import annotations
 
