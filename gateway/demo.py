@@ -1,11 +1,12 @@
 """Demo data: a realistic month of a call centre and its offices, made by the services real
 traffic goes through, so every figure is what the gateway itself would have computed.
 
-* Hotline calls: the IVR hand-over (gateway.voice.service: the survey starts as the operator
-  hangs up, the caller presses digits step by step, Twilio's status callback ends the call),
-  then the CRM's report of the call (gateway.intake), as a PBX and a CRM would do it.
+* Hotline calls: the CRM's report of the call (gateway.intake), then the phone survey the PBX
+  hands the caller over to (gateway.phone_surveys, as the voice channels run it: the survey
+  starts as the operator hangs up, the caller presses digits step by step, then hangs up).
 * Office visits: reported by the queue system (gateway.intake) with a web survey, answered
-  and commented through the web survey's service (gateway.websurvey.service).
+  and commented through the web survey channel's service, which the command line hands in
+  (`WebSurveys`): the demo imports no channel.
 * Low scores open incidents on their own (gateway.surveys); older ones are assigned and
   closed as supervisors would (gateway.incidents); a few ratings are excluded after an
   appeal (gateway.reports.service.exclude_rating).
@@ -22,6 +23,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,16 +43,41 @@ from gateway.models import (
     SurveySession,
     Team,
 )
-from gateway.reports.service import exclude_rating
-from gateway.voice.service import (
-    CallInput,
-    KeyInput,
-    StartParams,
-    answer_step,
-    start_survey,
+from gateway.phone_surveys import (
+    HandedOverCall,
+    apply_given,
+    close_call_survey,
+    keys_given,
+    locked_survey,
+    open_handed_over_survey,
 )
-from gateway.voice.status_callbacks import StatusInput, call_status
-from gateway.websurvey import service as web
+from gateway.reports.service import exclude_rating
+from ivr_flows import QuestionType
+
+
+class WebSurveys(Protocol):
+    """What the demo's customers do on the web survey (the channel's service module)."""
+
+    CHANNEL: str
+
+    def answer(
+        self,
+        session: Session,
+        survey: SurveySession,
+        question_key: str,
+        value: int | None,
+        settings: Settings,
+        now: datetime,
+    ) -> bool: ...
+
+    def add_comment(
+        self, session: Session, survey: SurveySession, text: str, settings: Settings, now: datetime
+    ) -> bool: ...
+
+    def expire_web_surveys(
+        self, session: Session, settings: Settings, now: datetime
+    ) -> list[int]: ...
+
 
 DEMO_ACTION = "demo.seed"
 FLOW = "post_call"
@@ -178,9 +205,10 @@ class _Month:
         days: int,
         rng: random.Random,
         progress: Callable[[str], None],
+        web: WebSurveys,
     ):
         self.session, self.settings, self.now, self.days = session, settings, now, days
-        self.rng, self.progress = rng, progress
+        self.rng, self.progress, self.web = rng, progress, web
         self.zone = settings.report_zone
         self.summary = DemoSummary()
         self.counter = 0
@@ -222,9 +250,9 @@ class _Month:
             self.one_day(day, weekend=day.weekday() >= 5, back=back)
             self.session.commit()
             self.progress(f"{day:%Y-%m-%d}: done")
-        closed = web.expire_web_surveys(self.session, self.settings, self.now)
+        closed = self.web.expire_web_surveys(self.session, self.settings, self.now)
         while closed:
-            closed = web.expire_web_surveys(self.session, self.settings, self.now)
+            closed = self.web.expire_web_surveys(self.session, self.settings, self.now)
         self.work_incidents()
         self.exclude_some()
         self.session.commit()
@@ -287,41 +315,25 @@ class _Month:
             return
         scores = self.answers(operator.style)
         answered = list(RATED) if roll < 0.38 else list(RATED[:2])
-        call = CallInput(
-            call_sid="CA" + secrets.token_hex(16),
-            from_number=given.customer.phone,
-            to_number="+74950000000",
-            direction="inbound",
-            call_status="in-progress",
-        )
         at = given.ended_at
-        params = StartParams(operator=operator.external_id, interaction=given.external_id)
-        start_survey(self.session, self.settings, at, call, params)
-        self.webhook_answered()
-        survey_id = self.session.scalar(
-            select(SurveySession.id).where(SurveySession.provider_id == call.call_sid)
+        handed_over = HandedOverCall(
+            provider_id="demo:" + secrets.token_hex(16),
+            external_id=given.external_id,
+            operator=operator.external_id,
+            caller=given.customer.phone,
         )
-        if survey_id is None:
+        opened = open_handed_over_survey(self.session, self.settings, at, handed_over)
+        survey = locked_survey(self.session, opened.survey_id) if opened else None
+        if survey is None:
             return
-        for number, key in enumerate(answered, start=1):
+        for key in answered:  # the flow asks the rated questions in this order
             at += timedelta(seconds=8)
-            given_keys = KeyInput(digits=str(scores[key]))
-            answer_step(self.session, self.settings, at, call, survey_id, number, given_keys)
-            self.webhook_answered()
-        if len(answered) == len(RATED):
-            at += timedelta(seconds=20)  # no voice comment: the caller hangs up at the tone
-            number = len(answered) + 1
-            answer_step(self.session, self.settings, at, call, survey_id, number, KeyInput())
-            self.webhook_answered()
+            keys = keys_given(QuestionType.RATING, str(scores[key]))
+            apply_given(self.session, self.settings, at, survey, keys)
         self.summary.answered += 1
-        ended_call = CallInput(call_sid=call.call_sid, call_status="completed")
-        call_status(self.session, self.settings, at + timedelta(seconds=5), StatusInput(ended_call))
-
-    def webhook_answered(self) -> None:
-        """What the end of a webhook request does to the session: its writes are sent and
-        nothing read before is trusted after (the IVR writes key presses in plain SQL)."""
+        # No voice comment: the caller hangs up at the tone, or halfway through.
+        close_call_survey(survey, at + timedelta(seconds=20))
         self.session.flush()
-        self.session.expire_all()
 
     def visit(self, operator: DemoOperator, survey: SurveySession, ended: datetime) -> None:
         """An office visit's web survey: some customers open the link, answer and leave a
@@ -332,14 +344,14 @@ class _Month:
         at = ended + timedelta(minutes=self.rng.randrange(20, 600))
         if at >= self.now:
             return
-        for question in self.flow.questions_for(web.CHANNEL):
+        for question in self.flow.questions_for(self.web.CHANNEL):
             at += timedelta(seconds=10)
-            web.answer(
+            self.web.answer(
                 self.session, survey, question.key, scores.get(question.key), self.settings, at
             )
         self.summary.answered += 1
         if self.rng.random() < (0.8 if scores["overall"] <= 2 else 0.3):
-            web.add_comment(
+            self.web.add_comment(
                 self.session, survey, self.comment(scores["overall"]), self.settings, at
             )
 
@@ -417,6 +429,7 @@ def seed(
     days: int = 30,
     seed_value: int = 12,
     progress: Callable[[str], None] = lambda _: None,
+    web: WebSurveys,
 ) -> DemoSummary:
     """Fill an empty gateway with `days` days of demo contacts, surveys, incidents and the
     demo accounts; commits as it goes. Raises DemoRefused if the database is not empty."""
@@ -436,7 +449,8 @@ def seed(
     for name in (HOTLINE_NORTH, HOTLINE_SOUTH, OFFICES):
         session.add(Team(name=name, created_at=now - timedelta(days=days + 1)))
     session.commit()
-    summary = _Month(session, settings, now, days, random.Random(seed_value), progress).run()
+    rng = random.Random(seed_value)
+    summary = _Month(session, settings, now, days, rng, progress, web).run()
     for username, role, full_name, teams, operator in demo_accounts():
         password = "demo-" + secrets.token_urlsafe(9)
         create_account(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+if TYPE_CHECKING:
+    from gateway.demo import WebSurveys
 
-def register(main: click.Group) -> None:
-    """Add the `demo` group to `main`."""
+
+def register(main: click.Group, web: WebSurveys) -> None:
+    """Add the `demo` group to `main`; its customers answer web surveys through `web`."""
     from gateway.cli_context import app_session
 
     @main.group()
@@ -26,7 +31,12 @@ def register(main: click.Group) -> None:
         with app_session() as (app, session):
             try:
                 summary = seed_demo(
-                    session, app.config["SETTINGS"], utcnow(), days=days, seed_value=seed_value
+                    session,
+                    app.config["SETTINGS"],
+                    utcnow(),
+                    days=days,
+                    seed_value=seed_value,
+                    web=web,
                 )
             except DemoRefused as exc:
                 raise click.ClickException(str(exc)) from exc

@@ -14,12 +14,13 @@ from gateway.db import utcnow
 from gateway.demo import DemoRefused, seed
 from gateway.models import Incident, Interaction, InteractionChannel, SurveySession
 from gateway.reports.rollup import verify
+from gateway.websurvey import service as web_survey
 
 
 def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api_key):
     settings = app.config["SETTINGS"]
     now = utcnow()
-    summary = seed(session, settings, now, days=2)
+    summary = seed(session, settings, now, days=2, web=web_survey)
     assert summary.calls > 20 and summary.visits > 5 and summary.answered > 10
 
     zone = settings.report_zone
@@ -49,7 +50,7 @@ def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api
         assert sign_in(session, username, password, settings, now).result is SignInResult.SIGNED_IN
 
     with pytest.raises(DemoRefused, match="demo data is there already"):
-        seed(session, settings, now, days=3)
+        seed(session, settings, now, days=3, web=web_survey)
 
 
 def test_the_command_refuses_a_database_with_real_contacts(live_app, database_url, tmp_path):
@@ -71,7 +72,7 @@ def test_a_seeded_month_tells_strong_weak_and_new_operators_apart(
 ):
     settings = app.config["SETTINGS"]
     now = utcnow()
-    seed(session, settings, now, days=30)
+    seed(session, settings, now, days=30, web=web_survey)
     today = now.astimezone(settings.report_zone).date()
     first, last = today - timedelta(days=31), today
     admin = {"Authorization": f"Bearer {make_api_key('admin', name='boss')}"}

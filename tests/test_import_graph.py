@@ -16,9 +16,8 @@ from flask import Flask
 from gateway.dispatch import RECONCILE_SMS_TASK, HandOverStep, sweep_steps
 
 PACKAGES = ("gateway", "sms", "audio", "ivr_flows")
-# Where the parts are put together: the web app's factory, the command line, and the demo
-# seed, which makes its month of contacts through every channel as customers would.
-COMPOSITION_ROOTS = frozenset({"gateway", "gateway.cli", "gateway.demo"})
+# Where the parts are put together: the web app's factory and the command line.
+COMPOSITION_ROOTS = frozenset({"gateway", "gateway.cli"})
 # A survey reaches a customer through one of these; each may import the core only.
 CHANNELS = ("sms", "gateway.voice", "gateway.websurvey")
 
