@@ -273,10 +273,14 @@ def operators_report(
     operators = _operators(session, list(totals))
     by_team = _satisfied_by_team(session, flt)
     # The prior is the company's (the filter without its team): an operator's figures do not
-    # depend on whether a supervisor or an admin looks.
+    # depend on whether a supervisor or an admin looks. It needs only each operator's two
+    # counts, so a team's report does not sum the whole company's figures.
     unlimited = replace(flt, team=None, team_ids=None, operator_id=None)
-    population = totals if flt == unlimited else _totals(session, unlimited, "operator_id")
-    prior = fit_beta_prior((t.tally.satisfied, t.tally.responses) for t in population.values())
+    population = by_team if flt == unlimited else _satisfied_by_team(session, unlimited)
+    prior = fit_beta_prior(
+        (sum(c[0] for c in teams.values()), sum(c[1] for c in teams.values()))
+        for teams in population.values()
+    )
     rows = [
         {
             "operator": operators[operator_id],
