@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import click
 
@@ -163,12 +163,13 @@ def _user() -> str:
         return "unknown"
 
 
-def _period_bound(text: str, *, end: bool) -> datetime:
-    """A UTC date (the whole day; `--to` inclusive) or an ISO 8601 date-time with offset."""
+def _period_bound(text: str, *, end: bool, zone: tzinfo) -> datetime:
+    """A local date in `zone` (the whole day; `--to` inclusive) or an ISO 8601 date-time with
+    offset."""
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1 if end else 0), time(0), UTC)
+            return datetime.combine(day + timedelta(days=1 if end else 0), time(0), zone)
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError) as exc:
         raise click.BadParameter(f"{text!r}: use 2026-11-01 or 2026-11-01T09:00:00+03:00") from exc
@@ -184,8 +185,12 @@ def _period_bound(text: str, *, end: bool) -> datetime:
     required=True,
     help="which surveys: failed (refused by the provider, or given up)",
 )
-@click.option("--from", "from_", required=True, help="contacts ended on or after (UTC date)")
-@click.option("--to", required=True, help="contacts ended on or before (UTC date, inclusive)")
+@click.option(
+    "--from", "from_", required=True, help="contacts ended on or after (date in REPORT_TIMEZONE)"
+)
+@click.option(
+    "--to", required=True, help="contacts ended on or before (date in REPORT_TIMEZONE, inclusive)"
+)
 @click.option("--reason", default=None, help="only those whose failure reason contains this")
 @click.option("--dry-run", is_flag=True, help="say what would be sent again, change nothing")
 def surveys_retry(status: str, from_: str, to: str, reason: str | None, dry_run: bool) -> None:
@@ -194,8 +199,10 @@ def surveys_retry(status: str, from_: str, to: str, reason: str | None, dry_run:
     from gateway.models import SurveyStatus
     from gateway.retries import retry_surveys
 
-    start, end = _period_bound(from_, end=False), _period_bound(to, end=True)
     with app_session() as (app, session):
+        zone = app.config["SETTINGS"].report_zone
+        start = _period_bound(from_, end=False, zone=zone)
+        end = _period_bound(to, end=True, zone=zone)
         report = retry_surveys(
             session,
             app.config["SETTINGS"],
