@@ -3,8 +3,9 @@
 Not a test. Creates its own PostgreSQL database (as bench/ivr_load.py does), builds the app,
 and walks `--calls` whole `post_call` surveys one after another through the WSGI app with
 Twilio's signed webhooks, the same requests as the load benchmark's callers. Prints the
-process's CPU time per step (with a warm-up not counted) and, with --profile, cProfile's
-heaviest functions by cumulative time.
+process's CPU time per step (with a warm-up not counted), the part of it spent inside the
+gateway's WSGI app (the caller's signing and parsing left out) and, with --profile,
+cProfile's heaviest functions by cumulative time.
 
     .venv/bin/python bench/ivr_profile.py [--calls 300] [--profile] [--top 40]
 """
@@ -49,6 +50,7 @@ class InProcessCaller(Caller):
         super().__init__(BASE_URL, seed, tally)
         self.client = client
         self.statements = [0]
+        self.in_app = [0.0]  # CPU seconds inside the gateway's WSGI app
         self.by_kind: dict[str, list[Any]] = {}
 
     @staticmethod
@@ -64,6 +66,7 @@ class InProcessCaller(Caller):
         started = time.perf_counter()
         cpu = time.process_time()
         statements_before = self.statements[0]
+        in_app_before = self.in_app[0]
         response = self.client.post(
             target,
             data=data,
@@ -71,13 +74,27 @@ class InProcessCaller(Caller):
         )
         self.tally.latencies.append(time.perf_counter() - started)
         kind = self.kind(parts.path, parts.query)
-        figures = self.by_kind.setdefault(kind, [0, 0.0, 0])
+        figures = self.by_kind.setdefault(kind, [0, 0.0, 0, 0.0])
         figures[0] += 1
         figures[1] += time.process_time() - cpu
         figures[2] += self.statements[0] - statements_before
+        figures[3] += self.in_app[0] - in_app_before
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code} from {parts.path}: {response.data[:200]!r}")
         return bytes(response.data)
+
+
+def in_app_timer(wsgi_app: Any, spent: list[float]) -> Any:
+    """The WSGI app, adding the CPU time of each request (the body included) to spent[0]."""
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        cpu = time.process_time()
+        try:
+            return list(wsgi_app(environ, start_response))
+        finally:
+            spent[0] += time.process_time() - cpu
+
+    return timed
 
 
 def main() -> int:
@@ -113,6 +130,7 @@ def main() -> int:
         client = app.test_client()
         tally = Tally()
         caller = InProcessCaller(client, random.randrange(2**32), tally)
+        app.wsgi_app = in_app_timer(app.wsgi_app, caller.in_app)  # type: ignore[method-assign]
         event.listen(
             app.extensions["database"].engine,
             "before_cursor_execute",
@@ -132,14 +150,19 @@ def main() -> int:
             profiler.disable()
         spent = time.process_time() - started
         steps = len(tally.latencies)
+        in_app = sum(figures[3] for figures in caller.by_kind.values())
         print(
             f"{args.calls} surveys, {steps} steps in one process: "
             f"{spent * 1000 / steps:.2f} ms CPU per step (app and callers; the database's "
-            f"backend not included); load average {os.getloadavg()[0]:.2f}"
+            f"backend not included), {in_app * 1000 / steps:.2f} ms of it in the app; "
+            f"load average {os.getloadavg()[0]:.2f}"
         )
-        print(f"{'request':<40} {'count':>6} {'cpu ms':>7} {'statements':>10}")
-        for kind, (count, cpu, statements) in sorted(caller.by_kind.items()):
-            print(f"{kind:<40} {count:>6} {cpu * 1000 / count:>7.2f} {statements / count:>10.1f}")
+        print(f"{'request':<40} {'count':>6} {'cpu ms':>7} {'app ms':>7} {'statements':>10}")
+        for kind, (count, cpu, statements, app_cpu) in sorted(caller.by_kind.items()):
+            print(
+                f"{kind:<40} {count:>6} {cpu * 1000 / count:>7.2f} "
+                f"{app_cpu * 1000 / count:>7.2f} {statements / count:>10.1f}"
+            )
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(

@@ -118,7 +118,7 @@ def _headers(response: Response) -> Response:
         headers.setdefault("Content-Security-Policy", page_csp(csp_nonce()))
     else:
         headers.setdefault("Content-Security-Policy", API_CSP)
-    if request.url_root.startswith("https://") or _public_https():
+    if request.scheme == "https" or _public_https():
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if "Cache-Control" not in headers:
         # Reports, interactions and dashboard pages carry personal data: never cached.

@@ -58,7 +58,7 @@ from gateway.surveys import (
     save_flow_state,
 )
 from gateway.voice import callback_surveys
-from gateway.voice.twiml import StepLink, hangup, render_step
+from gateway.voice.twiml import StepLink, hangup, step_twiml
 from gateway.webhooks.events import ANY_SUBSCRIPTION
 from ivr_flows import Flow, FlowState
 from ivr_flows.engine import (
@@ -361,7 +361,7 @@ def _start_new_contact(
     after.update(contact, id=interaction_id, survey_id=survey_id, status=begun["status"])
     rollup.count_change(conn, None, after, settings.report_zone)
     link = StepLink(survey_id, 1, _question_key(flow, step.state, step.finished))
-    return str(render_step(step, flow, language, link, settings))
+    return step_twiml(step, flow, language, link, settings)
 
 
 def _start_post_call(
@@ -527,7 +527,7 @@ def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySe
     if step.finished:
         survey_state.finish(survey, now, completed=True)
     link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
-    return str(render_step(step, flow, survey.language, link, settings))
+    return step_twiml(step, flow, survey.language, link, settings)
 
 
 def _start_callback(
@@ -635,7 +635,7 @@ def _keypress(
             _NEW_POSITION, {"survey_id": row.id, "state": step.state.to_json(), "now": now}
         )
     link = StepLink(row.id, number + 1, _question_key(flow, step.state, step.finished))
-    return str(render_step(step, flow, row.language, link, settings))
+    return step_twiml(step, flow, row.language, link, settings)
 
 
 def _last_step(
@@ -700,7 +700,7 @@ def _advance(
         survey_state.finish(survey, now, completed=True)
     save_flow_state(survey, step.state)
     link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
-    return str(render_step(step, flow, survey.language, link, settings))
+    return step_twiml(step, flow, survey.language, link, settings)
 
 
 def _late_comment(

@@ -2,12 +2,19 @@
 
 The prompt is inside the <Gather> so callers may press during it; a recorded prompt is
 <Play>ed where its file exists, else the text is spoken by <Say> in the language's voice.
+
+A step's document is built once per flow, step, language and set of recorded prompts and
+then kept as text with its action URL left out (`step_twiml`): prompts are static data, and
+building the document costs more CPU than the rest of a key press.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -44,17 +51,60 @@ def play_url(settings: Settings, language: str, prompt_id: str) -> str:
 def _speak(
     target: VoiceResponse | Gather, prompt: Prompt, language: str, settings: Settings
 ) -> None:
-    if prompt_file(audio_root(settings.audio_dir), language, prompt.id).is_file():
+    if _recorded(settings, language, prompt):
         target.play(play_url(settings, language, prompt.id))
         return
     voice, locale = SAY_VOICES.get(language, SAY_VOICES["en"])
     target.say(prompt.text, voice=voice, language=locale)
 
 
+def _recorded(settings: Settings, language: str, prompt: Prompt) -> bool:
+    return prompt_file(audio_root(settings.audio_dir), language, prompt.id).is_file()
+
+
+# Stands for the action URL in a kept document; no prompt text or URL can contain it.
+_ACTION = f"urn:step-action:{uuid.uuid4().hex}"
+# Kept documents: key -> (the flow it was built from, the document). A flow loaded anew is
+# another object and gets documents of its own; the oldest half goes when it is full.
+_DOCUMENTS: dict[tuple[Any, ...], tuple[Flow, str]] = {}
+MAX_DOCUMENTS = 2048
+
+
+def step_twiml(step: Step, flow: Flow, language: str, link: StepLink, settings: Settings) -> str:
+    """`render_step` as text, built once per flow, step, language and recorded prompts (a
+    recording added later is played from the next step on) and kept with the action left out.
+    """
+    prompts = tuple(prompt_for(flow, say, language) for say in step.say)
+    key = (
+        id(flow),
+        prompts,
+        tuple(_recorded(settings, language, p) for p in prompts),
+        step.finished,
+        step.state.index,
+        step.state.pending,
+        language,
+        settings.public_base_url,
+        settings.audio_base_url,
+    )
+    kept = _DOCUMENTS.get(key)
+    if kept is None or kept[0] is not flow:
+        if len(_DOCUMENTS) >= MAX_DOCUMENTS:
+            for old in list(_DOCUMENTS)[: MAX_DOCUMENTS // 2]:
+                _DOCUMENTS.pop(old, None)
+        kept = _DOCUMENTS[key] = (flow, str(_render(step, flow, language, _ACTION, settings)))
+    return kept[1].replace(_ACTION, escape(link.url(settings)))
+
+
 def render_step(
     step: Step, flow: Flow, language: str, link: StepLink, settings: Settings
 ) -> VoiceResponse:
     """What the caller hears for one engine step, and where their answer goes."""
+    return _render(step, flow, language, link.url(settings), settings)
+
+
+def _render(
+    step: Step, flow: Flow, language: str, action: str, settings: Settings
+) -> VoiceResponse:
     response = VoiceResponse()
     prompts = [prompt_for(flow, say, language) for say in step.say]
     if step.finished:
@@ -64,7 +114,6 @@ def render_step(
         return response
 
     question = flow.questions_for("ivr")[step.state.index]
-    action = link.url(settings)
     if question.type is QuestionType.COMMENT and step.state.pending is None:
         for prompt in prompts:
             _speak(response, prompt, language, settings)
