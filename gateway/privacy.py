@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway import survey_state
@@ -33,6 +33,7 @@ from gateway.models import (
     ConsentEvent,
     Customer,
     Incident,
+    IncidentAlert,
     Interaction,
     Message,
     RecordingDeletion,
@@ -480,3 +481,64 @@ def audit_number_reads(
         )
         count += 1
     return count
+
+
+def delete_interaction(
+    session: Session, interaction: Interaction, actor: str, reason: str, now: datetime
+) -> None:
+    """Delete a contact recorded by mistake (a test call, a PBX duplicate), audited, with its
+    surveys (follow-ups too), their answers and attempts, and the incidents their low scores
+    opened, each incident audited with its state. Recordings are queued for deletion at
+    Twilio; the surveys' SMS stay in the message log, detached. The reports' rollup takes the
+    contact's count away in the same flush."""
+    surveys = session.scalars(
+        select(SurveySession).where(SurveySession.interaction_id == interaction.id)
+    ).all()
+    survey_ids = [s.id for s in surveys]
+    incidents = session.scalars(select(Incident).where(Incident.session_id.in_(survey_ids))).all()
+    if incidents:
+        session.execute(
+            delete(IncidentAlert).where(IncidentAlert.incident_id.in_([i.id for i in incidents]))
+        )
+    for incident in incidents:
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=actor[:200],
+                action="incident.delete",
+                subject_type="incident",
+                subject_id=str(incident.id),
+                detail={"reason": reason, "status": incident.status, "score": incident.score},
+            )
+        )
+        session.delete(incident)
+    _forget_answers(session, survey_ids, now)
+    session.execute(
+        update(Message)
+        .where(Message.session_id.in_(survey_ids))
+        .values(session_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()  # the incidents go first: they refer to the surveys
+    # Follow-ups refer to the original survey: they go before it.
+    for survey in sorted(surveys, key=lambda s: s.follow_up_of_id is None):
+        session.delete(survey)
+        session.flush()
+    session.delete(interaction)
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=actor[:200],
+            action="interaction.delete",
+            subject_type="interaction",
+            subject_id=str(interaction.id),
+            detail={
+                "reason": reason,
+                "channel": str(interaction.channel),
+                "external_id": interaction.external_id,
+                "surveys": len(surveys),
+                "incidents": len(incidents),
+            },
+        )
+    )
+    session.flush()

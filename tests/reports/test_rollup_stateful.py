@@ -25,13 +25,12 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from gateway import survey_state
 from gateway.interactions import assign_operator, move_operator
 from gateway.models import (
     Answer,
-    Incident,
     Interaction,
     InteractionChannel,
     Operator,
@@ -41,6 +40,7 @@ from gateway.models import (
     SurveyStatus,
     Team,
 )
+from gateway.privacy import delete_interaction
 from gateway.reports import scoring, service
 from gateway.reports.metrics import Tally, figures, score_session, spec_for
 from gateway.reports.rollup import verify
@@ -308,25 +308,12 @@ class Rollup(RuleBasedStateMachine):
 
     @rule(contact=consumes(contacts))
     def delete(self, contact: int) -> None:
-        interaction = self.session.get_one(Interaction, contact)
+        """A contact recorded by mistake is deleted, with its surveys and incidents."""
         survey = self._survey(contact)
-        self.session.execute(  # incidents of its surveys go with the contact
-            delete(Incident).where(
-                Incident.session_id.in_(
-                    select(SurveySession.id).where(SurveySession.interaction_id == contact)
-                )
-            )
-        )
-        for follow_up in self.session.scalars(
-            select(SurveySession).where(SurveySession.follow_up_of_id.is_not(None))
-        ):
-            if follow_up.interaction_id == contact:
-                self.session.delete(follow_up)
-        self.session.flush()
         if survey is not None:
             self.frozen_weights.pop(survey.id, None)
-            self.session.delete(survey)
-        self.session.delete(interaction)
+        interaction = self.session.get_one(Interaction, contact)
+        delete_interaction(self.session, interaction, "admin:test", "a test call", self._now())
         self.session.commit()
         del self.team_of[contact]
 
