@@ -316,57 +316,99 @@ def compare_share(satisfied: int, n: int, reference: float) -> str | None:
     return "no_difference"
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One additive figure of the reports: a column of the rollup (gateway.reports.models),
+    summed over any days, operators and teams. docs/metrics.md says what each one counts."""
+
+    name: str
+    kind: type[int] | type[float]
+
+
+# The survey funnel: contacts and what became of their surveys. What one contact adds is
+# gateway.reports.rollup.Delta.contribute.
+FUNNEL = tuple(
+    Figure(name, int)
+    for name in (
+        "contacts",
+        "offered",
+        "not_sent",
+        "sent",
+        "started",
+        "completed",
+        "excluded",
+        "calls_without_survey",
+    )
+)
+# Sums of the frozen scores of non-excluded surveys. What one score adds is `Tally.add`.
+SCORES = (
+    Figure("responses", int),
+    *(Figure(f"overall_{v}", int) for v in range(1, 6)),
+    Figure("csi_sum", float),
+    Figure("csi_n", int),
+    Figure("csi_operator_sum", float),
+    Figure("csi_operator_n", int),
+    Figure("nps_n", int),
+    Figure("promoters", int),
+    Figure("detractors", int),
+)
+# Every figure of a rollup bucket, in its columns' order.
+BUCKET_FIGURES = FUNNEL + SCORES
+
+
 @dataclass
 class Tally:
-    """Counts and sums that add up across sessions, days and operators."""
+    """Counts and sums that add up across sessions, days and operators: the SCORES figures
+    by name, and each parameter's sum and count."""
 
-    responses: int = 0
-    distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(1, 6), 0))
-    csi_sum: float = 0.0
-    csi_n: int = 0
-    csi_operator_sum: float = 0.0
-    csi_operator_n: int = 0
-    nps_n: int = 0
-    promoters: int = 0
-    detractors: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: {f.name: f.kind() for f in SCORES})
     parameter_sums: dict[str, list[float]] = field(default_factory=dict)  # key -> [sum, n]
+
+    @classmethod
+    def of_columns(cls, columns: Mapping[str, float]) -> Tally:
+        """The tally a rollup row (or a sum of rows) holds; parameters apart."""
+        return cls({f.name: f.kind(columns.get(f.name) or 0) for f in SCORES})
+
+    @property
+    def responses(self) -> int:
+        """Sessions with an overall answer."""
+        return int(self.sums["responses"])
+
+    @property
+    def distribution(self) -> dict[int, int]:
+        """How many responses gave each overall score, 1 to 5."""
+        return {v: int(self.sums[f"overall_{v}"]) for v in range(1, 6)}
 
     @property
     def satisfied(self) -> int:
         """Responses whose overall score counts in CSAT."""
-        return sum(self.distribution.get(v, 0) for v in SATISFIED)
+        return sum(int(self.sums[f"overall_{v}"]) for v in SATISFIED)
 
     def add(self, score: SessionScore) -> None:
         """Count one non-excluded session's score."""
+        sums = self.sums
         if score.overall is not None:
-            self.responses += 1
-            self.distribution[score.overall] = self.distribution.get(score.overall, 0) + 1
+            sums["responses"] += 1
+            if f"overall_{score.overall}" in sums:
+                sums[f"overall_{score.overall}"] += 1
         if score.csi is not None:
-            self.csi_sum += score.csi
-            self.csi_n += 1
+            sums["csi_sum"] += score.csi
+            sums["csi_n"] += 1
         if score.csi_operator is not None:
-            self.csi_operator_sum += score.csi_operator
-            self.csi_operator_n += 1
+            sums["csi_operator_sum"] += score.csi_operator
+            sums["csi_operator_n"] += 1
         if score.nps is not None:
-            self.nps_n += 1
-            self.promoters += score.nps in PROMOTERS
-            self.detractors += score.nps in DETRACTORS
+            sums["nps_n"] += 1
+            sums["promoters"] += score.nps in PROMOTERS
+            sums["detractors"] += score.nps in DETRACTORS
         for key, value in score.parameters.items():
             pair = self.parameter_sums.setdefault(key, [0.0, 0])
             pair[0] += value
             pair[1] += 1
 
     def merge(self, other: Tally) -> None:
-        self.responses += other.responses
-        for value, count in other.distribution.items():
-            self.distribution[value] = self.distribution.get(value, 0) + count
-        self.csi_sum += other.csi_sum
-        self.csi_n += other.csi_n
-        self.csi_operator_sum += other.csi_operator_sum
-        self.csi_operator_n += other.csi_operator_n
-        self.nps_n += other.nps_n
-        self.promoters += other.promoters
-        self.detractors += other.detractors
+        for name, value in other.sums.items():
+            self.sums[name] += value
         for key, (total, n) in other.parameter_sums.items():
             pair = self.parameter_sums.setdefault(key, [0.0, 0])
             pair[0] += total
@@ -390,14 +432,16 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
     `operator_view` makes `csi` the operator's CSI (operator-controlled parameters only);
     `csi_all_parameters` always includes every parameter (the company's view).
     """
+    sums = tally.sums
     n = tally.responses
     satisfied = tally.satisfied
     overall_sum = sum(v * c for v, c in tally.distribution.items())
     interval = wilson_interval(satisfied, n)
-    csi_all = _mean(tally.csi_sum, tally.csi_n)
-    csi_operator = _mean(tally.csi_operator_sum, tally.csi_operator_n)
-    nps = nps_of(tally.promoters, tally.detractors, tally.nps_n)
-    nps_ci95 = nps_interval(tally.promoters, tally.detractors, tally.nps_n)
+    csi_all = _mean(sums["csi_sum"], int(sums["csi_n"]))
+    csi_operator = _mean(sums["csi_operator_sum"], int(sums["csi_operator_n"]))
+    nps_n, promoters, detractors = (int(sums[k]) for k in ("nps_n", "promoters", "detractors"))
+    nps = nps_of(promoters, detractors, nps_n)
+    nps_ci95 = nps_interval(promoters, detractors, nps_n)
     return {
         "responses": n,
         "overall_mean": _mean(overall_sum, n),
@@ -417,9 +461,9 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
             "score": nps[0],
             "se": nps[1],
             "ci95": list(nps_ci95) if nps_ci95 else None,
-            "responses": tally.nps_n,
-            "promoters": tally.promoters,
-            "passives": tally.nps_n - tally.promoters - tally.detractors,
-            "detractors": tally.detractors,
+            "responses": nps_n,
+            "promoters": promoters,
+            "passives": nps_n - promoters - detractors,
+            "detractors": detractors,
         },
     }

@@ -14,6 +14,7 @@ from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, utcnow
+from gateway.reports.metrics import BUCKET_FIGURES
 
 BUCKET_KEY = ("operator_id", "team_id", "day", "channel", "office")
 
@@ -34,30 +35,16 @@ class ScoreBucket(Base):
     channel: Mapped[str] = mapped_column(String(20))  # the interaction's channel
     office: Mapped[str] = mapped_column(String(100))  # "" for none: part of the unique key
 
-    # The funnel: additive counts of interactions and their surveys.
-    contacts: Mapped[int] = mapped_column(Integer, default=0)
-    offered: Mapped[int] = mapped_column(Integer, default=0)
-    not_sent: Mapped[int] = mapped_column(Integer, default=0)
-    sent: Mapped[int] = mapped_column(Integer, default=0)
-    started: Mapped[int] = mapped_column(Integer, default=0)
-    completed: Mapped[int] = mapped_column(Integer, default=0)
-    excluded: Mapped[int] = mapped_column(Integer, default=0)
-    calls_without_survey: Mapped[int] = mapped_column(Integer, default=0)
-
-    # Sums of the frozen scores of non-excluded surveys (gateway.reports.metrics.Tally).
-    responses: Mapped[int] = mapped_column(Integer, default=0)
-    overall_1: Mapped[int] = mapped_column(Integer, default=0)
-    overall_2: Mapped[int] = mapped_column(Integer, default=0)
-    overall_3: Mapped[int] = mapped_column(Integer, default=0)
-    overall_4: Mapped[int] = mapped_column(Integer, default=0)
-    overall_5: Mapped[int] = mapped_column(Integer, default=0)
-    csi_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    csi_n: Mapped[int] = mapped_column(Integer, default=0)
-    csi_operator_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    csi_operator_n: Mapped[int] = mapped_column(Integer, default=0)
-    nps_n: Mapped[int] = mapped_column(Integer, default=0)
-    promoters: Mapped[int] = mapped_column(Integer, default=0)
-    detractors: Mapped[int] = mapped_column(Integer, default=0)
+    # One column per figure (gateway.reports.metrics.BUCKET_FIGURES): the funnel's counts and
+    # the sums of frozen scores, declared once there.
+    locals().update(
+        {
+            figure.name: mapped_column(
+                Float if figure.kind is float else Integer, default=figure.kind(), nullable=False
+            )
+            for figure in BUCKET_FIGURES
+        }
+    )
 
 
 class ScoreBucketParameter(Base):

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
 from gateway.db import utcnow
 from gateway.models import Answer, Interaction, InteractionChannel, SurveySession, SurveyStatus
-from gateway.reports.metrics import SessionScore, Tally
+from gateway.reports.metrics import BUCKET_FIGURES, SessionScore, Tally
 from gateway.reports.models import (
     BUCKET_KEY,
     RollupState,
@@ -71,29 +71,7 @@ NOT_SENT_STATUSES = frozenset(
 )
 # A survey that reached the customer and ended: its score is frozen.
 ENDED_STATUSES = frozenset({SurveyStatus.COMPLETED, SurveyStatus.PARTIAL, SurveyStatus.EXPIRED})
-COUNT_COLUMNS = (
-    "contacts",
-    "offered",
-    "not_sent",
-    "sent",
-    "started",
-    "completed",
-    "excluded",
-    "calls_without_survey",
-    "responses",
-    "overall_1",
-    "overall_2",
-    "overall_3",
-    "overall_4",
-    "overall_5",
-    "csi_sum",
-    "csi_n",
-    "csi_operator_sum",
-    "csi_operator_n",
-    "nps_n",
-    "promoters",
-    "detractors",
-)
+COUNT_COLUMNS = tuple(figure.name for figure in BUCKET_FIGURES)  # a bucket's figures
 # The fields a contribution depends on; a flush changing none of them costs nothing here.
 _INTERACTION_FIELDS = (
     "operator",
@@ -197,21 +175,6 @@ def day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone)
 
 
-def tally_columns(tally: Tally) -> dict[str, float]:
-    """A tally as the rollup's columns (the inverse of gateway.reports.service's reading)."""
-    return {
-        "responses": tally.responses,
-        **{f"overall_{v}": tally.distribution.get(v, 0) for v in range(1, 6)},
-        "csi_sum": tally.csi_sum,
-        "csi_n": tally.csi_n,
-        "csi_operator_sum": tally.csi_operator_sum,
-        "csi_operator_n": tally.csi_operator_n,
-        "nps_n": tally.nps_n,
-        "promoters": tally.promoters,
-        "detractors": tally.detractors,
-    }
-
-
 @dataclass
 class Delta:
     """Signed sums to add to the rollup: per bucket, per bucket and parameter or disposition."""
@@ -267,7 +230,7 @@ class Delta:
                 )
             ]
         )
-        for name, value in tally_columns(tally).items():
+        for name, value in tally.sums.items():
             counts[name] += sign * value
         for name, (total, n) in tally.parameter_sums.items():
             pair = self.parameters[key, name]

@@ -139,18 +139,6 @@ class Totals:
             self.dispositions[key] = self.dispositions.get(key, 0) + n
 
 
-def _tally_of(counts: dict[str, float]) -> Tally:
-    tally = Tally()
-    tally.responses = int(counts["responses"])
-    tally.distribution = {v: int(counts[f"overall_{v}"]) for v in range(1, 6)}
-    tally.csi_sum, tally.csi_n = float(counts["csi_sum"]), int(counts["csi_n"])
-    tally.csi_operator_sum = float(counts["csi_operator_sum"])
-    tally.csi_operator_n = int(counts["csi_operator_n"])
-    tally.nps_n, tally.promoters = int(counts["nps_n"]), int(counts["promoters"])
-    tally.detractors = int(counts["detractors"])
-    return tally
-
-
 def _totals(
     session: Session,
     flt: ReportFilter,
@@ -173,7 +161,7 @@ def _totals(
     result = {}
     for g, *sums in summed:
         counts = {name: value or 0 for name, value in zip(_COUNTS, sums, strict=True)}
-        result[g] = Totals(counts, _tally_of(counts), {})
+        result[g] = Totals(counts, Tally.of_columns(counts), {})
     for g, key, total, n in session.execute(
         select(
             parameter_scores.c[group],
