@@ -6,7 +6,7 @@ Pure domain code: takes a Session and plain values, imports neither Flask nor Ce
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +23,7 @@ from ivr_flows.engine import QuestionType, RecordedAnswer
 OVERALL = "overall"
 _answers = cast(Table, Answer.__table__)
 # A second answer to the same question keeps the first (see record_answer).
-_NEW_ANSWER = {
+NEW_ANSWER = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_answers)
     .values(
         session_id=bindparam("survey_id"),
@@ -118,19 +118,21 @@ def plain_answer(flow: Flow, answer: RecordedAnswer, settings: Settings) -> bool
 def insert_answer(conn: Connection, survey_id: int, answer: RecordedAnswer, now: datetime) -> None:
     """Store a plain answer (`plain_answer`) of a running survey in one statement, bypassing
     the ORM; as in record_answer, a second answer to the same question keeps the first."""
-    statement = _NEW_ANSWER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    conn.execute(
-        statement,
-        {
-            "survey_id": survey_id,
-            "key": answer.question_key,
-            "value": answer.value,
-            "raw_input": (answer.raw_input or None) and answer.raw_input[:500],
-            "recording_url": answer.recording_url,
-            "recording_duration": answer.recording_duration,
-            "now": now,
-        },
-    )
+    statement = NEW_ANSWER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    conn.execute(statement, answer_params(survey_id, answer, now))
+
+
+def answer_params(survey_id: int, answer: RecordedAnswer, now: datetime) -> dict[str, Any]:
+    """The bind parameters of NEW_ANSWER for one answer."""
+    return {
+        "survey_id": survey_id,
+        "key": answer.question_key,
+        "value": answer.value,
+        "raw_input": (answer.raw_input or None) and answer.raw_input[:500],
+        "recording_url": answer.recording_url,
+        "recording_duration": answer.recording_duration,
+        "now": now,
+    }
 
 
 def _answer_for(session: Session, survey_id: int, key: str) -> Answer | None:

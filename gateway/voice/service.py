@@ -50,12 +50,13 @@ from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.reports import rollup
 from gateway.reports.scoring import current_spec, frozen_score, spec_from_json
 from gateway.surveys import (
+    NEW_ANSWER,
+    answer_params,
     flow_of,
     flow_state,
     insert_answer,
     plain_answer,
     record_answer,
-    save_flow_state,
 )
 from gateway.voice import callback_surveys
 from gateway.voice.twiml import StepLink, hangup, step_twiml
@@ -216,6 +217,13 @@ _LAST_LOOK = rollup.CONTACT_OF_SURVEY.add_columns(
     _surveys.c.score_spec, ANY_SUBSCRIPTION.label("subscribed")
 )
 _answers = cast(Table, Answer.__table__)
+# A key press on PostgreSQL in one statement (one round trip): the answer, if the step gives
+# one, the new position and the step's receipt. Data-modifying WITH clauses run once and to
+# their end whatever the main statement reads.
+_MOVE_ON = _REMEMBER["postgresql"].add_cte(_NEW_POSITION.cte("position"))
+_ANSWER_AND_MOVE_ON = _REMEMBER["postgresql"].add_cte(
+    NEW_ANSWER["postgresql"].cte("answer"), _NEW_POSITION.cte("position")
+)
 _ANSWERS = select(_answers.c.question_key, _answers.c.value).where(
     _answers.c.session_id == bindparam("survey_id")
 )
@@ -232,14 +240,19 @@ def _receipt(session: Session, call_sid: str, step: str) -> str | None:
 def _remember(session: Session, call_sid: str, step: str, body: str, now: datetime) -> str:
     """Keep the answer for retries; if a concurrent request got there first, its answer wins."""
     conn = session.connection()
-    statement = _REMEMBER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     given = {"call_sid": call_sid, "step": step, "body": body, "now": now}
+    return _remembered(conn, _REMEMBER[_dialect(conn)], given)
+
+
+def _remembered(conn: Connection, statement: Any, given: dict[str, Any]) -> str:
+    """Run a statement that inserts the step's receipt (`_REMEMBER`, alone or with the step's
+    other writes); the body kept, the stored one if a concurrent request got there first."""
     if conn.execute(statement, given).first() is not None:
-        return body
-    stored = _receipt(session, call_sid, step)
+        return str(given["body"])
+    stored = conn.scalar(_RECEIPT, given)
     if stored is None:  # the conflicting row is gone: only a concurrent delete could do that
-        raise RuntimeError(f"the receipt of {call_sid} {step} vanished")
-    return stored
+        raise RuntimeError(f"the receipt of {given['call_sid']} {given['step']} vanished")
+    return str(stored)
 
 
 def lock_survey(session: Session, survey_id: int) -> SurveySession | None:
@@ -353,7 +366,7 @@ def _start_new_contact(
             "language": language,
             "provider_id": call.call_sid,
             "attempts": 0,
-            "state": step.state.to_json(),
+            "state": position(step.state, 0),
             **begun,
         },
     )
@@ -523,7 +536,7 @@ def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySe
     flow = flow_of(survey)
     step = start(flow, "ivr")
     survey_state.begin(survey, now)
-    save_flow_state(survey, step.state)
+    survey.state = position(step.state, 0)
     if step.finished:
         survey_state.finish(survey, now, completed=True)
     link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
@@ -558,6 +571,17 @@ def step_name(number: int) -> str:
     return f"step:{number}"
 
 
+# In a voice survey's stored position: the number of the call's last step answered. Every
+# answer to a step of a running survey stores it with the step's receipt (or ends the survey),
+# so a step above it has no receipt yet and needs no look-up (see answer_step).
+STEP = "step"
+
+
+def position(state: FlowState, number: int) -> dict[str, Any]:
+    """The survey's stored state after step `number` of its call (0: the call's start)."""
+    return {**state.to_json(), STEP: number}
+
+
 def answer_step(
     session: Session,
     settings: Settings,
@@ -569,11 +593,12 @@ def answer_step(
 ) -> str:
     """Apply the caller's input at step `number`, commit-ready, and return the next TwiML.
 
-    The survey row is locked first and the receipt read after: a retry, or a copy of this
-    webhook another worker answered while we waited for the lock, gets the stored answer.
-    A key press that only records an answer and moves on is written in two statements
-    (`_keypress`); the rest (the survey's end, a low score, an NPS answer, a late comment)
-    goes through the ORM, whose hooks keep the reports and events.
+    The survey row is locked first and the receipt read after, unless the row says this step
+    is new (STEP): a retry, or a copy of this webhook another worker answered while we waited
+    for the lock, gets the stored answer. A key press that only records an answer and moves
+    on, and the survey's last one, are written without the ORM (`_keypress`); the rest (a low
+    score, an NPS answer, a late comment) goes through the ORM, whose hooks keep the reports
+    and events.
     """
     step_key = step_name(number)
     conn = session.connection()
@@ -583,21 +608,27 @@ def answer_step(
             "call %s sent a step of survey %s, which is not its own", call.call_sid, survey_id
         )
         return str(hangup(settings))  # not remembered: it changed nothing
-    replay = conn.scalar(_RECEIPT, {"call_sid": call.call_sid, "step": step_key})
-    if replay is not None:
-        return str(replay)
-    body = _keypress(conn, flows_of(session), settings, now, row, number, given)
+    answered = (row.state or {}).get(STEP)
+    if not (row.status is SurveyStatus.ACTIVE and isinstance(answered, int) and answered < number):
+        # A step this call answered already (`answered` is read from the row as the lock left
+        # it), or a survey no longer running: a retry, or a copy of this webhook another
+        # worker answered while we waited for the lock, gets the stored answer.
+        replay = conn.scalar(_RECEIPT, {"call_sid": call.call_sid, "step": step_key})
+        if replay is not None:
+            return str(replay)
+    remember = {"call_sid": call.call_sid, "step": step_key, "now": now}
+    body = _keypress(conn, flows_of(session), settings, row, number, given, remember)
     if body is not None:
         # Written without the ORM: a survey this session holds (several steps of a call in
         # one session: a command, a test) is read again when next used.
         cached = session.identity_map.get(identity_key(SurveySession, survey_id))
         if cached is not None:
             session.expire(cached)
-    else:
-        survey = lock_survey(session, survey_id)  # locked above already: no wait
-        if survey is None:
-            raise LookupError(f"survey {survey_id} vanished while locked")
-        body = _advance(session, settings, now, survey, number, given)
+        return body
+    survey = lock_survey(session, survey_id)  # locked above already: no wait
+    if survey is None:
+        raise LookupError(f"survey {survey_id} vanished while locked")
+    body = _advance(session, settings, now, survey, number, given)
     return _remember(session, call.call_sid, step_key, body, now)
 
 
@@ -605,16 +636,19 @@ def _keypress(
     conn: Connection,
     flows: Flows,
     settings: Settings,
-    now: datetime,
     row: Any,
     number: int,
     given: KeyInput,
+    remember: dict[str, Any],
 ) -> str | None:
-    """The common step of a running survey: store the answer (if the step gives one) and the
-    new position, nothing else; None when the step needs more than that (see answer_step).
+    """The common step of a running survey: store the answer (if the step gives one), the
+    new position and the step's receipt, nothing else, and return the TwiML kept; None, with
+    nothing written, when the step needs more than that (see answer_step).
 
-    Nothing of the reports changes with it: a running survey counts once it ends.
+    Nothing of the reports changes with it: a running survey counts once it ends (its last
+    step: `_last_step`).
     """
+    now = remember["now"]
     flow = flows.get(row.flow)
     if row.status is not SurveyStatus.ACTIVE or flow is None:
         return None
@@ -625,21 +659,31 @@ def _keypress(
     step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
     if step.recorded is not None and not plain_answer(flow, step.recorded, settings):
         return None
-    if step.finished:
-        if not _last_step(conn, flows, settings, now, row, step):
-            return None
-    else:
-        if step.recorded is not None:
-            insert_answer(conn, row.id, step.recorded, now)
-        conn.execute(
-            _NEW_POSITION, {"survey_id": row.id, "state": step.state.to_json(), "now": now}
-        )
+    if step.finished and not _last_step(conn, flows, settings, now, row, step, number):
+        return None
     link = StepLink(row.id, number + 1, _question_key(flow, step.state, step.finished))
-    return step_twiml(step, flow, row.language, link, settings)
+    writes = {**remember, "body": step_twiml(step, flow, row.language, link, settings)}
+    if step.finished:
+        return _remembered(conn, _REMEMBER[_dialect(conn)], writes)
+    writes.update(survey_id=row.id, state=position(step.state, number))
+    if step.recorded is not None:
+        writes.update(answer_params(row.id, step.recorded, now))
+    if _dialect(conn) == "postgresql":
+        return _remembered(conn, _ANSWER_AND_MOVE_ON if step.recorded else _MOVE_ON, writes)
+    if step.recorded is not None:
+        insert_answer(conn, row.id, step.recorded, now)
+    conn.execute(_NEW_POSITION, writes)
+    return _remembered(conn, _REMEMBER["sqlite"], writes)
 
 
 def _last_step(
-    conn: Connection, flows: Flows, settings: Settings, now: datetime, row: Any, step: Step
+    conn: Connection,
+    flows: Flows,
+    settings: Settings,
+    now: datetime,
+    row: Any,
+    step: Step,
+    number: int,
 ) -> bool:
     """The survey's end at its last key press, without the ORM: the answer, the survey
     completed with its score frozen (as survey_state.finish does) and its difference counted
@@ -661,7 +705,7 @@ def _last_step(
     else:
         spec = current_spec(flows, row.flow)
     score = frozen_score(answers, spec, now)
-    status = survey_state.finish_row(conn, row.id, now, score, step.state.to_json())
+    status = survey_state.finish_row(conn, row.id, now, score, position(step.state, number))
     if status is None:
         raise RuntimeError(f"survey {row.id} stopped running while locked")
     after = {name: contact._mapping[name] for name in rollup.CONTACT_FIELDS}
@@ -698,7 +742,7 @@ def _advance(
         # Its score is frozen from the stored answers, this one included (an ORM answer is
         # flushed by the query); the new position goes in the same UPDATE as the end.
         survey_state.finish(survey, now, completed=True)
-    save_flow_state(survey, step.state)
+    survey.state = position(step.state, number)
     link = StepLink(survey.id, number + 1, _question_key(flow, step.state, step.finished))
     return step_twiml(step, flow, survey.language, link, settings)
 

@@ -83,7 +83,7 @@ def test_the_same_step_on_two_instances_at_once_records_one_answer(
     assert bodies[0][0] == 200
     survey, answers = stored(live_app, call.call_sid)
     assert answers == {"overall": 3}
-    assert survey.state == {"index": 1, "reprompts": 0, "pending": None}
+    assert survey.state == {"index": 1, "reprompts": 0, "pending": None, "step": 1}
 
 
 def test_the_same_start_on_two_instances_at_once_makes_one_interaction_and_survey(

@@ -210,11 +210,42 @@ def test_a_retried_webhook_records_one_answer_and_gets_the_same_twiml(
     assert retry.data == first.data
     survey = survey_of(session, call)
     assert answers(session, call) == {"overall": 4}
-    assert survey.state == {"index": 1, "reprompts": 0, "pending": None}
+    assert survey.state == {"index": 1, "reprompts": 0, "pending": None, "step": 1}
     receipts = session.scalar(
         select(func.count(WebhookReceipt.id)).where(WebhookReceipt.provider_id == call.call_sid)
     )
     assert receipts == 2
+
+
+def test_a_retry_of_an_earlier_step_after_the_next_one_gets_its_stored_answer(
+    make_call: Callable[..., Call], session: Session
+) -> None:
+    call = make_call()
+    call.start()
+    first_action = call.action
+    first = call.post(first_action, {"Digits": "4"})
+    call.press("2")  # the next question is answered
+    late_retry = call.post(first_action, {"Digits": "5"})  # Twilio's retry of the first
+    assert late_retry.data == first.data
+    assert answers(session, call) == {"overall": 4, "cost": 2}
+    assert survey_of(session, call).state["index"] == 2
+
+
+def test_a_retry_in_a_call_begun_before_steps_were_numbered_gets_its_stored_answer(
+    make_call: Callable[..., Call], session: Session
+) -> None:
+    """A call in progress while the gateway is upgraded: its position has no step number."""
+    call = make_call()
+    call.start()
+    action = call.action
+    first = call.post(action, {"Digits": "4"})
+    survey = survey_of(session, call)
+    survey.state = {k: v for k, v in (survey.state or {}).items() if k != "step"}
+    session.commit()
+    retry = call.post(action, {"Digits": "5"})
+    assert retry.data == first.data
+    assert answers(session, call) == {"overall": 4}
+    assert survey_of(session, call).state["index"] == 1
 
 
 @pytest.mark.parametrize(
