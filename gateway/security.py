@@ -16,7 +16,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Request, Response, abort, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter, UnicodeConverter, ValidationError
 
 from gateway.config import current_settings
@@ -29,6 +30,8 @@ MAX_FORM_FIELD_BYTES = 16 * 1024
 MAX_FORM_PARTS = 100
 MAX_PATH_SEGMENT = 200
 _SMALL_BODY_PREFIXES = ("/voice/", "/sms/", "/dashboard/")
+# Where the providers' webhooks arrive: no cookie, no session.
+_WEBHOOK_PREFIXES = ("/voice/", "/sms/")
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -107,23 +110,33 @@ def _limit_and_check() -> None:
         abort(400, "the request contains a NUL character")
 
 
+# Set on every response that does not set them itself.
+_ALWAYS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+# Reports, interactions and dashboard pages carry personal data: never cached.
+_NOT_CACHED = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
 def _headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", page_csp(csp_nonce()))
-    else:
-        headers.setdefault("Content-Security-Policy", API_CSP)
-    if request.scheme == "https" or _public_https():
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if "Cache-Control" not in headers:
-        # Reports, interactions and dashboard pages carry personal data: never cached.
-        headers["Cache-Control"] = "no-store"
-        headers["Pragma"] = "no-cache"
+    present = set(headers.keys(lower=True))
+    added = [(name, value) for name, value in _ALWAYS if name.lower() not in present]
+    if "content-security-policy" not in present:
+        csp = page_csp(csp_nonce()) if response.mimetype == "text/html" else API_CSP
+        added.append(("Content-Security-Policy", csp))
+    if "strict-transport-security" not in present and (
+        request.scheme == "https" or _public_https()
+    ):
+        added.append(_HSTS)
+    if "cache-control" not in present:
+        added.extend(h for h in _NOT_CACHED if h[0].lower() not in present)
+    headers.extend(added)
     return response
 
 
@@ -138,6 +151,16 @@ def csp_nonce() -> str:
     return str(g.csp_nonce)
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session (the dashboard's sign-in), not opened for a provider's
+    webhook: it carries no cookie and needs none, and opening one costs a signer each time."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(_WEBHOOK_PREFIXES):
+            return None  # Flask puts a null session in its place, which is never saved
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask, max_content_length: int) -> None:
     app.config.update(
         MAX_CONTENT_LENGTH=max_content_length,
@@ -145,6 +168,7 @@ def init_app(app: Flask, max_content_length: int) -> None:
         MAX_FORM_PARTS=MAX_FORM_PARTS,
     )
     install_converters(app)
+    app.session_interface = CookieSessions()
     app.before_request(_limit_and_check)
     app.after_request(_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

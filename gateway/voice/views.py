@@ -11,10 +11,12 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
-from gateway.twilio_inbound import twilio_signed, twiml
+from gateway.twilio_inbound import twilio_signed
 from gateway.voice import service, status_callbacks
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
+# The status callback's answer: nothing to do.
+_NOTHING = str(VoiceResponse())
 
 
 def _int(value: str | None) -> int | None:
@@ -91,4 +93,4 @@ def status() -> Response:
         status_callbacks.StatusInput(_call(), error_code=form.get("ErrorCode") or None),
     )
     current_session().commit()
-    return twiml(VoiceResponse())
+    return Response(_NOTHING, mimetype="application/xml")
