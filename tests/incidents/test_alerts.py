@@ -102,3 +102,15 @@ def test_an_incident_opened_before_the_lookback_gets_no_alert(
 ) -> None:
     low_score(utcnow() - timedelta(days=10))  # history at the first start after an upgrade
     assert run(app).sent == []
+
+
+def test_the_beats_alert_task_mails_the_supervisor_and_says_what_it_sent(
+    app: Flask, low_score: Callable[..., LowScore], sink: Sink
+) -> None:
+    from gateway.tasks import send_incident_alerts as alert_task
+
+    low_score(utcnow() - timedelta(minutes=1), overall=2)
+    with app.app_context():
+        assert alert_task.run() == "alerts: 1 sent, 0 failed, 0 without recipient"
+        assert alert_task.run() == "alerts: 0 sent, 0 failed, 0 without recipient"
+    assert [mail["To"] for mail in sink.messages] == ["olga@example.ru, ivan@example.ru"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,79 @@ def test_a_confirming_question_needs_the_confirm_prompt() -> None:
     del data["prompts"]["confirm"]
     with pytest.raises(FlowError, match="confirms but no 'confirm' prompt"):
         parse_flow(data)
+
+
+def _question(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return next(q for q in data["questions"] if q["key"] == key)
+
+
+MISTAKES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("no key", lambda d: d.pop("key"), r"post_call\.yaml: the flow has no key"),
+    ("no greeting", lambda d: d["prompts"].pop("greeting"), r"prompt 'greeting' is missing"),
+    ("no question", lambda d: d.update(questions=[]), r"flow 'post_call': it asks no question"),
+    (
+        "a key twice",
+        lambda d: d["questions"].append(dict(_question(d, "cost"))),
+        r"flow 'post_call': question keys repeat",
+    ),
+    ("a question without key", lambda d: _question(d, "cost").pop("key"), r"a question has no key"),
+    (
+        "a misspelt field",
+        lambda d: _question(d, "cost").update(wieght=2),
+        r"question 'cost': unknown field\(s\) wieght",
+    ),
+    (
+        "an unknown channel",
+        lambda d: _question(d, "cost").update(channels=["fax"]),
+        r"question 'cost': channels must be among ivr, sms, web",
+    ),
+    (
+        "a voice comment by SMS",
+        lambda d: _question(d, "comment").update(channels=["ivr", "sms"]),
+        r"question 'comment': a voice comment is asked by phone only",
+    ),
+    (
+        "a text that is no mapping",
+        lambda d: _question(d, "cost").update(text="Rate the cost"),
+        r"question 'cost', text: expected a mapping of language to text",
+    ),
+    (
+        "an importance of no parameter",
+        lambda d: _question(d, "importance_cost").update(importance_of="overall"),
+        r"question 'importance_cost': importance_of must name a parameter question",
+    ),
+    (
+        "no way to ask again",
+        lambda d: d["prompts"].pop("reprompt_rating"),
+        r"question 'overall': no reprompt and no prompt 'reprompt_rating'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [(c, m) for _, c, m in MISTAKES], ids=[n for n, _, _ in MISTAKES]
+)
+def test_a_mistake_in_a_flow_file_is_refused_saying_where(
+    change: Callable[[dict[str, Any]], Any], message: str
+) -> None:
+    data = raw_flow()
+    change(data)
+    with pytest.raises(FlowError, match=message):
+        parse_flow(data, "post_call.yaml")
+
+
+def test_a_flow_file_that_is_no_flow_or_repeats_a_key_stops_the_loading(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("- just\n- a list\n", encoding="utf-8")
+    with pytest.raises(FlowError, match=r"a\.yaml: a flow must be a mapping"):
+        load_flows(tmp_path)
+    (tmp_path / "a.yaml").write_text("key: [unclosed\n", encoding="utf-8")
+    with pytest.raises(FlowError, match=r"a\.yaml: not valid YAML"):
+        load_flows(tmp_path)
+    shipped = (FLOWS_DIR / "quick_csat.yaml").read_text(encoding="utf-8")
+    (tmp_path / "a.yaml").write_text(shipped, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(shipped, encoding="utf-8")
+    with pytest.raises(FlowError, match=r"b\.yaml: flow key 'quick_csat' is defined twice"):
+        load_flows(tmp_path)
 
 
 def test_an_invalid_flow_stops_start_up(tmp_path: Path) -> None:

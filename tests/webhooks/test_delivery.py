@@ -251,3 +251,18 @@ def test_metrics_show_what_waits_for_a_receiver_that_is_down(
     clock.advance(minutes=5)
     assert len(deliver().delivered) == 2
     assert figure("survey_gateway_webhook_deliveries_pending") is None
+
+
+def test_the_beats_delivery_task_posts_what_is_due_and_says_so(
+    app: Flask, client: FlaskClient, admin: dict[str, str], receiver: Receiver, session: Session
+) -> None:
+    from gateway.webhooks.tasks import deliver_webhooks
+
+    receiver.start()
+    subscribe(client, admin, receiver.url, ["incident.opened"])
+    emit(session, "incident.opened", {"incident": {"id": 3}}, utcnow())
+    session.commit()
+    with app.app_context():
+        summary = deliver_webhooks.run()
+    assert summary == "delivered 1, to retry 0, failed 0, subscriptions paused 0"
+    assert [event["data"] for event in receiver.events()] == [{"incident": {"id": 3}}]
