@@ -169,13 +169,15 @@ class Dashboard:
 
     def _submit(self, element: Any, seconds: float = 20) -> Dashboard:
         """Click what loads a new page (a link, a form's button) and wait until it has."""
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old_page = self.driver.find_element("tag name", "html")
+        old_page = self.driver.find_element("tag name", "html").id
         element.click()
         wait = WebDriverWait(self.driver, seconds)
-        wait.until(expected_conditions.staleness_of(old_page))
+        # A new page has a new root element. Asking the old one whether it is stale (as
+        # `staleness_of` does) fails now and then while it is being replaced: Chromium answers
+        # "Node with given id does not belong to the document" instead of "stale element".
+        wait.until(lambda d: d.find_element("tag name", "html").id != old_page)
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         return self
 
