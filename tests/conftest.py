@@ -8,6 +8,7 @@ default. Under CI=true an unreachable PostgreSQL or Redis fails the run instead 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import uuid
@@ -206,6 +207,12 @@ def make_test_app(
     return create_app(test_config=config, flows=flows)
 
 
+# Where a test's fake provider listens (Twilio's API, SMSC's, an SMTP server): a new port for
+# each test. The app reads these when it sends, never when it is built, so a module's tests
+# share one app and each test has its own port put in the app's settings.
+PER_TEST_SETTINGS = frozenset({"twilio_api_base_url", "smsc_api_base_url", "smtp_port"})
+
+
 @pytest.fixture(scope="session")
 def built_apps() -> Iterator[dict[str, Flask]]:
     """Apps built by this test process, one per database and settings: building one costs
@@ -232,7 +239,8 @@ def app(
     by the tests of this process with the same database and settings; a test that changes
     its settings has them put back.
     """
-    key = repr((database_url, sorted(settings_overrides.items()), app_flows))
+    built = sorted((k, v) for k, v in settings_overrides.items() if k not in PER_TEST_SETTINGS)
+    key = repr((database_url, built, app_flows))
     flask_app = built_apps.get(key)
     if flask_app is None:
         var_dir = tmp_path_factory.mktemp("app") / "var"
@@ -240,6 +248,8 @@ def app(
             database_url, var_dir, flows=app_flows, **settings_overrides
         )
     settings = flask_app.config["SETTINGS"]
+    per_test = {k: v for k, v in settings_overrides.items() if k in PER_TEST_SETTINGS}
+    flask_app.config["SETTINGS"] = dataclasses.replace(settings, **per_test)
     database = flask_app.extensions["database"]
     connection = database.engine.connect()
     outer = connection.begin()
