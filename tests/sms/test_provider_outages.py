@@ -287,3 +287,32 @@ def test_the_retry_endpoint_names_a_period_it_cannot_read(client, make_api_key) 
         response = client.post("/api/v1/surveys/retry", json=body, headers=admin)
         assert response.status_code == 422, response.json
         assert [e["field"] for e in response.json["errors"]] == [field]
+
+
+def test_the_retry_command_counts_days_as_the_reports_do(live_app, database_url: str, tmp_path):
+    """`--from`/`--to` are days in REPORT_TIMEZONE, as in the API and the reports: a visit at
+    00:30 in Moscow is of that Moscow day, though it is the evening before in UTC."""
+    from gateway.db import utcnow
+
+    settings = live_app.config["SETTINGS"]
+    now = utcnow()
+    ended = now.replace(hour=21, minute=30, second=0, microsecond=0)  # 00:30 in Moscow
+    if ended > now:
+        ended -= timedelta(days=1)  # the last one: within SMS_SURVEY_MAX_LATENESS_HOURS
+    with live_app.app_context():
+        session = live_app.extensions["database"].session()
+        survey = survey_of(session, record_visit(session, settings, ended_at=ended))
+        survey.status, survey.not_sent_reason = SurveyStatus.FAILED, "twilio 21408: region"
+        session.commit()
+        session.close()
+
+    env = {"DATABASE_URL": database_url, "SURVEY_GATEWAY_VAR_DIR": str(tmp_path)}
+
+    def dry_run(day: str) -> str:
+        args = ["surveys", "retry", "--status", "failed", "--from", day, "--to", day]
+        return CliRunner().invoke(main, [*args, "--dry-run"], env=env).output
+
+    local_day = ended.astimezone(settings.report_zone).date()
+    assert local_day != ended.date()
+    assert "scheduled again 1" in dry_run(local_day.isoformat())
+    assert "scheduled again 0" in dry_run(ended.date().isoformat())
