@@ -11,7 +11,7 @@ Session and plain values, imports neither Flask nor Celery.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,20 +50,23 @@ def team_of(incident: Incident) -> int | None:
     return incident.session.interaction.team_id
 
 
-def find_incident(session: Session, incident_id: int, team_id: int | None) -> Incident | None:
-    """The incident if it exists and lies in the scope (a team id, or None for every team)."""
+def find_incident(
+    session: Session, incident_id: int, team_ids: Collection[int] | None
+) -> Incident | None:
+    """The incident if it exists and lies in the scope (the ids of the viewer's teams, or
+    None for every team)."""
     incident = session.get(Incident, incident_id)
-    if incident is None or (team_id is not None and team_of(incident) != team_id):
+    if incident is None or (team_ids is not None and team_of(incident) not in team_ids):
         return None
     return incident
 
 
-def may_call_back(role: ApiRole, team_id: int | None, incident: Incident) -> bool:
+def may_call_back(role: ApiRole, team_ids: Collection[int] | None, incident: Incident) -> bool:
     """Who sees the customer's number in full, to call back: an admin, or a supervisor of the
-    incident's team; anyone else sees it masked."""
+    incident's team (one of theirs); anyone else sees it masked."""
     if role is ApiRole.ADMIN:
         return True
-    return role is ApiRole.SUPERVISOR and team_id is not None and team_id == team_of(incident)
+    return role is ApiRole.SUPERVISOR and team_ids is not None and team_of(incident) in team_ids
 
 
 def due_at(opened_at: datetime, settings: Settings) -> datetime:
@@ -261,7 +264,7 @@ class IncidentFilter:
     """Which incidents to list. `status` None: open and resolved (archived only when asked)."""
 
     status: str | None = None
-    team_id: int | None = None  # the caller's scope (a supervisor's team)
+    team_ids: frozenset[int] | None = None  # the caller's scope (a supervisor's teams)
     team: str | None = None  # a team chosen by name
     operator_external_id: str | None = None
     channel: InteractionChannel | None = None
@@ -281,8 +284,8 @@ def _filtered(flt: IncidentFilter, now: datetime) -> Select[Any]:
         query = query.where(Incident.status == status)
     else:
         query = query.where(Incident.status != IncidentStatus.ARCHIVED.value)
-    if flt.team_id is not None:
-        query = query.where(Interaction.team_id == flt.team_id)
+    if flt.team_ids is not None:
+        query = query.where(Interaction.team_id.in_(sorted(flt.team_ids)))
     if flt.team:
         query = query.where(Interaction.team_id.in_(select(Team.id).where(Team.name == flt.team)))
     if flt.operator_external_id:
@@ -307,7 +310,7 @@ def list_incidents(
     session: Session,
     *,
     status: str | None = None,
-    team_id: int | None = None,
+    team_ids: frozenset[int] | None = None,
     operator_external_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -316,7 +319,7 @@ def list_incidents(
 ) -> Sequence[Incident]:
     """Incidents newest first, by the filter (or the older keyword arguments)."""
     flt = flt or IncidentFilter(
-        status=status, team_id=team_id, operator_external_id=operator_external_id
+        status=status, team_ids=team_ids, operator_external_id=operator_external_id
     )
     query = _filtered(flt, now or utcnow()).options(
         selectinload(Incident.operator).selectinload(Operator.team),
@@ -430,7 +433,7 @@ def team_report(
     ends_before: datetime,
     settings: Settings,
     now: datetime,
-    team_id: int | None = None,
+    team_ids: frozenset[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Per team, the incidents opened in the period: how many, how many still open or overdue,
     business hours to the first action and to resolution, causes, and the re-surveys sent
@@ -443,8 +446,8 @@ def team_report(
         .join(Team, Interaction.team_id == Team.id, isouter=True)
         .where(Incident.opened_at >= starts_at, Incident.opened_at < ends_before)
     )
-    if team_id is not None:
-        query = query.where(Interaction.team_id == team_id)
+    if team_ids is not None:
+        query = query.where(Interaction.team_id.in_(sorted(team_ids)))
     teams: dict[int | None, TeamFigures] = {}
     incidents: dict[int, tuple[Incident, TeamFigures]] = {}
     for incident, row_team_id, team_name in session.execute(query):

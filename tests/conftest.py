@@ -351,20 +351,22 @@ def make_account(app: Flask) -> Callable[..., str]:
 
     def make(
         role: str = "admin",
-        team: str | None = None,
+        team: str | list[str] | None = None,
         username: str | None = None,
         operator: str | None = None,
         name: str | None = None,
     ) -> str:
+        """`team`: a supervisor's team, or a list of their teams."""
         from gateway.accounts import create_account
 
+        teams = [team] if isinstance(team, str) else list(team or [])
         username = username or f"person{len(made) + 1}"
         made.append(username)
 
         with app.app_context():
             session = app.extensions["database"].session()
-            if team is not None:
-                ensure_team(session, team)
+            for one in teams:
+                ensure_team(session, one)
             if (
                 operator is not None
                 and session.scalar(select(Operator).where(Operator.external_id == operator)) is None
@@ -379,7 +381,7 @@ def make_account(app: Flask) -> Callable[..., str]:
                 now=utcnow(),
                 actor="test",
                 name=name,
-                teams=[team] if team else [],
+                teams=teams,
                 operator=operator,
             )
             session.commit()

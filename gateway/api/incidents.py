@@ -337,17 +337,13 @@ def card(session: Session, incident: Incident, threshold: int) -> dict[str, Any]
 
 
 def _may_call_back(incident: Incident) -> bool:
-    key = current_key()
-    return may_call_back(key.role, key.team_id, incident)
+    return may_call_back(current_key().role, team_scope(), incident)
 
 
-def team_scope() -> int | None:
-    """The team a supervisor's key is limited to (gateway.access); None for an admin. A
+def team_scope() -> frozenset[int] | None:
+    """The teams a supervisor's key is limited to (gateway.access); None for an admin. A
     supervisor key without a team sees no incident."""
-    team_ids = current_scope().team_ids
-    if team_ids is None:
-        return None
-    return min(team_ids) if team_ids else -1
+    return current_scope().team_ids
 
 
 def _incident(incident_id: int) -> Incident:
@@ -393,7 +389,7 @@ class Incidents(MethodView):
         session, now = current_session(), utcnow()
         flt = IncidentFilter(
             status=query.get("status"),
-            team_id=team_scope(),
+            team_ids=team_scope(),
             team=query.get("team"),
             operator_external_id=query.get("operator"),
             channel=InteractionChannel(query["channel"]) if query.get("channel") else None,
@@ -427,7 +423,7 @@ class IncidentReport(MethodView):
             end.astimezone(UTC),
             settings,
             utcnow(),
-            team_id=team_scope(),
+            team_ids=team_scope(),
         )
         return {"teams": teams}
 

@@ -47,7 +47,6 @@ PAGE_SIZE = 25
 # The list's status choice: the codes of IncidentStatus, the older `closed`, or every
 # incident not archived.
 ACTIVE = "active"
-_NO_TEAM = -1  # a supervisor key without a team sees no incident
 
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
@@ -95,20 +94,16 @@ def _settings() -> Settings:
     return current_settings()
 
 
-def _scope() -> int | None:
-    """The team id the viewer is limited to (None: every team), by gateway.access: an
-    operator sees no incident (customers' numbers are in them); a supervisor of several
-    teams chooses one with the team filter."""
+def _scope() -> frozenset[int] | None:
+    """The ids of the teams the viewer sees (None: every team), by gateway.access: an
+    operator sees no incident (customers' numbers are in them); a supervisor sees all their
+    teams at once and narrows the list with the team filter."""
     scope = auth.scope()
     if scope.role is ApiRole.ADMIN:
         return None
     if scope.role is not ApiRole.SUPERVISOR:
         abort(403, _("This page is not open to your role."))
-    teams = dict((name, team_id) for team_id, name in scope.teams)
-    asked = request.args.get("team") or request.form.get("team")
-    if asked in teams:
-        return teams[asked]
-    return next(iter(teams.values())) if len(teams) == 1 else _NO_TEAM
+    return scope.team_ids or frozenset()
 
 
 def _incident(incident_id: int) -> Incident:
@@ -138,7 +133,7 @@ def index() -> ResponseReturnValue:
     now = utcnow()
     flt = IncidentFilter(
         status=None if status == ACTIVE else status,
-        team_id=_scope(),
+        team_ids=_scope(),
         team=team,
         operator_external_id=args.get("operator") or None,
         channel=InteractionChannel(channel) if channel else None,

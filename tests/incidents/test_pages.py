@@ -86,3 +86,34 @@ def test_the_card_is_worked_with_a_message_after_each_action(
     refused = other.get(url)
     assert refused.status_code == 404
     assert "В ваших группах нет такого инцидента." in refused.get_data(as_text=True)
+
+
+def test_a_supervisor_of_two_teams_sees_both_and_narrows_by_team(
+    app: Flask,
+    client: FlaskClient,
+    low_score: Callable[..., LowScore],
+    make_account: Callable[..., str],
+) -> None:
+    front = low_score(MONDAY_10, team="Front office", operator="op-1")
+    hotline = low_score(MONDAY_10, team="Hotline", operator="op-2")
+    elsewhere = low_score(MONDAY_10, team="Back office", operator="op-3")
+    sign_in(client, make_account("supervisor", team=["Front office", "Hotline"], name="Ольга"))
+
+    both = html_of(client, "/dashboard/incidents")
+    assert "2 инцидента" in both
+    assert f'data-incident="{front.incident_id}"' in both
+    assert f'data-incident="{hotline.incident_id}"' in both
+    assert f'data-incident="{elsewhere.incident_id}"' not in both
+    assert '<option value="Hotline"' in both and '<option value="Back office"' not in both
+
+    narrowed = html_of(client, "/dashboard/incidents?team=Hotline")
+    assert "1 инцидент" in narrowed
+    assert f'data-incident="{hotline.incident_id}"' in narrowed
+    assert f'data-incident="{front.incident_id}"' not in narrowed
+
+    # Each card opens, with the number to call back, in either of her teams.
+    for case in (front, hotline):
+        card = html_of(client, f"/dashboard/incidents/{case.incident_id}")
+        assert 'href="tel:+79161234567"' in card
+    assert client.get(f"/dashboard/incidents/{elsewhere.incident_id}").status_code == 404
+    assert client.get("/dashboard/incidents?team=Back%20office").status_code == 403
