@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -260,6 +260,12 @@ def operators_report(
     totals = _totals(session, flt, "operator_id")
     operators = _operators(session, list(totals))
     by_team = _satisfied_by_team(session, flt)
+    # A team's figure is the whole team's, also when only one operator's row is asked for
+    # (an operator's own view): the same contacts' filter without the operator.
+    whole_teams = by_team if flt.operator_id is None else None
+    if whole_teams is None:
+        whole_teams = _satisfied_by_team(session, replace(flt, operator_id=None))
+    team_counts = _team_counts(whole_teams.values())
     # The prior is the company's (the filter without its team): an operator's figures do not
     # depend on whether a supervisor or an admin looks. It needs only each operator's two
     # counts, so a team's report does not sum the whole company's figures.
@@ -278,7 +284,19 @@ def operators_report(
         }
         for operator_id, group in totals.items()
     ]
-    return [_public(r) for r in rank_operators(rows, prior, settings.report_min_responses)]
+    ranked = rank_operators(rows, prior, settings.report_min_responses, team_counts)
+    return [_public(r) for r in ranked]
+
+
+def _team_counts(per_operator: Iterable[dict[int, list[int]]]) -> dict[int, list[int]]:
+    """Per team (0 and none left out): [satisfied, responses] over all its operators."""
+    teams: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for by_team in per_operator:
+        for team_id, (happy, responses) in by_team.items():
+            if team_id:
+                teams[team_id][0] += happy
+                teams[team_id][1] += responses
+    return teams
 
 
 def _satisfied_by_team(session: Session, flt: ReportFilter) -> dict[int, dict[int, list[int]]]:
@@ -300,7 +318,10 @@ def _satisfied_by_team(session: Session, flt: ReportFilter) -> dict[int, dict[in
 
 
 def rank_operators(
-    rows: list[dict[str, Any]], prior: BetaPrior | None, minimum: int
+    rows: list[dict[str, Any]],
+    prior: BetaPrior | None,
+    minimum: int,
+    team_counts: dict[int, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Add the ranking figures to operator rows and order them: ranked first, best first.
 
@@ -314,14 +335,9 @@ def rank_operators(
     operator's responses in that team, so an operator moved from A to B is compared with A
     for the old calls and with B for the new ones, and A keeps the old calls in its average.
     `vs_team` says whether the operator's CSAT over those contacts differs from it beyond
-    chance.
+    chance. `team_counts` gives the teams' counts when `rows` are not all of them.
     """
-    teams: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows:
-        for team_id, (happy, responses) in row["_teams"].items():
-            if team_id:
-                teams[team_id][0] += happy
-                teams[team_id][1] += responses
+    teams = team_counts if team_counts is not None else _team_counts(r["_teams"] for r in rows)
     counts = [(row["_satisfied"], row["responses"]) for row in rows]
     posteriors = prior.shrink_all(counts) if prior else [None] * len(rows)
     for row, posterior in zip(rows, posteriors, strict=True):

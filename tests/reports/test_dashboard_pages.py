@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from babel.numbers import format_percent
 from sqlalchemy import select
 
 from gateway.db import utcnow
@@ -42,6 +43,33 @@ def test_an_operator_account_sees_only_its_own_figures(client, month, make_accou
     assert client.get("/dashboard/operators/op-b").status_code == 404
     assert client.get("/dashboard/incidents").status_code == 403
     assert client.get("/dashboard/teams").status_code == 403
+
+
+def test_an_operator_sees_the_whole_teams_csat_as_the_team_figure(
+    client, month, make_account, make_api_key, keys
+):
+    query = f"from={month.start}&to={month.end}"
+    admin_rows = {
+        r["operator"]["external_id"]: r
+        for r in client.get(f"/api/v1/reports/operators?{query}", headers=keys["admin"]).json[
+            "operators"
+        ]
+    }
+    anna = admin_rows["op-a"]
+    assert anna["team_csat"] != anna["csat"]  # Boris's answers count in the team's figure
+    own_key = {"Authorization": f"Bearer {make_api_key('operator', operator='op-a')}"}
+    [own] = client.get(f"/api/v1/reports/operators?{query}", headers=own_key).json["operators"]
+    assert own["team_csat"] == anna["team_csat"] and own["vs_team"] == anna["vs_team"]
+
+    sign_in(client, make_account("operator", operator="op-a"))
+    team = format_percent(anna["team_csat"], "#,##0%", locale="ru")
+    own_csat = format_percent(anna["csat"], "#,##0%", locale="ru")
+    assert team != own_csat
+    _response, ranking = page(client, f"/dashboard/operators?{query}")
+    cell = re.search(r'data-field="vs_team">(.*?)</td>', ranking, re.S).group(1)
+    assert f"группа {team}" in cell
+    _response, mine = page(client, f"/dashboard/operators/op-a?{query}")
+    assert f"(группа {team})" in mine
 
 
 def test_wrong_passwords_lock_the_account_and_the_page_says_until_when(app, client, make_account):
