@@ -2,10 +2,12 @@
 
 A beat task (gateway.tasks.send_incident_alerts) runs `send_incident_alerts` every
 DISPATCH_INTERVAL_SECONDS. For each incident that needs an alert it first writes an
-`IncidentAlert` row (unique per incident and kind) and commits it, then sends: a second
-worker finds the row and sends nothing, and a crash after the commit loses that alert rather
-than sending it twice. Only incidents opened (or due) in the last ALERT_LOOKBACK are
-considered, so a first start after an upgrade does not mail the whole history.
+`IncidentAlert` row (unique per incident, kind and opening) and commits it, then sends: a
+second worker finds the row and sends nothing, and a crash after the commit loses that alert
+rather than sending it twice. A reopened incident has a due time of its own and, when it runs
+late again, a second overdue alert (its opening is its reopen count). Only incidents opened
+(or due) in the last ALERT_LOOKBACK are considered, so a first start after an upgrade does
+not mail the whole history.
 
 Recipients: the team's addresses in ALERT_EMAILS, else ALERT_TO; none: the alert is recorded
 as `no_recipient`. Mail goes through the gateway's one SMTP set-up (SMTP_*), from ALERT_FROM
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
@@ -88,31 +90,38 @@ class AlertReport:
         )
 
 
-def _without(kind: str) -> ColumnElement[bool]:
-    return ~exists().where(IncidentAlert.incident_id == Incident.id, IncidentAlert.kind == kind)
+def _without(kind: str, opening: ColumnElement[int]) -> ColumnElement[bool]:
+    return ~exists().where(
+        IncidentAlert.incident_id == Incident.id,
+        IncidentAlert.kind == kind,
+        IncidentAlert.opening == opening,
+    )
 
 
-def due_alerts(session: Session, now: datetime) -> list[tuple[int, str]]:
-    """(incident id, kind) of the alerts to send now, oldest first."""
+def due_alerts(session: Session, now: datetime) -> list[tuple[int, str, int]]:
+    """(incident id, kind, opening) of the alerts to send now, oldest first: a new incident
+    once; an overdue one once per opening (again after each reopening)."""
     since = now - ALERT_LOOKBACK
-    opened = session.scalars(
-        select(Incident.id)
-        .where(Incident.opened_at >= since, _without(OPENED))
+    first = literal(0)
+    opened = session.execute(
+        select(Incident.id, first)
+        .where(Incident.opened_at >= since, _without(OPENED, first))
         .order_by(Incident.id)
         .limit(BATCH)
     ).all()
-    overdue = session.scalars(
-        select(Incident.id)
+    opening = func.coalesce(Incident.reopened_count, 0)
+    overdue = session.execute(
+        select(Incident.id, opening)
         .where(
             Incident.status == IncidentStatus.OPEN.value,
             Incident.due_at <= now,
             Incident.due_at >= since,
-            _without(OVERDUE),
+            _without(OVERDUE, opening),
         )
         .order_by(Incident.id)
         .limit(BATCH)
     ).all()
-    return [(i, OPENED) for i in opened] + [(i, OVERDUE) for i in overdue]
+    return [(i, OPENED, int(n)) for i, n in opened] + [(i, OVERDUE, int(n)) for i, n in overdue]
 
 
 def alert_message(incident: Incident, kind: str, to: list[str], settings: Settings) -> EmailMessage:
@@ -159,7 +168,12 @@ def alert_message(incident: Incident, kind: str, to: list[str], settings: Settin
 
 
 def _claim(
-    session: Session, incident_id: int, kind: str, recipients: list[str], now: datetime
+    session: Session,
+    incident_id: int,
+    kind: str,
+    opening: int,
+    recipients: list[str],
+    now: datetime,
 ) -> bool:
     """Write the alert's row (committed by the caller); False when it exists already."""
     return insert_new(
@@ -168,19 +182,29 @@ def _claim(
         {
             "incident_id": incident_id,
             "kind": kind,
+            "opening": opening,
             "recipients": ", ".join(recipients)[:1000] or None,
             "created_at": now,
         },
-        unique=["incident_id", "kind"],
+        unique=["incident_id", "kind", "opening"],
     )
 
 
 def _record(
-    session: Session, incident_id: int, kind: str, outcome: str, detail: str, now: datetime
+    session: Session,
+    alert: tuple[int, str, int],
+    outcome: str,
+    detail: str,
+    now: datetime,
 ) -> None:
+    incident_id, kind, opening = alert
     session.execute(
         update(IncidentAlert)
-        .where(IncidentAlert.incident_id == incident_id, IncidentAlert.kind == kind)
+        .where(
+            IncidentAlert.incident_id == incident_id,
+            IncidentAlert.kind == kind,
+            IncidentAlert.opening == opening,
+        )
         .values(
             outcome=outcome,
             detail=detail[:500] or None,
@@ -194,7 +218,12 @@ def _record(
             action="incident.alert",
             subject_type="incident",
             subject_id=str(incident_id),
-            detail={"kind": kind, "outcome": outcome, "detail": detail[:200] or None},
+            detail={
+                "kind": kind,
+                "opening": opening,
+                "outcome": outcome,
+                "detail": detail[:200] or None,
+            },
         )
     )
     session.commit()
@@ -205,7 +234,8 @@ def send_incident_alerts(
 ) -> AlertReport:
     """Send every alert due now, each at most once; commits after each (see the module)."""
     report = AlertReport()
-    for incident_id, kind in due_alerts(session, now):
+    for alert in due_alerts(session, now):
+        incident_id, kind, opening = alert
         incident = session.scalar(
             select(Incident)
             .where(Incident.id == incident_id)
@@ -221,23 +251,23 @@ def send_incident_alerts(
             continue
         team = incident.session.interaction.team
         recipients = settings.alert_recipients(team.name if team else None)
-        claimed = _claim(session, incident_id, kind, recipients, now)
+        claimed = _claim(session, incident_id, kind, opening, recipients, now)
         session.commit()  # the alert is on record before the SMTP server hears of it
         if not claimed:
             continue
         if not recipients:
-            _record(session, incident_id, kind, "no_recipient", "set ALERT_EMAILS or ALERT_TO", now)
+            _record(session, alert, "no_recipient", "set ALERT_EMAILS or ALERT_TO", now)
             report.no_recipient.append((incident_id, kind))
             continue
         message = alert_message(incident, kind, recipients, settings)
         try:
             mailer.send(message)
         except MailError as error:
-            _record(session, incident_id, kind, "failed", str(error), now)
+            _record(session, alert, "failed", str(error), now)
             report.failed.append((incident_id, kind))
             logger.warning("incident %s: %s alert not sent: %s", incident_id, kind, error)
             continue
-        _record(session, incident_id, kind, "sent", "", now)
+        _record(session, alert, "sent", "", now)
         report.sent.append((incident_id, kind))
         logger.info(
             "incident %s: %s alert sent to %s",

@@ -372,15 +372,19 @@ class Incident(Base):
 
 
 class IncidentAlert(Base):
-    """An email about an incident to its supervisor: one row per incident and kind (opened,
-    overdue), written and committed before the mail is sent, so it goes at most once."""
+    """An email about an incident to its supervisor: one row per incident, kind (opened,
+    overdue) and opening (0, then one more for each reopening), written and committed before
+    the mail is sent, so it goes at most once."""
 
     __tablename__ = "incident_alerts"
-    __table_args__ = (UniqueConstraint("incident_id", "kind"),)
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "opening"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     kind: Mapped[str] = mapped_column(String(20))  # opened, overdue
+    # The incident's reopened_count when the alert was due: a reopened incident that runs
+    # late is told of again.
+    opening: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     recipients: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gateway.alerts import send_incident_alerts
 from gateway.db import utcnow
+from gateway.incidents import reopen_incident, resolve_incident
 from gateway.mail import mailer_for
 from gateway.models import Incident, IncidentAlert
 from tests.incidents.conftest import LowScore
@@ -114,3 +115,36 @@ def test_the_beats_alert_task_mails_the_supervisor_and_says_what_it_sent(
         assert alert_task.run() == "alerts: 1 sent, 0 failed, 0 without recipient"
         assert alert_task.run() == "alerts: 0 sent, 0 failed, 0 without recipient"
     assert [mail["To"] for mail in sink.messages] == ["olga@example.ru, ivan@example.ru"]
+
+
+def test_a_reopened_incident_is_due_again_and_alerted_again_when_late(
+    app: Flask, low_score: Callable[..., LowScore], sink: Sink
+) -> None:
+    case = low_score(utcnow() - timedelta(minutes=1), overall=1)
+    run(app)
+    with app.app_context():
+        first_due = app.extensions["database"].session().get(Incident, case.incident_id).due_at
+    assert run(app, first_due + timedelta(minutes=1)).sent == [(case.incident_id, "overdue")]
+
+    reopened_at = first_due + timedelta(hours=2)
+    with app.app_context():
+        session = app.extensions["database"].session()
+        settings = app.config["SETTINGS"]
+        incident = session.get(Incident, case.incident_id)
+        resolve_incident(
+            session, incident, "supervisor:olga", "other", "Перезвонили", reopened_at, ("other",)
+        )
+        reopen_incident(
+            session, incident, "supervisor:olga", "Клиент звонил снова", reopened_at, settings
+        )
+        session.commit()
+        second_due = incident.due_at
+    assert second_due == app.config["SETTINGS"].business_calendar.add(
+        reopened_at, app.config["SETTINGS"].incident_due_hours
+    )
+    assert run(app, second_due - timedelta(minutes=1)).sent == []  # its own, later, due time
+    assert run(app, second_due + timedelta(minutes=1)).sent == [(case.incident_id, "overdue")]
+    assert run(app, second_due + timedelta(minutes=2)).sent == []  # once per opening
+    subjects = [m["Subject"] for m in sink.messages]
+    assert len(subjects) == 3
+    assert all(s.startswith(f"Инцидент №{case.incident_id} просрочен") for s in subjects[1:])
