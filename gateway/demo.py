@@ -7,9 +7,10 @@ traffic goes through, so every figure is what the gateway itself would have comp
 * Office visits: reported by the queue system (gateway.intake) with a web survey, answered
   and commented through the web survey channel's service, which the command line hands in
   (`WebSurveys`): the demo imports no channel.
-* Low scores open incidents on their own (gateway.surveys); older ones are assigned and
-  closed as supervisors would (gateway.incidents); a few ratings are excluded after an
-  appeal (gateway.reports.service.exclude_rating).
+* Low scores open incidents on their own (gateway.surveys), due by the business calendar;
+  supervisors work them through gateway.incidents, so every state is there: new, assigned,
+  commented, resolved with a cause, reopened, archived, and overdue; a few ratings are
+  excluded after an appeal (gateway.reports.service.exclude_rating).
 
 Operators differ: strong, average, weak, one whose politeness lets them down, and one new
 operator with a few days of calls. A fixed random seed makes the month the same every time.
@@ -31,7 +32,14 @@ from sqlalchemy.orm import Session
 from gateway.accounts import create_account
 from gateway.config import Settings
 from gateway.flows import flows_of
-from gateway.incidents import assign_incident, close_incident
+from gateway.incidents import (
+    archive_incident,
+    assign_incident,
+    comment_incident,
+    is_overdue,
+    reopen_incident,
+    resolve_incident,
+)
 from gateway.intake import report_interactions
 from gateway.interactions import CustomerInput, InteractionInput, OperatorInput
 from gateway.models import (
@@ -149,10 +157,52 @@ RESOLUTIONS = (
     "Разобрали звонок с оператором, клиенту предложили скидку.",
     "Клиент доволен решением после повторного звонка.",
 )
+NOTES = (
+    "Позвонила клиенту, жду документы.",
+    "Прослушали запись разговора вместе с оператором.",
+    "Передано в биллинг, ответ обещают завтра.",
+)
+REOPEN_REASONS = (
+    "Клиент позвонил снова: деньги так и не вернулись.",
+    "Клиент недоволен решением, просит руководителя.",
+)
 EXCLUSION_REASONS = (
     "Клиент оценивал тариф, а не работу оператора (апелляция принята)",
     "Клиент ошибся номером: звонок был к другому оператору",
 )
+
+
+SUPERVISORS = {HOTLINE_NORTH: "demo.sever", HOTLINE_SOUTH: "demo.yug", OFFICES: "demo.ofis"}
+
+# How the incidents are worked: past their due time (LATE_*) or not yet (RECENT_*, oldest
+# first). The first incidents of each group take the fixed turns, so that every state is
+# there even in a short demo; the others one of the chances.
+RESOLVED = ("assign", "comment", "resolve")
+ARCHIVED = ("assign", "resolve", "archive")
+REOPENED = ("assign", "resolve", "reopen")
+ASSIGNED = ("assign",)
+ASSIGNED_COMMENTED = ("assign", "comment")
+UNTOUCHED: tuple[str, ...] = ()
+LATE_PLANS = (UNTOUCHED, ASSIGNED_COMMENTED, RESOLVED, ARCHIVED)
+LATE_CHANCES = (RESOLVED,) * 10 + (ARCHIVED,) * 4 + (REOPENED, ASSIGNED_COMMENTED, UNTOUCHED)
+RECENT_PLANS = (RESOLVED, ARCHIVED, REOPENED, ASSIGNED, ASSIGNED_COMMENTED, UNTOUCHED)
+RECENT_CHANCES = (UNTOUCHED,) * 3 + (ASSIGNED,) * 2 + (ASSIGNED_COMMENTED, RESOLVED)
+
+
+def incident_states(incident: Incident, commented: bool, now: datetime) -> list[str]:
+    """The demo's words for an incident's state: its status (new when nobody has touched it
+    yet), then assigned, commented, reopened and overdue as they apply."""
+    status = "new" if incident.first_action_at is None else incident.status
+    states = [status]
+    if incident.assignee and status == "open":
+        states.append("assigned")
+    if commented:
+        states.append("commented")
+    if incident.reopened_count:
+        states.append("reopened")
+    if is_overdue(incident, now):
+        states.append("overdue")
+    return states
 
 
 class DemoRefused(RuntimeError):
@@ -356,38 +406,62 @@ class _Month:
             )
 
     def work_incidents(self) -> None:
-        """Older incidents were handled: most closed, some assigned; recent ones stay open."""
+        """Incidents in every state a supervisor meets, worked through gateway.incidents as
+        supervisors would: those past their due time mostly resolved (some archived), a few
+        still open and overdue; recent ones new, assigned or commented, some resolved at once,
+        archived, or reopened after the customer called again."""
         incidents = self.session.scalars(select(Incident).order_by(Incident.opened_at)).all()
-        supervisors = {
-            HOTLINE_NORTH: "supervisor:demo.sever",
-            HOTLINE_SOUTH: "supervisor:demo.yug",
-            OFFICES: "supervisor:demo.ofis",
-        }
-        for incident in incidents:
-            age = self.now - incident.opened_at
-            team = (
-                incident.operator.team.name if incident.operator and incident.operator.team else ""
+        late = [i for i in incidents if i.due_at is not None and i.due_at <= self.now]
+        recent = [i for i in incidents if i not in late]
+        # A fixed turn for the first of each group, so that every state is there even in a
+        # short demo; then chance.
+        for n, incident in enumerate(late):
+            plan = LATE_PLANS[n] if n < len(LATE_PLANS) else self.rng.choice(LATE_CHANCES)
+            self.work(incident, plan)
+        for n, incident in enumerate(recent):
+            plan = RECENT_PLANS[n] if n < len(RECENT_PLANS) else self.rng.choice(RECENT_CHANCES)
+            self.work(incident, plan)
+        commented = set(
+            self.session.scalars(
+                select(AuditEvent.subject_id).where(AuditEvent.action == "incident.comment")
             )
-            actor = supervisors.get(team, "admin:demo.admin")
-            roll = self.rng.random()
-            if age > timedelta(days=3) and roll < 0.75:
-                at = incident.opened_at + timedelta(hours=self.rng.randrange(1, 30))
-                assign_incident(self.session, incident, actor, actor.split(":")[1], at)
-                close_incident(
+        )
+        for incident in incidents:
+            for state in incident_states(incident, str(incident.id) in commented, self.now):
+                self.summary.incidents[state] = self.summary.incidents.get(state, 0) + 1
+
+    def work(self, incident: Incident, plan: tuple[str, ...]) -> None:
+        """The plan's steps (assign, comment, resolve, reopen, archive), an hour or more apart,
+        none later than now."""
+        team = incident.operator.team.name if incident.operator and incident.operator.team else ""
+        username = SUPERVISORS.get(team, "demo.admin")
+        actor = f"{'supervisor' if team in SUPERVISORS else 'admin'}:{username}"
+        at = incident.opened_at
+        for step in plan:
+            at += timedelta(minutes=self.rng.randrange(40, 240))
+            if at >= self.now:
+                return
+            if step == "assign":
+                assign_incident(self.session, incident, actor, username, at)
+            elif step == "comment":
+                comment_incident(self.session, incident, actor, self.rng.choice(NOTES), at)
+            elif step == "resolve":
+                cause = self.rng.choice(self.settings.incident_causes)
+                resolution = self.rng.choice(RESOLUTIONS)
+                resolve_incident(
                     self.session,
                     incident,
                     actor,
-                    self.rng.choice(RESOLUTIONS),
-                    at + timedelta(hours=2),
+                    cause,
+                    resolution,
+                    at,
+                    self.settings.incident_causes,
                 )
-            elif age > timedelta(days=1) and roll < 0.9:
-                at = incident.opened_at + timedelta(hours=self.rng.randrange(1, 20))
-                assign_incident(self.session, incident, actor, actor.split(":")[1], at)
-        for incident in incidents:
-            state = (
-                "assigned" if incident.status == "open" and incident.assignee else incident.status
-            )
-            self.summary.incidents[state] = self.summary.incidents.get(state, 0) + 1
+            elif step == "reopen":
+                reason = self.rng.choice(REOPEN_REASONS)
+                reopen_incident(self.session, incident, actor, reason, at, self.settings)
+            elif step == "archive":
+                archive_incident(self.session, incident, actor, at)
 
     def exclude_some(self) -> None:
         """Two appeals upheld: a low rating of a strong operator that was about the tariff."""

@@ -12,9 +12,12 @@ from gateway.accounts import SignInResult, sign_in
 from gateway.cli import main
 from gateway.db import utcnow
 from gateway.demo import DemoRefused, seed
-from gateway.models import Incident, Interaction, InteractionChannel, SurveySession
+from gateway.models import AuditEvent, Incident, Interaction, InteractionChannel, SurveySession
 from gateway.reports.rollup import verify
 from gateway.websurvey import service as web_survey
+
+# Ten days hold incidents past their due time (24 business hours), whatever the weekday.
+DAYS_FOR_LATE_INCIDENTS = 10
 
 
 def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api_key):
@@ -51,6 +54,47 @@ def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api
 
     with pytest.raises(DemoRefused, match="demo data is there already"):
         seed(session, settings, now, days=3, web=web_survey)
+
+
+def test_the_demo_has_incidents_in_every_state_worked_through_the_incident_service(
+    app, session, client, make_api_key
+):
+    settings = app.config["SETTINGS"]
+    now = utcnow()
+    summary = seed(session, settings, now, days=DAYS_FOR_LATE_INCIDENTS, web=web_survey)
+    states = ("new", "assigned", "commented", "resolved", "reopened", "archived", "overdue")
+    assert all(summary.incidents.get(state) for state in states), str(summary.incidents)
+
+    incidents = session.scalars(select(Incident)).all()
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.subject_type == "incident").order_by(AuditEvent.id)
+    ).all()
+    actions: dict[str, list[str]] = {}
+    for event in events:
+        actions.setdefault(event.subject_id, []).append(event.action)
+        assert event.at <= now and event.actor.startswith(("supervisor:demo.", "admin:demo."))
+    for incident in incidents:
+        done = actions.get(str(incident.id), [])
+        assert incident.due_at is not None  # due by the business calendar, as real ones are
+        if incident.status == "resolved":
+            assert incident.cause in settings.incident_causes and incident.resolution
+            assert "incident.resolve" in done
+        if incident.status == "archived":
+            assert done[-1] == "incident.archive"
+        if incident.reopened_count:
+            assert incident.status == "open" and "incident.reopen" in done
+            assert incident.due_at > incident.opened_at  # due again from the reopening
+        if incident.first_action_at is None:
+            assert not done  # untouched: new
+    assert any(i.status == "open" and not actions.get(str(i.id)) for i in incidents)
+    assert any("incident.comment" in a for a in actions.values())
+
+    # The dashboard's and the API's filters find them as a supervisor would.
+    admin = {"Authorization": f"Bearer {make_api_key('admin', name='boss')}"}
+    overdue = client.get("/api/v1/incidents?overdue=true&limit=200", headers=admin)
+    assert int(overdue.headers["X-Total-Count"]) == summary.incidents["overdue"]
+    archived = client.get("/api/v1/incidents?status=archived&limit=200", headers=admin)
+    assert int(archived.headers["X-Total-Count"]) == summary.incidents["archived"]
 
 
 def test_the_command_refuses_a_database_with_real_contacts(live_app, database_url, tmp_path):
