@@ -91,6 +91,12 @@ LABELS: dict[str, dict[str, Any]] = {
         "refused": _l("Refused by the provider"),
         "unknown": _l("Unknown"),
     },
+    "measure": {  # what the trend chart draws
+        "csat": _l("CSAT"),
+        "overall_mean": _l("Mean"),
+        "csi": _l("CSI"),
+        "nps": _l("NPS"),
+    },
     "granularity": {
         "day": _l("By day"),
         "week": _l("By week"),

@@ -29,6 +29,27 @@ PARAMETERS = ("cost", "speed", "politeness", "quality")
 
 
 @dataclass(frozen=True)
+class Measure:
+    """A figure the trend chart can draw: its scale and how a trend point gives it."""
+
+    key: str
+    low: float
+    high: float
+    suffix: str = ""
+
+
+MEASURES = {
+    m.key: m
+    for m in (
+        Measure("csat", 0, 100, " %"),
+        Measure("overall_mean", 1, 5),
+        Measure("csi", 0, 100),
+        Measure("nps", -100, 100),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Filters:
     """The filters of a page as asked, checked, and the report filter they make."""
 
@@ -208,6 +229,9 @@ def operator(external_id: str) -> ResponseReturnValue:
     )
     if granularity not in service.GRANULARITIES:
         abort(400, _("Choose a trend by day, week or month."))
+    measure = request.args.get("measure") or "csat"
+    if measure not in MEASURES:
+        abort(400, _("Choose what the trend shows from the list."))
     settings = current_settings()
     row = next(
         (
@@ -232,13 +256,21 @@ def operator(external_id: str) -> ResponseReturnValue:
         db, person, flt, limit=SURVEYS_PER_PAGE, offset=(page - 1) * SURVEYS_PER_PAGE
     )
     excluded, _count = service.operator_surveys(db, person, flt, limit=100, excluded_only=True)
+    trend = service.operator_trend(db, person, flt, granularity, settings)
+    # NPS is offered where the flows ask for it: some period has NPS answers.
+    asked_nps = any(p.get("nps") for p in trend)
+    measures = [m for m in MEASURES if m != "nps" or asked_nps]
     return render_template(
         "dashboard/reports/operator.html",
         person=person,
         row=row,
         team_name=team_name,
         team_total=team_total,
-        trend=service.operator_trend(db, person, flt, granularity, settings),
+        trend=trend,
+        measure=MEASURES[measure],
+        measures=measures,
+        asked_nps=asked_nps,
+        minimum_nps=settings.report_min_nps_responses,
         granularity=granularity,
         granularities=service.GRANULARITIES,
         funnel=funnel,

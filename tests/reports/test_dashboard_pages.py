@@ -312,3 +312,40 @@ def test_the_incident_list_links_to_its_contact_and_confirms_closing(
     assert f"Инцидент № {incident_id} закрыт." in closed.get_data(as_text=True)
     closed_page = client.get("/dashboard/incidents?status=closed").get_data(as_text=True)
     assert "Called the customer back" in closed_page
+
+
+def test_the_trend_shows_csat_mean_csi_or_nps_with_every_figure_as_text(
+    client, month, make_account, keys
+):
+    sign_in(client, make_account("admin"))
+    query = f"from={month.start}&to={month.end}&granularity=week"
+    points = client.get(
+        f"/api/v1/reports/operators/op-d/trend?{query}", headers=keys["admin"]
+    ).json["points"]
+    _response, csat = page(client, f"/dashboard/operators/op-d?{query}")
+    chart = re.search(r'<figure class="chart" id="trend-chart"[^>]*>', csat).group(0)
+    assert 'data-measure="csat"' in chart and 'data-max="100"' in chart
+    # Each figure is offered; NPS because this operator's flow asks it.
+    for measure in ("overall_mean", "csi", "nps"):
+        assert f'data-measure="{measure}" href=' in csat
+
+    _response, nps = page(client, f"/dashboard/operators/op-d?{query}&measure=nps")
+    chart = re.search(r'<figure class="chart" id="trend-chart"[^>]*>', nps).group(0)
+    assert 'data-measure="nps"' in chart and 'data-min="-100"' in chart
+    table = nps[nps.index('id="trend-table"') : nps.index("</table>", nps.index("trend-table"))]
+    assert re.search(r'<th data-measure="nps" data-series', table)
+    assert table.count("data-series") == 1  # one figure drawn, all of them in the table
+    for point in points:  # the promoters / passives / detractors of each period, as text
+        if point["nps"]:
+            n = point["nps"]
+            assert f"{n['promoters']} / {n['passives']} / {n['detractors']}" in table
+
+    _response, mean = page(client, f"/dashboard/operators/op-d?{query}&measure=overall_mean")
+    table = mean[mean.index('id="trend-table"') : mean.index("</table>", mean.index("trend-table"))]
+    assert re.search(r'<th data-measure="overall_mean" data-series', table)
+    for point in points:  # the chart's figures are the API's, in the table's cells
+        if point["overall_mean"] is not None:
+            assert f'data-value="{point["overall_mean"]}"' in table
+
+    bad = client.get(f"/dashboard/operators/op-d?{query}&measure=median")
+    assert bad.status_code == 400 and "Выберите" in bad.get_data(as_text=True)
