@@ -53,8 +53,9 @@ def create_blueprint() -> Blueprint:
 
 def init_app(app: Flask) -> None:
     """Translations, the dashboard's pages and error pages, and `/` leading to them."""
-    from gateway.dashboard import i18n
+    from gateway.dashboard import i18n, reasons
 
     i18n.init_app(app)
+    reasons.init_app(app)
     app.register_blueprint(create_blueprint())
     app.add_url_rule("/", "home", _home)

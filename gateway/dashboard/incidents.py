@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings, current_settings
-from gateway.dashboard import auth, labels
+from gateway.dashboard import auth, labels, reasons
 from gateway.db import current_session, utcnow
 from gateway.incidents import (
     IncidentError,
@@ -68,6 +68,15 @@ INCIDENT_LABELS: dict[str, dict[str, Any]] = {
         "process": _l("Process"),
         "customer_expectation": _l("Customer's expectation"),
         "other": _l("Other"),
+    },
+    "alert_kind": {
+        "opened": _l("new incident"),
+        "overdue": _l("overdue"),
+    },
+    "alert_outcome": {
+        "sent": _l("sent"),
+        "failed": _l("not sent"),
+        "no_recipient": _l("nobody to send it to"),
     },
     "incident_action": {
         "incident.assign": _l("Assigned"),
@@ -218,7 +227,11 @@ def _change(
     except ResurveyError as exc:
         session.rollback()
         return _refused(
-            incident.id, _("The customer cannot be surveyed again now: %(why)s", why=str(exc))
+            incident.id,
+            _(
+                "The customer cannot be surveyed again now: %(why)s",
+                why=reasons.reason(str(exc)),
+            ),
         )
     except IncidentError:
         session.rollback()

@@ -3,6 +3,7 @@ messages, in Russian; a supervisor of another team is refused the card."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,14 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.alerts import send_incident_alerts
 from gateway.db import utcnow
+from gateway.incidents import FOLLOW_UP_ACTOR, reopen_incident, resolve_incident
+from gateway.mail import mailer_for
+from gateway.models import Incident
 from tests.dashboard_client import csrf, sign_in
 from tests.incidents.conftest import LowScore
+from tests.untranslated import untranslated
 
 MONDAY_10 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
@@ -117,3 +123,47 @@ def test_a_supervisor_of_two_teams_sees_both_and_narrows_by_team(
         assert 'href="tel:+79161234567"' in card
     assert client.get(f"/dashboard/incidents/{elsewhere.incident_id}").status_code == 404
     assert client.get("/dashboard/incidents?team=Back%20office").status_code == 403
+
+
+def test_the_card_in_russian_translates_reasons_actors_and_alerts(
+    app: Flask,
+    client: FlaskClient,
+    low_score: Callable[..., LowScore],
+    make_account: Callable[..., str],
+) -> None:
+    case = low_score(utcnow() - timedelta(minutes=5), politeness=1, comment="Никто не перезвонил")
+    with app.app_context():
+        session = app.extensions["database"].session()
+        settings = dataclasses.replace(app.config["SETTINGS"], alert_to=None, alert_emails={})
+        send_incident_alerts(session, settings, mailer_for(settings), utcnow())  # nobody to tell
+        incident = session.get(Incident, case.incident_id)
+        resolve_incident(
+            session, incident, "admin:boss", "other", "Извинились", utcnow(), ("other",)
+        )
+        # What a low score on the re-survey after the fix does (gateway.incidents).
+        reopen_incident(
+            session,
+            incident,
+            FOLLOW_UP_ACTOR,
+            "the re-survey after the fix scored 1",
+            utcnow(),
+            app.config["SETTINGS"],
+        )
+        session.commit()
+    sign_in(client, make_account("supervisor", team="Front office", name="Ольга"))
+    url = f"/dashboard/incidents/{case.incident_id}"
+    card = html_of(client, url)
+    assert "повторный опрос после исправления: оценка 1" in card
+    assert "Повторный опрос после исправления" in card  # who reopened it
+    assert "новый инцидент: некому отправить" in card  # the alert's row
+    token = csrf(card)
+    client.post(f"{url}/resurvey", data={"csrf_token": token})
+    refused = client.post(f"{url}/resurvey", data={"csrf_token": token}, follow_redirects=True)
+    page = refused.get_data(as_text=True)
+    assert "повторный опрос по этому контакту уже идёт" in page
+    for html in (page, html_of(client, "/dashboard/incidents?status=active")):
+        assert untranslated(html, TYPED) == []
+
+
+# Team and operator names as the tests' contacts give them.
+TYPED = ("Front office",)
