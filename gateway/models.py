@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -484,6 +485,21 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(String(100))  # e.g. sms:STOP, twilio:21610, api
     reference: Mapped[str | None] = mapped_column(String(200))  # the request: a MessageSid...
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VoiceRecording(Base):
+    """A caller's voice comment recorded by the gateway itself (the SIP channel), as 8 kHz
+    mono WAV: kept in the database, so any web worker can play it and erasing the customer
+    deletes it (gateway.privacy). An answer names it as `recording:<id>`."""
+
+    __tablename__ = "voice_recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), index=True)
+    question_key: Mapped[str] = mapped_column(String(50))
+    audio: Mapped[bytes] = mapped_column(LargeBinary)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RecordingDeletion(Base):

@@ -39,6 +39,7 @@ from gateway.models import (
     RecordingDeletion,
     SurveyAttempt,
     SurveySession,
+    VoiceRecording,
 )
 from gateway.phones import mask_phone
 from gateway.webhooks.models import OutboxEvent
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 ERASED = "[erased]"
 RETENTION_BATCH = 200  # interactions per transaction: short locks on the live tables
 _RECORDING_SID = re.compile(r"/Recordings/(RE[0-9a-fA-F]{32})")
+# A voice comment the gateway recorded itself (the SIP channel): a row of voice_recordings.
+STORED_RECORDING = "recording:"
 
 
 @dataclass
@@ -95,6 +98,14 @@ def recording_sid(url: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def stored_recording_id(url: str | None) -> int | None:
+    """The voice_recordings id an answer's `recording:<id>` names, or None."""
+    if not url or not url.startswith(STORED_RECORDING):
+        return None
+    number = url[len(STORED_RECORDING) :]
+    return int(number) if number.isdigit() else None
+
+
 def _scrub(text: str | None, phones: Iterable[str]) -> str | None:
     """Free text with every writing of these numbers replaced by a masked one."""
     if not text:
@@ -125,6 +136,10 @@ def _forget_answers(session: Session, survey_ids: list[int], now: datetime) -> t
     ).all()
     recordings = 0
     for answer in answers:
+        stored = stored_recording_id(answer.recording_url)
+        if stored is not None:  # ours: deleted at once, with the answer's other personal data
+            session.execute(delete(VoiceRecording).where(VoiceRecording.id == stored))
+            recordings += 1
         sid = recording_sid(answer.recording_url)
         if sid and not session.scalar(
             select(exists().where(RecordingDeletion.recording_sid == sid))

@@ -336,7 +336,7 @@ def recording(answer_id: int) -> ResponseReturnValue:
         answer = service.find_answer(db, answer_id, None)
         if not access.survey_visible(auth.scope(), answer.session):
             raise service.NotVisible(answer_id)
-        stream = recordings.open_recording(current_settings(), answer.recording_url)
+        stream = recordings.open_recording(current_settings(), answer.recording_url, db)
     except (service.NotVisible, recordings.RecordingUnavailable):
         abort(404, _("This recording cannot be played: it was deleted or is not reachable."))
     db.rollback()  # the read is over before the audio streams

@@ -7,7 +7,9 @@ into its inputs, as the Twilio channel turns <Gather> results into them:
   keys pressed ahead wait their turn and answer the next questions in order;
 - no key within the question's timeout after its prompt is `NoInput`;
 - 0-10 questions take up to two keys, ended by `#` or a pause;
-- the voice comment is not recorded over SIP: `#` or the timeout passes it;
+- the voice comment is recorded after a tone, as Twilio's <Record>: until `#`, 5 seconds of
+  silence, the question's max_seconds (at most 60) or the caller's hang-up; nothing said
+  skips it;
 - the caller's BYE, or no RTP from the caller for SIP_RTP_TIMEOUT_SECONDS, ends the call
   and the survey keeps the answers so far.
 """
@@ -16,22 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from array import array
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
 from audio.prompts import prompt_for
 from gateway.phone_surveys import CHANNEL, OpenedSurvey, keys_given
-from gateway.sip.media import FRAME_MS, PromptMissing, prompt_frames
+from gateway.sip.media import FRAME_MS, PromptMissing, beep_frames, prompt_frames
 from gateway.sip.store import StepTaken
 from ivr_flows import Flow, FlowState
-from ivr_flows.engine import Given, Question, QuestionType, Step
+from ivr_flows.engine import Given, NoInput, Question, QuestionType, Recorded, Step
 
 logger = logging.getLogger(__name__)
 
 FINISH_KEY = "#"
 FRAME_SECONDS = FRAME_MS / 1000
 _HANGUP = ""  # queued after the last key of a call that ended
+MAX_COMMENT_SECONDS = 60  # as on Twilio
+RECORD_SILENCE_SECONDS = 5.0  # a comment ends after this much silence (Twilio's default)
+VOICE_LEVEL = 300  # mean absolute 16-bit sample of a 20 ms frame that counts as speech
 
 
 class _HungUp(Exception):
@@ -43,6 +49,13 @@ class AudioOut(Protocol):
 
 
 StepFunction = Callable[[Given], Awaitable[StepTaken | None]]
+# (question key, 16-bit 8 kHz PCM) -> the stored recording's URL and whole seconds, or None
+SaveRecording = Callable[[str, bytes], Awaitable[tuple[str, int] | None]]
+
+
+def is_voice(pcm: bytes) -> bool:
+    samples = array("h", pcm[: len(pcm) - len(pcm) % 2])
+    return bool(samples) and sum(map(abs, samples)) / len(samples) >= VOICE_LEVEL
 
 
 class Conversation:
@@ -56,6 +69,7 @@ class Conversation:
         payload_type: int,
         prompts_root: Path,
         take_step: StepFunction,
+        save_recording: SaveRecording | None = None,
     ) -> None:
         self.label = label
         self.opened = opened
@@ -63,6 +77,9 @@ class Conversation:
         self._payload_type = payload_type
         self._root = prompts_root
         self._take_step = take_step
+        self._save_recording = save_recording
+        self._recording: bytearray | None = None  # the comment being recorded
+        self._last_voice: float | None = None
         self._keys: asyncio.Queue[str] = asyncio.Queue()
         self._timestamp = 0
         self._hung_up = False
@@ -76,6 +93,15 @@ class Conversation:
             return
         if not self._hung_up:
             self._keys.put_nowait(digit)
+
+    def audio(self, pcm: bytes) -> None:
+        """The caller's decoded audio: kept only while a comment is recorded."""
+        if self._recording is None or self._hung_up:
+            return
+        if len(self._recording) < MAX_COMMENT_SECONDS * 16000:
+            self._recording += pcm
+        if is_voice(pcm):
+            self._last_voice = asyncio.get_running_loop().time()
 
     def hang_up(self) -> None:
         """The call ended: stop playing; keys pressed before still answer their questions."""
@@ -135,9 +161,11 @@ class Conversation:
     async def _gather(self, flow: Flow, question: Question, state: FlowState) -> Given:
         timeout = flow.timeout_for(question)
         if question.type is QuestionType.COMMENT and state.pending is None:
-            while (key := await self._next_key(timeout)) is not None and key != FINISH_KEY:
-                pass
-            return keys_given(QuestionType.COMMENT, None)
+            if self._save_recording is None:
+                while (key := await self._next_key(timeout)) is not None and key != FINISH_KEY:
+                    pass
+                return keys_given(QuestionType.COMMENT, None)
+            return await self._record(question)
         two_digits = question.type is QuestionType.NPS and state.pending is None
         first = await self._next_key(timeout)
         if first is None:
@@ -148,6 +176,46 @@ class Conversation:
             if second is not None and second != FINISH_KEY:
                 digits += second
         return keys_given(question.type, digits)
+
+    async def _record(self, question: Question) -> Given:
+        """The voice comment: a tone, then the caller's audio until `#`, silence, the limit or
+        the hang-up. Recorded when anything was said (kept even if the caller hung up)."""
+        save = self._save_recording
+        if save is None:
+            return NoInput()
+        await self._play(beep_frames(self._payload_type), interruptible=False)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        limit = min(question.max_seconds or MAX_COMMENT_SECONDS, MAX_COMMENT_SECONDS)
+        self._recording, self._last_voice = bytearray(), None
+        hung_up = False
+        try:
+            while True:
+                now = loop.time()
+                quiet_for = now - (self._last_voice or started)
+                if now - started >= limit or quiet_for >= RECORD_SILENCE_SECONDS:
+                    break
+                left = min(limit - (now - started), RECORD_SILENCE_SECONDS - quiet_for)
+                if await self._next_key(max(left, FRAME_SECONDS)) == FINISH_KEY:
+                    break  # other keys are ignored, as by <Record finishOnKey="#">
+        except _HungUp:
+            hung_up = True
+        pcm, spoke = bytes(self._recording), self._last_voice is not None
+        self._recording = None
+        if not spoke:
+            if hung_up:
+                raise _HungUp
+            return NoInput()
+        try:
+            saved = await save(question.key, pcm)
+        except Exception:
+            logger.exception("call %s: the voice comment could not be stored", self.label)
+            saved = None
+        if saved is None:
+            return NoInput()
+        url, seconds = saved
+        logger.info("call %s: a voice comment of %s s recorded", self.label, seconds)
+        return Recorded(url, seconds)
 
     async def _next_key(self, timeout: float) -> str | None:
         """The next key, or None after `timeout` seconds of silence."""

@@ -8,6 +8,7 @@ check` guarantees), encoded once per codec and kept: every call that plays it se
 from __future__ import annotations
 
 import logging
+import math
 import wave
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,25 @@ def prompt_frames(
     frame_bytes = SAMPLES_PER_FRAME * 2
     if len(pcm) % frame_bytes:
         pcm += _SILENCE_PCM[: frame_bytes - len(pcm) % frame_bytes]
+    encoded = get_codec(payload_type).encode(pcm)
+    return tuple(
+        encoded[i : i + SAMPLES_PER_FRAME] for i in range(0, len(encoded), SAMPLES_PER_FRAME)
+    )
+
+
+BEEP_HZ, BEEP_MS, BEEP_LEVEL = 1000, 300, 8000
+
+
+@lru_cache(maxsize=4)
+def beep_frames(payload_type: int) -> tuple[bytes, ...]:
+    """The tone before a voice comment ("speak after the tone"), as G.711 frames."""
+    samples = SAMPLE_RATE * BEEP_MS // 1000
+    pcm = b"".join(
+        int(BEEP_LEVEL * math.sin(2 * math.pi * BEEP_HZ * n / SAMPLE_RATE)).to_bytes(
+            2, "little", signed=True
+        )
+        for n in range(samples)
+    )
     encoded = get_codec(payload_type).encode(pcm)
     return tuple(
         encoded[i : i + SAMPLES_PER_FRAME] for i in range(0, len(encoded), SAMPLES_PER_FRAME)

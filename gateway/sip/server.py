@@ -362,14 +362,17 @@ class SipServer:
         media.on_dtmf = lambda digit, _duration: self._key(active, digit)
         active.opened = opened
         active.media = media
-        active.conversation = Conversation(
+        conversation = Conversation(
             active.label,
             opened,
             media,
             media.chosen_payload_type,
             self._prompts,
             partial(self._step, active),
+            partial(self._save_recording, active),
         )
+        media.on_audio = lambda pcm, _timestamp: conversation.audio(pcm)
+        active.conversation = conversation
 
     async def _media_for(self, active: ActiveCall) -> CallSession | None:
         offer = active.incoming.sdp_offer if active.incoming is not None else None
@@ -402,6 +405,16 @@ class SipServer:
         if opened is None:
             return None
         return await self._in_thread(self.store.give, opened.survey_id, active.provider_id, given)
+
+    async def _save_recording(
+        self, active: ActiveCall, question_key: str, pcm: bytes
+    ) -> tuple[str, int] | None:
+        opened = active.opened
+        if opened is None:
+            return None
+        return await self._in_thread(
+            self.store.save_recording, opened.survey_id, active.provider_id, question_key, pcm
+        )
 
     def _key(self, active: ActiveCall, digit: str) -> None:
         if active.conversation is not None and active.ended_by is None:

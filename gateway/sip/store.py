@@ -28,6 +28,7 @@ from gateway.phone_surveys import (
     open_handed_over_survey,
     settle_callback_try,
 )
+from gateway.recordings import store_recording
 from gateway.surveys import flow_of, flow_state
 from ivr_flows import FlowState
 from ivr_flows.engine import Given, Step
@@ -76,6 +77,16 @@ class SurveyStore:
                 return None
             step = apply_given(session, self.settings, utcnow(), survey, given)
             return StepTaken(step, flow_state(survey))
+
+    def save_recording(
+        self, survey_id: int, provider_id: str, question_key: str, pcm: bytes
+    ) -> tuple[str, int] | None:
+        """Keep the caller's voice comment; its URL and seconds (None: not this call's)."""
+        with self._app.app_context(), self._database.session_scope() as session:
+            survey = locked_survey(session, survey_id)
+            if survey is None or survey.provider_id != provider_id:
+                return None
+            return store_recording(session, survey_id, question_key, pcm)
 
     def end(self, survey_id: int, provider_id: str) -> str | None:
         """The call is over; the survey's final status, or None if it was not this call's."""

@@ -69,3 +69,25 @@ def test_a_comment_gone_from_twilio_says_it_cannot_be_played(client, session, fa
     response = client.get(f"/dashboard/recordings/{answer_id}")
     assert response.status_code == 404
     assert "Запись не воспроизвести" in response.get_data(as_text=True)
+
+
+def test_a_comment_the_gateway_recorded_itself_plays_from_the_database(
+    client, session, fake, make_account
+):
+    from gateway.recordings import store_recording
+
+    seeder = Seeder(session)
+    survey = seeder.survey(seeder.operator("op-north", "North"), {"overall": 2}, at("2026-09-02"))
+    url, seconds = store_recording(session, survey.id, "comment", b"\x10\x00" * 8000)
+    answer = Answer(
+        session_id=survey.id, question_key="comment", recording_url=url, recording_duration=seconds
+    )
+    session.add(answer)
+    session.commit()
+    sign_in(client, make_account("supervisor", team="North"))
+
+    played = client.get(f"/dashboard/recordings/{answer.id}")
+
+    assert played.status_code == 200 and played.mimetype == "audio/wav"
+    assert played.data[:4] == b"RIFF" and len(played.data) == 44 + 16000  # 1 s at 8 kHz
+    assert fake.requests_to(RECORDING_MEDIA) == []  # nothing asked of Twilio

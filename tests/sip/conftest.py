@@ -8,6 +8,7 @@ so the frames received name the prompts played, in order.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import socket
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiortp import get_codec
 from flask import Flask
 from sqlalchemy import select
 
 from audio.prompts import spoken_prompts
 from gateway.models import Interaction, InteractionChannel
-from gateway.sip.media import prompt_frames, prompt_root
+from gateway.sip.media import beep_frames, prompt_frames, prompt_root
 from gateway.sip.server import SipServer
 from gateway.surveys import scores_of
 from ivr_flows import load_flows
@@ -37,6 +39,7 @@ CALLER = "89161234567"  # as a Russian PBX passes a caller's number on
 PCMU = 0
 PCMA = 8
 TELEPHONE_EVENT = 101
+BEEP = "beep"  # the tone before a voice comment, heard as if it were a prompt
 FINGERPRINT_FRAMES = 4  # 80 ms: enough to tell every prompt from every other
 WAIT_SECONDS = 30.0  # a guard against a hung test, never a timing assumption
 
@@ -89,6 +92,7 @@ def prompt_fingerprints(language: str, payload_type: int = PCMU) -> dict[bytes, 
         for prompt in spoken_prompts(flow, language):
             frames = prompt_frames(root, language, prompt.id, payload_type)
             prints[b"".join(frames[:FINGERPRINT_FRAMES])] = prompt.id
+    prints[b"".join(beep_frames(payload_type)[:FINGERPRINT_FRAMES])] = BEEP
     return prints
 
 
@@ -110,6 +114,7 @@ class RtpPeer:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._event_timestamp = 1000
+        self._audio_timestamp = 0
         self._sequence = 1
         self._thread = threading.Thread(target=self._receive, daemon=True)
         self._thread.start()
@@ -162,6 +167,23 @@ class RtpPeer:
                 if left <= 0:
                     raise AssertionError(f"{prompt} not heard {times}x; heard {self.heard(prints)}")
                 self._changed.wait(left)
+
+    def speak(self, seconds: float, level: int = 6000) -> None:
+        """Say something for `seconds`: a 400 Hz tone as PCMU frames, sent every 20 ms."""
+        samples = [int(level * math.sin(2 * math.pi * 400 * n / 8000)) for n in range(160)]
+        frame = get_codec(PCMU).encode(
+            b"".join(x.to_bytes(2, "little", signed=True) for x in samples)
+        )
+        if self.gateway_addr is None:
+            raise AssertionError("the gateway has sent no RTP yet: nowhere to speak to")
+        for _ in range(round(seconds * 50)):
+            self._audio_timestamp += 160
+            header = struct.pack(
+                "!BBHII", 0x80, PCMU, self._sequence & 0xFFFF, self._audio_timestamp, 0x5151
+            )
+            self.sock.sendto(header + frame, self.gateway_addr)
+            self._sequence += 1
+            time.sleep(0.02)  # real time: the gateway hears a caller, not a burst
 
     def press(self, key: str) -> None:
         """One key as RFC 4733 telephone-events: three updates, then three end packets."""

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import wave
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import func, select
 
+from gateway.db import utcnow
+from gateway.models import Answer, VoiceRecording
+from gateway.privacy import anonymise_customer
+from gateway.recordings import RecordingUnavailable, open_recording
+from gateway.sip.call import RECORD_SILENCE_SECONDS
 from tests.sip.conftest import (
+    BEEP,
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
@@ -216,3 +225,54 @@ def test_a_pbx_that_prefers_pcma_hears_the_prompts_in_a_law_and_the_survey_compl
     assert record is not None
     assert record.scores == FIVE_SCORES
     assert record.status == "completed"
+
+
+def test_a_voice_comment_is_recorded_after_the_tone_and_kept_until_the_customer_is_erased(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+) -> None:
+    gateway = start_gateway()
+    caller = sipp(gateway).start(
+        "answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-52"
+    )
+    try:
+        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        for key in "54354":
+            ear.press(key)
+        ear.wait_to_hear(russian_prompts, BEEP)
+        ear.speak(1.5)
+        ear.press("#")
+        output, _ = caller.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.communicate()
+
+    assert caller.returncode == 0, (output or "")[-2000:]
+    assert ear.heard(russian_prompts)[-1] == "post_call/thanks"
+    gateway.wait_until_idle()
+    app = gateway.app
+    with app.app_context():
+        session = app.extensions["database"].session()
+        answer = session.scalar(select(Answer).where(Answer.question_key == "comment"))
+        assert answer is not None and answer.recording_url is not None
+        assert answer.recording_duration in (1, 2)
+        url = answer.recording_url
+        stream = open_recording(app.config["SETTINGS"], url, session)
+        with wave.open(io.BytesIO(b"".join(stream.chunks))) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+            assert 1.2 <= wav.getnframes() / 8000 <= 1.6 + RECORD_SILENCE_SECONDS
+        survey = answer.session
+        assert survey.status.value == "completed"
+        customer = survey.customer
+        assert customer is not None
+
+        anonymise_customer(session, customer, utcnow())
+        session.commit()
+
+        assert session.scalar(select(func.count()).select_from(VoiceRecording)) == 0
+        with pytest.raises(RecordingUnavailable):
+            open_recording(app.config["SETTINGS"], url, session)
+        session.close()
