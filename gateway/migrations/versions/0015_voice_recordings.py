@@ -1,7 +1,7 @@
 """voice comments recorded by the SIP channel: voice_recordings (WAV in the database)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 
 A new table only.
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
