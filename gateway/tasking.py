@@ -116,9 +116,11 @@ def celery_init_app(app: Flask) -> Celery:
             "options": {"expires": settings.dispatch_interval_seconds},
         }
     if not settings.redis_url:
-        # Embedded mode: kombu's filesystem transport needs no server; one machine only.
+        # Embedded mode: kombu's filesystem transport needs no server; one machine only. Ours
+        # writes each file whole before a worker can see it (gateway/broker_files.py).
         for sub in ("queue", "processed", "control"):
             (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_transport"] = "gateway.broker_files:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(broker_dir / "queue"),
             "data_folder_out": str(broker_dir / "queue"),
