@@ -48,6 +48,9 @@ EXACT: dict[str, Any] = {
 }
 
 
+PROVIDERS = {"twilio": "Twilio", "smsc": "SMSC.ru"}
+
+
 def _status(match: re.Match[str]) -> str:
     return labels.label(match.group("status"), "survey_status")
 
@@ -76,6 +79,17 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (
         re.compile(r"the re-survey after the fix scored (?P<score>\d+)"),
         lambda m: _("the re-survey after the fix scored %(score)s", score=m.group("score")),
+    ),
+    (
+        # A provider's refusal, as gateway.provider_errors and sms.smsc write it: the code and
+        # the provider's own words, which stay as they are.
+        re.compile(r"(?P<provider>twilio|smsc) (?P<code>\d+): (?P<text>.+)", re.S),
+        lambda m: _(
+            "refused by %(provider)s, error %(code)s: %(text)s",
+            provider=PROVIDERS[m.group("provider")],
+            code=m.group("code"),
+            text=m.group("text"),
+        ),
     ),
     (
         re.compile(r"email: (?P<error>.+)", re.S),

@@ -57,3 +57,17 @@ def test_the_check_finds_the_english_of_a_page_rendered_in_english(client, month
     english = client.get(f"/dashboard/operators?from={month.start}&to={month.end}")
     html = english.get_data(as_text=True)
     assert '<html lang="en">' in html and "Operators’ ranking" in untranslated(html)
+
+
+def test_a_providers_refusal_is_framed_in_russian_with_its_code(
+    client, month, make_account, session
+):
+    survey = session.scalar(
+        select(SurveySession).where(SurveySession.status == SurveyStatus.NOT_SENT)
+    )
+    survey.status = SurveyStatus.FAILED
+    survey.not_sent_reason = "twilio 21408: Permission to send an SMS has not been enabled"
+    session.commit()
+    sign_in(client, make_account("admin"))
+    html = client.get(f"/dashboard/interactions/{survey.interaction_id}").get_data(as_text=True)
+    assert "отклонено провайдером Twilio, ошибка 21408" in html
