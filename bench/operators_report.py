@@ -327,8 +327,10 @@ def api_call(url: str) -> Callable[[], object]:
 def measure_writes(engine: object, settings: Settings, count: int) -> None:
     """Time a keypress (one answer recorded and committed) and a survey's end (its score
     frozen and counted), with the rollup's hooks and without them."""
-    plain = sessionmaker(bind=engine)  # type: ignore[call-overload]
-    kept = sessionmaker(bind=engine)  # type: ignore[call-overload]
+    # Sessions carry the shipped flows as an app's do: a survey's end freezes its score by them.
+    info = {"flows": load_flows(settings.flows_dir)}
+    plain = sessionmaker(bind=engine, info=info)  # type: ignore[call-overload]
+    kept = sessionmaker(bind=engine, info=info)  # type: ignore[call-overload]
     rollup.ScoreKeeper(settings.report_zone).attach(kept)
     with plain() as session:
         # Surveys that were sent and not yet answered: reopened as running ones to answer.

@@ -435,7 +435,8 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
     sums = tally.sums
     n = tally.responses
     satisfied = tally.satisfied
-    overall_sum = sum(v * c for v, c in tally.distribution.items())
+    distribution = tally.distribution
+    overall_sum = sum(v * c for v, c in distribution.items())
     interval = wilson_interval(satisfied, n)
     csi_all = _mean(sums["csi_sum"], int(sums["csi_n"]))
     csi_operator = _mean(sums["csi_operator_sum"], int(sums["csi_operator_n"]))
@@ -454,7 +455,7 @@ def figures(tally: Tally, *, operator_view: bool = True) -> dict[str, Any]:
             for key, (total, count) in sorted(tally.parameter_sums.items())
             if count
         },
-        "distribution": {str(v): tally.distribution.get(v, 0) for v in range(1, 6)},
+        "distribution": {str(v): distribution.get(v, 0) for v in range(1, 6)},
         "nps": None
         if nps is None
         else {
