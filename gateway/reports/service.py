@@ -123,6 +123,8 @@ class Totals:
     counts: dict[str, float]
     tally: Tally
     dispositions: dict[str, int]
+    # Per operator only: [satisfied, responses] per team at the time of the contact (0: none).
+    teams: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Totals:
@@ -139,6 +141,11 @@ class Totals:
             self.dispositions[key] = self.dispositions.get(key, 0) + n
 
 
+# Where a summed row of `_COUNTS` holds the responses and the satisfied overall scores.
+_RESPONSES_AT = _COUNTS.index("responses")
+_SATISFIED_AT = [_COUNTS.index(f"overall_{v}") for v in sorted(SATISFIED)]
+
+
 def _totals(
     session: Session,
     flt: ReportFilter,
@@ -153,15 +160,31 @@ def _totals(
     if operator_id is not None:
         conditions.append(scores.c.operator_id == operator_id)
         parameter_conditions.append(parameter_scores.c.operator_id == operator_id)
+    # An operator's sums come per team at the time of the contact, added up here: the ranking
+    # compares each operator with those teams, and one scan serves both.
+    keys = [scores.c.operator_id, scores.c.team_id] if group == "operator_id" else [scores.c[group]]
     summed = session.execute(
-        select(scores.c[group], *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
+        select(*keys, *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
         .where(*conditions)
-        .group_by(scores.c[group])
+        .group_by(*keys)
     ).all()
-    result = {}
-    for g, *sums in summed:
-        counts = {name: value or 0 for name, value in zip(_COUNTS, sums, strict=True)}
-        result[g] = Totals(counts, Tally.of_columns(counts), {})
+    all_counts: dict[Any, dict[str, float]] = {}
+    teams: dict[Any, dict[int, list[int]]] = defaultdict(dict)
+    for row in summed:
+        g, sums = row[0], row[len(keys) :]
+        counts = all_counts.get(g)
+        if counts is None:
+            counts = all_counts[g] = {n: v or 0 for n, v in zip(_COUNTS, sums, strict=True)}
+        else:
+            for name, value in zip(_COUNTS, sums, strict=True):
+                counts[name] += value or 0
+        if len(keys) == 2:
+            satisfied = sum(int(sums[i] or 0) for i in _SATISFIED_AT)
+            teams[g][row[1]] = [satisfied, int(sums[_RESPONSES_AT] or 0)]
+    result = {
+        g: Totals(counts, Tally.of_columns(counts), {}, teams.get(g, {}))
+        for g, counts in all_counts.items()
+    }
     for g, key, total, n in session.execute(
         select(
             parameter_scores.c[group],
@@ -259,7 +282,7 @@ def operators_report(
     """
     totals = _totals(session, flt, "operator_id")
     operators = _operators(session, list(totals))
-    by_team = _satisfied_by_team(session, flt)
+    by_team = {operator_id: group.teams for operator_id, group in totals.items()}
     # A team's figure is the whole team's, also when only one operator's row is asked for
     # (an operator's own view): the same contacts' filter without the operator.
     whole_teams = by_team if flt.operator_id is None else None
