@@ -21,12 +21,12 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
-PART_SUFFIX = ".part"
+_PART_SUFFIX = ".part"
 
 
 def _part_of(path: Path) -> Path:
     """Where `path` is written before it appears: no queue's reader matches this name."""
-    return path.with_name(f"{path.name}.{uuid.uuid4().hex}{PART_SUFFIX}")
+    return path.with_name(f"{path.name}.{uuid.uuid4().hex}{_PART_SUFFIX}")
 
 
 class Channel(filesystem.Channel):
