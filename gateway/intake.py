@@ -33,6 +33,7 @@ from gateway.interactions import (
     InteractionConflict,
     InteractionInput,
     assign_operator,
+    check_ended,
     differences,
     plan_survey,
     report_interaction,
@@ -62,7 +63,10 @@ def report_interactions(
     session: Session, items: Sequence[InteractionInput], settings: Settings, now: datetime
 ) -> list[ItemResult]:
     """Record each item as `report_interaction` does; one result per item, in order. The
-    caller commits."""
+    caller commits. Raises EndedInFuture, before anything is written, if any item ends
+    after `now` (the API refuses such an item alone, before it gets here)."""
+    for given in items:
+        check_ended(given, now)
     try:
         with session.begin_nested():
             return _fast(session, items, settings, now)

@@ -199,6 +199,29 @@ class Difference:
     given: str | None
 
 
+# How far ahead of the gateway's clock a reported end may be: the reporting system's clock
+# may run a little fast; a contact further in the future has not ended.
+ENDED_AT_MAX_SKEW = timedelta(minutes=5)
+
+
+class EndedInFuture(ValueError):
+    """An interaction reported to have ended later than now (beyond the clock skew allowed)."""
+
+    def __init__(self, given: InteractionInput, now: datetime) -> None:
+        self.external_id = given.external_id
+        super().__init__(
+            f"{given.channel.value} {given.external_id!r} ended at "
+            f"{given.ended_at.isoformat()}, which is in the future: report a contact once it "
+            f"has ended (clocks may differ by up to {ENDED_AT_MAX_SKEW.seconds // 60} minutes)"
+        )
+
+
+def check_ended(given: InteractionInput, now: datetime) -> None:
+    """Raise EndedInFuture if `given` ends after `now` plus the clock skew allowed."""
+    if given.ended_at > now + ENDED_AT_MAX_SKEW:
+        raise EndedInFuture(given, now)
+
+
 class InteractionConflict(Exception):
     """The same channel + external id posted again with other contact data."""
 
@@ -273,8 +296,9 @@ def record_interaction(
     """Store an interaction and schedule its survey; the same channel + external id again
     returns the stored one and `created` False, and schedules nothing.
 
-    Raises InvalidPhoneNumber before anything is written.
+    Raises InvalidPhoneNumber or EndedInFuture before anything is written.
     """
+    check_ended(given, now)
     if given.customer and given.customer.phone:
         normalize_phone(given.customer.phone, settings.default_region)  # fail before writing
 

@@ -5,7 +5,7 @@ The same schemas validate requests and generate /api/openapi.json (flask-smorest
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from gateway.config import current_settings
 from gateway.db import utcnow
 from gateway.flows import current_flows
+from gateway.interactions import ENDED_AT_MAX_SKEW
 from gateway.models import InteractionChannel
 from gateway.phones import InvalidPhoneNumber, normalize_phone
 
@@ -63,11 +64,6 @@ class UtcDateTime(fields.DateTime):
         if isinstance(value, datetime) and value.tzinfo is not None:
             value = value.astimezone(UTC)
         return super()._serialize(value, attr, obj, **kwargs)
-
-
-# How far ahead of the gateway's clock a reported end may be: the reporting system's clock
-# may run a little fast; a contact further in the future has not ended.
-ENDED_AT_MAX_SKEW = timedelta(minutes=5)
 
 
 def _ended(value: datetime) -> None:
