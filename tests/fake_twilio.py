@@ -813,7 +813,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "FakeTwilio/1.0"
-    timeout = 10  # seconds a client may take to send its request
+    # Keep-alive, as Twilio's API: a client's pooled connection carries its next request too
+    # (every answer has its Content-Length). Without Nagle's algorithm, as an answer written
+    # in two parts (head, body) would otherwise wait for the client's delayed ACK (40 ms).
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 10  # seconds a client may take to send its request, or keep an idle connection
 
     def do_GET(self) -> None:
         self._handle()

@@ -101,6 +101,46 @@ def test_edge_and_region_from_the_environment_do_not_reroute_a_custom_base_url(f
     assert send(client).sid.startswith("SM")
 
 
+def _clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_proxy_the_environment_names_carries_the_clients_requests(fake, monkeypatch):
+    # The client reads the proxy variables once, when it is built (not at every request):
+    # every request goes through that proxy. The fake answers as the proxy here (a proxied
+    # request names the whole URL), for a host that does not exist.
+    _clear_proxies(monkeypatch)
+    monkeypatch.setenv("http_proxy", fake.base_url)
+    client = fake.track_client(
+        make_twilio_client(fake.account_sid, fake.auth_token, "http://api.twilio.invalid", 5.0)
+    )
+
+    assert send(client).sid.startswith("SM")
+    assert send(client).sid.startswith("SM")
+    assert [m.params["To"] for m in fake.messages()] == [CUSTOMER, CUSTOMER]
+
+
+def test_a_host_no_proxy_names_is_reached_directly(fake, monkeypatch):
+    _clear_proxies(monkeypatch)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    client = twilio_client_for(fake)
+
+    assert send(client).sid.startswith("SM")
+
+
+def test_without_no_proxy_the_proxy_is_used_even_for_the_fakes_host(fake, monkeypatch):
+    _clear_proxies(monkeypatch)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    client = twilio_client_for(fake, timeout_seconds=2.0)
+
+    with pytest.raises(requests.exceptions.ProxyError):
+        send(client)
+    assert fake.messages() == []
+
+
 # -- messages ----------------------------------------------------------------------------------
 
 
