@@ -19,7 +19,7 @@ PACKAGES = ("gateway", "sms", "audio", "ivr_flows")
 # Where the parts are put together: the web app's factory and the command line.
 COMPOSITION_ROOTS = frozenset({"gateway", "gateway.cli"})
 # A survey reaches a customer through one of these; each may import the core only.
-CHANNELS = ("sms", "gateway.voice", "gateway.websurvey")
+CHANNELS = ("sms", "gateway.voice", "gateway.websurvey", "gateway.sip")
 
 
 @pytest.fixture(scope="module")
