@@ -152,6 +152,7 @@ class Settings:
     sip_password: str | None = None  # its digest password
     sip_domain: str | None = None  # the domain of From, To and the AOR; default: registrar host
     sip_register_expires: int = 300  # asked for; re-REGISTER at 90 % of what the PBX grants
+    sip_ring_seconds: float = 40.0  # a call-back ringing this long is cancelled (no answer)
     # Root of the prompt library (manifest.json, prompts/<lang>/...); None: the packaged one.
     audio_dir: Path | None = None
     # The survey flows (`*.yaml`) the gateway runs; each is checked when the app starts.
@@ -422,6 +423,7 @@ _CONVERTERS: dict[str, Any] = {
     "sip_rtp_timeout_seconds": float,
     "sip_registrar": _parse_registrar,
     "sip_register_expires": int,
+    "sip_ring_seconds": float,
     "dispatch_interval_seconds": float,
     "dispatch_lease_seconds": int,
     "dispatch_batch_size": int,
@@ -540,6 +542,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("SIP_MAX_CALLS must be at least 1")
     if settings.sip_rtp_timeout_seconds <= 0:
         raise ConfigError("SIP_RTP_TIMEOUT_SECONDS must be positive")
+    if settings.sip_ring_seconds <= 0:
+        raise ConfigError("SIP_RING_SECONDS must be positive")
     if settings.sip_registrar:
         if not settings.sip_listen:
             raise ConfigError("SIP_REGISTRAR needs SIP_LISTEN: the agent that registers and dials")

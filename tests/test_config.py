@@ -65,6 +65,7 @@ def test_environment_overrides_defaults_and_test_mapping_overrides_both():
         ({"WEBHOOK_ALLOW_HTTP": "maybe"}, "WEBHOOK_ALLOW_HTTP: expected true or false"),
         ({"SIP_MAX_CALLS": "0"}, "SIP_MAX_CALLS must be at least 1"),
         ({"SIP_RTP_TIMEOUT_SECONDS": "0"}, "SIP_RTP_TIMEOUT_SECONDS must be positive"),
+        ({"SIP_RING_SECONDS": "0"}, "SIP_RING_SECONDS must be positive"),
         ({"SIP_RTP_PORTS": "20000-20009"}, "holds 5 calls, fewer than SIP_MAX_CALLS=50"),
         ({"SIP_RTP_PORTS": "low-high"}, "SIP_RTP_PORTS must look like 20000-20999"),
         ({"SIP_RTP_PORTS": "80-90"}, "SIP_RTP_PORTS must be a range within 1024-65535"),

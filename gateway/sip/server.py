@@ -57,7 +57,6 @@ from gateway.sip.media import (
 from gateway.sip.store import Dial, StepTaken, SurveyStore
 from gateway.sip.uac import (
     REGISTER_RETRY_SECONDS,
-    RING_SECONDS,
     SurveyUAC,
     dial_uri,
     outcome_of,
@@ -558,9 +557,9 @@ class SipServer:
             return
         try:
             try:
-                await outgoing.wait_answered(RING_SECONDS)
+                await outgoing.wait_answered(self.settings.sip_ring_seconds)
             except TimeoutError:
-                outgoing.cancel(self._uac)
+                self._uac.cancel(outgoing)
                 await self._not_answered(dial, "no-answer", None, label=active.label)
                 self._release(active)
                 return
@@ -756,7 +755,7 @@ class SipServer:
         outgoing = active.outgoing
         if outgoing is not None and self._uac is not None:
             if outgoing.dialog.state is DialogState.EARLY:
-                outgoing.cancel(self._uac)
+                self._uac.cancel(outgoing)
             else:
                 self._hang_up(active)
         if active.media is not None:

@@ -5,8 +5,11 @@ authentication on 401/407, re-REGISTER at 90 % of the interval the PBX grants, a
 after a refusal) and sends each call-back survey's INVITE through it, answering its
 challenge with the same credentials. aiosipua's UAC does the transactions; this adds what it
 leaves out over UDP: the ACK of a final non-2xx answer (RFC 3261 17.1.1.3), without which a
-PBX re-sends its 401/407/486 until its timer gives up, and the re-sending of an INVITE or
-REGISTER that got no answer (17.1.1.2, 17.1.2.2), without which one lost packet loses a try.
+PBX re-sends its 401/407/486 until its timer gives up, the re-sending of an INVITE or
+REGISTER that got no answer (17.1.1.2, 17.1.2.2), without which one lost packet loses a try,
+and the end of a call answered as we cancelled it: a 200 OK that crossed our CANCEL is ACKed
+and the call hung up with BYE (9.1, 15), or the PBX would hold a silent line open until its
+own timers end it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiosipua import (
+    DialogState,
+    OutgoingCall,
     SipRequest,
     SipResponse,
     SipUAC,
@@ -26,13 +32,13 @@ from aiosipua import (
 )
 from aiosipua.sdp import SdpMessage
 from aiosipua.transaction import T1, T2
+from aiosipua.uac_responses import _send_ack
 
 from gateway.sip.media import TELEPHONE_EVENT
 
 logger = logging.getLogger(__name__)
 
 REGISTER_RETRY_SECONDS = 60.0  # after a refused or unanswered REGISTER
-RING_SECONDS = 40.0  # an unanswered call-back is cancelled after this (Twilio's 30 + set-up)
 
 # What a final answer to a call-back's INVITE means for the survey (as Twilio's call statuses).
 BUSY = frozenset({486, 600})
@@ -59,10 +65,35 @@ def _branch(message: SipRequest | SipResponse) -> str | None:
 
 
 class SurveyUAC(SipUAC):
-    """aiosipua's UAC, acknowledging every final non-2xx answer to an INVITE."""
+    """aiosipua's UAC, acknowledging every final non-2xx answer to an INVITE, and ending a
+    call answered after we cancelled it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Calls we CANCELled, by Call-ID, with when: a 200 OK may cross the CANCEL until
+        # the INVITE's transaction times out (Timer B).
+        self.cancelled: dict[str, tuple[OutgoingCall, float]] = {}
+        self.late_answers = 0  # calls answered after our CANCEL, acknowledged and hung up
+
+    def cancel(self, call: OutgoingCall) -> None:
+        """CANCEL a ringing call, remembering it for an answer that crosses the CANCEL."""
+        now = time.monotonic()
+        for call_id, (_call, at) in list(self.cancelled.items()):
+            if now - at > TIMER_B:
+                del self.cancelled[call_id]
+        if call.cancel(self) is not None:
+            self.cancelled[call.call_id] = (call, now)
 
     def handle_response(self, response: SipResponse, addr: tuple[str, int]) -> None:
         cseq = response.cseq
+        if (
+            cseq is not None
+            and cseq.method.upper() == "INVITE"
+            and 200 <= response.status_code < 300
+            and response.call_id in self.cancelled
+        ):
+            self._end_late_answer(response)
+            return
         if cseq is not None and cseq.method.upper() == "INVITE" and response.status_code >= 300:
             self._ack_final(response, addr)
             call = self.get_call(response.call_id or "")
@@ -94,6 +125,31 @@ class SurveyUAC(SipUAC):
                 self.transport.send(txn.request, next_hop)
                 interval = interval * 2 if txn.method == "INVITE" else min(interval * 2, T2)
                 due[key] = (now + interval, interval)
+
+    def _end_late_answer(self, response: SipResponse) -> None:
+        """A 200 OK to an INVITE we cancelled: ACK it (again for each re-sent 200) and, the
+        first time, hang up with BYE in the dialog it made (RFC 3261 15: a UAC that wants no
+        session after a 2xx must still ACK it, then send BYE)."""
+        call, _at = self.cancelled[response.call_id or ""]
+        dialog = call.dialog
+        to = response.to_addr
+        if to is not None and to.tag and not dialog.remote_tag:
+            dialog.remote_tag = to.tag
+        contacts = response.contact
+        if contacts:  # the 2xx's Contact is the dialog's remote target (RFC 3261 12.1.2)
+            dialog.remote_target = stringify_uri(contacts[0].uri)
+        _send_ack(self, call, response)
+        if dialog.metadata.get("late_bye"):
+            return
+        dialog.metadata["late_bye"] = "sent"
+        dialog.state = DialogState.CONFIRMED  # the 2xx made the dialog; BYE ends it
+        self._send_in_dialog(dialog, "BYE", call.remote_addr)
+        dialog.terminate()
+        self.late_answers += 1
+        logger.info(
+            "call %s was answered after it was cancelled: acknowledged and hung up",
+            (response.call_id or "")[:24],
+        )
 
     def _ack_final(self, response: SipResponse, addr: tuple[str, int]) -> None:
         """ACK in the INVITE's transaction: its Via (branch), From, Call-ID and CSeq number,

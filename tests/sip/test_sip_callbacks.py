@@ -229,3 +229,22 @@ def test_a_restarted_agent_settles_the_callbacks_it_held_ringing_or_answered(
         database.session.remove()
         empty_database(database.engine)
         database.dispose()
+
+
+def test_an_answer_that_crosses_the_cancel_is_acknowledged_and_hung_up(
+    start_gateway: Callable[..., GatewayThread], pbx: Callable[..., Pbx]
+) -> None:
+    pbx_process = pbx("pbx_answers_after_cancel.xml", 2)
+    gateway = start_gateway(**registrar_settings(pbx_process.port, sip_ring_seconds=1.0))
+
+    survey_id = queue_callback(gateway.app, "request-74")
+    # The PBX answers 200 OK after the gateway's CANCEL; it exits 0 only after an ACK of that
+    # 200 and a BYE in its dialog.
+    code, output = pbx_process.finished()
+
+    assert code == 0, output
+    gateway.wait_until_idle()
+    assert gateway.server._uac is not None and gateway.server._uac.late_answers == 1
+    record = callback_record(gateway.app, survey_id)
+    assert record.outcomes == ["no-answer"]
+    assert record.status == "scheduled"  # called again after IVR_CALLBACK_RETRY_MINUTES
