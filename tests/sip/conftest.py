@@ -244,10 +244,14 @@ class Sipp:
 
     gateway_port: int
     workdir: Path
+    sip_port: int = 0  # where the last SIPp started listens (for `hang_up`)
+    call_id: str = ""  # the Call-ID of its call
 
     def command(
         self, scenario: str, rtp_port: int, *, local_ip: str = "127.0.0.1", **keys: str
     ) -> list[str]:
+        self.sip_port = free_port()
+        self.call_id = f"caller-{self.sip_port}@sipp"  # -m 1: one call, one Call-ID
         values = {
             "caller": CALLER,
             "operator": "op-1",
@@ -265,7 +269,9 @@ class Sipp:
             "-i",
             local_ip,
             "-p",
-            str(free_port()),
+            str(self.sip_port),
+            "-cid_str",
+            self.call_id,
             "-mi",
             local_ip,
             "-mp",
@@ -337,6 +343,22 @@ class Sipp:
             stdin=subprocess.DEVNULL,
             text=True,
         )
+
+    def hang_up(self) -> None:
+        """Tell the caller of caller_hangs_up_when_told.xml to hang up now: an OPTIONS in its
+        call, which it answers with a BYE to the gateway."""
+        request = (
+            f"OPTIONS sip:sipp@127.0.0.1:{self.sip_port} SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-hang-up\r\n"
+            "From: <sip:test@127.0.0.1>;tag=hang-up\r\n"
+            f"To: <sip:sipp@127.0.0.1:{self.sip_port}>\r\n"
+            f"Call-ID: {self.call_id}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Max-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(request.encode(), ("127.0.0.1", self.sip_port))
 
     def errors(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.workdir.glob("*.log"))

@@ -276,3 +276,56 @@ def test_a_voice_comment_is_recorded_after_the_tone_and_kept_until_the_customer_
         with pytest.raises(RecordingUnavailable):
             open_recording(app.config["SETTINGS"], url, session)
         session.close()
+
+
+@pytest.mark.parametrize("spoken_seconds", [1.5, 0.0], ids=["after-speaking", "in-silence"])
+def test_a_caller_who_hangs_up_during_the_voice_comment_keeps_the_answers_and_what_was_said(
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    ear: RtpPeer,
+    russian_prompts: dict[bytes, str],
+    spoken_seconds: float,
+) -> None:
+    gateway = start_gateway()
+    pbx = sipp(gateway)
+    caller = pbx.start("caller_hangs_up_when_told.xml", ear.port, interaction="hotline-53")
+    try:
+        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        for key in "54354":
+            ear.press(key)
+        ear.wait_to_hear(russian_prompts, BEEP)
+        if spoken_seconds:
+            ear.speak(spoken_seconds)
+        pbx.hang_up()  # a BYE while the comment is being recorded
+        output, _ = caller.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.communicate()
+
+    assert caller.returncode == 0, (output or "")[-2000:] + pbx.errors()
+    gateway.wait_until_idle()
+    assert "post_call/thanks" not in ear.heard(russian_prompts)
+    record = call_record(gateway.app, "hotline-53")
+    assert record is not None
+    assert record.scores == FIVE_SCORES
+    app = gateway.app
+    with app.app_context():
+        session = app.extensions["database"].session()
+        try:
+            comment = session.scalar(select(Answer).where(Answer.question_key == "comment"))
+            if spoken_seconds:
+                # What was said is kept and answers the last question.
+                assert comment is not None and comment.recording_url is not None
+                assert comment.recording_duration in (1, 2)
+                stream = open_recording(app.config["SETTINGS"], comment.recording_url, session)
+                with wave.open(io.BytesIO(b"".join(stream.chunks))) as wav:
+                    assert 1.2 <= wav.getnframes() / 8000 <= 1.6 + RECORD_SILENCE_SECONDS
+            else:
+                # Nothing said: no recording; hanging up at the comment is how a caller says
+                # they have nothing to add, on Twilio too.
+                assert comment is None
+                assert session.scalar(select(func.count()).select_from(VoiceRecording)) == 0
+            assert record.status == "completed"
+        finally:
+            session.close()
