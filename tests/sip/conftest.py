@@ -331,6 +331,7 @@ class Sipp:
             f"{WAIT_SECONDS:.0f}s",
             "-timeout_error",
             "-trace_err",
+            "-trace_logs",  # what a scenario's <log> actions write
             "-nostdin",
         ]
         for name, value in keys.items():

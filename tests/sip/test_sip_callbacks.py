@@ -3,6 +3,8 @@ authentication and places the survey's call through it; SIPp plays the PBX on lo
 
 from __future__ import annotations
 
+import hashlib
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -248,3 +250,53 @@ def test_an_answer_that_crosses_the_cancel_is_acknowledged_and_hung_up(
     record = callback_record(gateway.app, survey_id)
     assert record.outcomes == ["no-answer"]
     assert record.status == "scheduled"  # called again after IVR_CALLBACK_RETRY_MINUTES
+
+
+def proxy_authorizations(workdir: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    """What pbx_proxy_auth_407.xml logged: each method's request URI and the parameters of
+    its Proxy-Authorization."""
+    found = {}
+    for log in workdir.glob("*_logs.log"):
+        for line in log.read_text().splitlines():
+            match = re.match(r"(REGISTER|INVITE) (\S+) Digest (.*)", line.strip())
+            if match:
+                params = {
+                    name: quoted or bare
+                    for name, quoted, bare in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]*))', match[3])
+                }
+                found[match[1]] = (match[2], params)
+    return found
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def test_a_pbx_that_asks_for_proxy_authentication_gets_it_on_the_register_and_the_invite(
+    start_gateway: Callable[..., GatewayThread], pbx: Callable[..., Pbx]
+) -> None:
+    pbx_process = pbx("pbx_proxy_auth_407.xml", 2)
+    gateway = start_gateway(**registrar_settings(pbx_process.port))
+
+    survey_id = queue_callback(gateway.app, "request-75")
+    # SIPp exits 0 only if the REGISTER and the INVITE after its 407s carried
+    # Proxy-Authorization, and the 486 that follows was acknowledged.
+    code, output = pbx_process.finished()
+
+    assert code == 0, output
+    assert gateway.server.registered == 1
+    answered = proxy_authorizations(pbx_process.workdir)
+    assert set(answered) == {"REGISTER", "INVITE"}
+    for method, (request_uri, params) in answered.items():
+        # RFC 2617 3.2.2 with qop=auth, from the nonce the PBX gave and the account's password
+        ha1 = md5(f"{ACCOUNT['user']}:pbx.test:{ACCOUNT['password']}")
+        ha2 = md5(f"{method}:{params['uri']}")
+        expected = md5(f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:auth:{ha2}")
+        assert params["username"] == ACCOUNT["user"]
+        assert params["realm"] == "pbx.test"
+        assert params["nonce"].endswith("r1" if method == "REGISTER" else "i2")
+        assert params["qop"] == "auth"
+        assert params["uri"] == request_uri
+        assert params["response"] == expected
+    gateway.wait_until_idle()
+    assert callback_record(gateway.app, survey_id).outcomes == ["busy"]
