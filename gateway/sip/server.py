@@ -5,9 +5,11 @@ Built on aiosipua (SIP messages, transactions, dialogs over asyncio) and aiortp 
 database steps run in a small thread pool.
 
 Admission, in order: a source address outside SIP_ALLOWED_PEERS gets 403; a call beyond
-SIP_MAX_CALLS gets 486 Busy Here; an offer without PCMU or PCMA gets 488; no free RTP port
-or a database failure gets 503; a caller with no survey to run (opted out, surveyed already)
-gets 603 Decline. Every call is logged with the caller's number masked.
+SIP_MAX_CALLS gets 503 Service Unavailable with Retry-After (the gateway is full, not the
+caller busy: a PBX may send the caller to another survey gateway); an offer without PCMU or
+PCMA gets 488; no free RTP port gets 503 with Retry-After, a database failure 503; a caller
+with no survey to run (opted out, surveyed already) gets 603 Decline. Every call is logged
+with the caller's number masked.
 
 With SIP_REGISTRAR set, the agent also registers at the PBX and dials the call-back surveys
 queued for it in the database (gateway/sip/uac.py), within the same SIP_MAX_CALLS.
@@ -70,6 +72,9 @@ USER_AGENT = "survey-gateway"
 DB_THREADS = 8
 DRAIN_SECONDS = 10.0  # at most this long to apply the keys of a call that ended
 DIAL_POLL_SECONDS = 1.0  # how often the agent looks for call-backs queued for it
+# Retry-After of a 503 for a full gateway: a slot frees as soon as any survey ends (a
+# post_call survey lasts about 40 s), and a proxy that honours it sends nothing here meanwhile.
+FULL_RETRY_AFTER_SECONDS = 10
 T = TypeVar("T")
 
 
@@ -258,8 +263,21 @@ class SipServer:
             return False
         return any(address in network for network in self._allowed)
 
-    def _refuse(self, incoming: IncomingCall, code: int, why: str, label: str) -> None:
-        incoming.reject(code)
+    def _refuse(
+        self,
+        incoming: IncomingCall,
+        code: int,
+        why: str,
+        label: str,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        if retry_after is None:
+            incoming.reject(code)
+        else:  # aiosipua's reject() adds no headers; this is it with Retry-After
+            extra = {"Retry-After": str(retry_after)}
+            incoming._send_response(code, "Service Unavailable", extra_headers=extra)
+            incoming.dialog.terminate()
         if self._uas is not None:
             self._uas._calls.pop(incoming.call_id, None)
         self.refused[code] = self.refused.get(code, 0) + 1
@@ -274,7 +292,13 @@ class SipServer:
             self._refuse(incoming, 403, f"{source} is not in SIP_ALLOWED_PEERS", label)
             return
         if len(self.calls) >= self.settings.sip_max_calls:
-            self._refuse(incoming, 486, f"SIP_MAX_CALLS={self.settings.sip_max_calls}", label)
+            self._refuse(
+                incoming,
+                503,
+                f"full: SIP_MAX_CALLS={self.settings.sip_max_calls}",
+                label,
+                retry_after=FULL_RETRY_AFTER_SECONDS,
+            )
             return
         offer = incoming.sdp_offer
         audio = offer.audio if offer is not None else None
@@ -340,7 +364,13 @@ class SipServer:
         media = await self._media_for(active)
         if media is None:
             await self._in_thread(self.store.end, opened.survey_id, active.provider_id)
-            self._refuse(incoming, 503, "no free RTP port in SIP_RTP_PORTS", active.label)
+            self._refuse(
+                incoming,
+                503,
+                "no free RTP port in SIP_RTP_PORTS",
+                active.label,
+                retry_after=FULL_RETRY_AFTER_SECONDS,
+            )
             self._release(active)
             return False
         self._converse(active, opened, media)

@@ -169,7 +169,7 @@ def test_a_call_with_no_rtp_from_the_caller_is_hung_up_and_its_survey_closed(
     assert record.status == "expired"
 
 
-def test_a_call_beyond_sip_max_calls_is_busy(
+def test_a_call_beyond_sip_max_calls_gets_503_with_retry_after_so_the_pbx_can_fail_over(
     start_gateway: Callable[..., GatewayThread],
     sipp: Callable[[GatewayThread], Sipp],
     ear: RtpPeer,
@@ -183,7 +183,7 @@ def test_a_call_beyond_sip_max_calls_is_busy(
         ear.wait_to_hear(russian_prompts, "post_call/greeting")
         pbx = sipp(gateway)
 
-        result = pbx.run("busy_486.xml", free_port(), interaction="hotline-48")
+        result = pbx.run("full_503.xml", free_port(), interaction="hotline-48")
 
         assert result.returncode == 0, result.stdout[-2000:] + pbx.errors()
         assert call_record(gateway.app, "hotline-48") is None
