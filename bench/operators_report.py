@@ -9,6 +9,7 @@ answer (a keypress) and ending a survey, each with the rollup's hooks and withou
 Drops the database at the end unless --keep.
 
     .venv/bin/python bench/operators_report.py [--runs 30] [--answers 10000000] [--keep]
+    .venv/bin/python bench/operators_report.py --reuse   # time the kept database again
 """
 
 from __future__ import annotations
@@ -218,7 +219,14 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--database", default="sg_bench")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the database a previous --keep run left (seeded, rollup built), migrated "
+        "to the head; implies --keep",
+    )
     args = parser.parse_args()
+    args.keep = args.keep or args.reuse
 
     server = make_url(os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test")
     server = server.set(drivername="postgresql+psycopg")
@@ -227,71 +235,82 @@ def main() -> None:
         server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{args.database}"'))
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": args.database}
+        ).scalar()
+        if args.reuse and not exists:
+            raise SystemExit(f"no database {args.database!r} to reuse: run with --keep first")
+        if not args.reuse:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{args.database}"'))
     engine = make_engine(url)
     try:
         upgrade(url)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            for statement in filter(str.strip, seed_sql(args.answers).split(";\n")):
-                conn.execute(text(statement))
-        with engine.connect() as conn:
-            answers = conn.execute(select(func.count()).select_from(Answer)).scalar()
-        print(
-            f"seeded {answers:,} answers, {OPERATORS} operators, {DAYS} days "
-            f"in {time.perf_counter() - started:.1f} s"
-        )
-
-        started = time.perf_counter()
-        frozen = freeze_seeded_scores(engine)
-        print(f"froze {frozen:,} surveys' scores in SQL in {time.perf_counter() - started:.1f} s")
-        check_frozen_sample(engine)
-
         settings = load_settings(overrides={"database_url": url})
-        zone = settings.report_zone
-        started = time.perf_counter()
-        with Session(engine) as session:
-            rows = rollup.rebuild_all(session, zone)
-            session.commit()
-        with engine.begin() as conn:
-            for table in ("score_buckets", "score_bucket_parameters", "score_bucket_dispositions"):
-                conn.execute(text(f"ANALYZE {table}"))
-        print(
-            f"froze the surveys' scores and built the rollup: {rows:,} buckets "
-            f"in {time.perf_counter() - started:.1f} s"
-        )
-
-        sessions = sessionmaker(bind=engine)
-        month = ReportFilter(*MONTH, zone=zone)
-
-        def report() -> list[dict[str, object]]:
-            with sessions() as session:
-                return operators_report(session, month, settings)
-
-        result = report()
-        ranked = sum(1 for r in result if r["ranked"])
-        print(f"report of {MONTH[0]}..{MONTH[1]}: {len(result)} operators, {ranked} ranked")
-        describe("operators report (month)", timed(report, args.runs))
-        team = ReportFilter(*MONTH, team="Team 7", zone=zone)
-
-        def team_report() -> object:
-            with sessions() as session:
-                return operators_report(session, team, settings)
-
-        describe("operators report (month, one team)", timed(team_report, args.runs))
-        describe(
-            "GET /api/v1/reports/operators (month, JSON, in-process)",
-            timed(api_call(url), args.runs),
-        )
-
-        measure_writes(engine, settings, args.writes)
+        if not args.reuse:
+            seed(engine, args.answers, settings)
+        report_timings(engine, url, settings, args.runs)
+        if not args.reuse:
+            # Changes the data (reopens and answers surveys): a reused database skips it.
+            measure_writes(engine, settings, args.writes)
     finally:
         engine.dispose()
         if not args.keep:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
         admin.dispose()
+
+
+def seed(engine: Engine, size: int, settings: Settings) -> None:
+    """Generate the history, freeze its surveys' scores and build the rollup."""
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for statement in filter(str.strip, seed_sql(size).split(";\n")):
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        answers = conn.execute(select(func.count()).select_from(Answer)).scalar()
+    print(
+        f"seeded {answers:,} answers, {OPERATORS} operators, {DAYS} days "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+
+    started = time.perf_counter()
+    frozen = freeze_seeded_scores(engine)
+    print(f"froze {frozen:,} surveys' scores in SQL in {time.perf_counter() - started:.1f} s")
+    check_frozen_sample(engine)
+
+    started = time.perf_counter()
+    with Session(engine) as session:
+        rows = rollup.rebuild_all(session, settings.report_zone)
+        session.commit()
+    with engine.begin() as conn:
+        for table in ("score_buckets", "score_bucket_parameters", "score_bucket_dispositions"):
+            conn.execute(text(f"ANALYZE {table}"))
+    print(f"built the rollup: {rows:,} buckets in {time.perf_counter() - started:.1f} s")
+
+
+def report_timings(engine: Engine, url: str, settings: Settings, runs: int) -> None:
+    """Median and p95 of the month's operators report: everyone, one team, through the API."""
+    zone = settings.report_zone
+    sessions = sessionmaker(bind=engine)
+    month = ReportFilter(*MONTH, zone=zone)
+
+    def report() -> list[dict[str, object]]:
+        with sessions() as session:
+            return operators_report(session, month, settings)
+
+    result = report()
+    ranked = sum(1 for r in result if r["ranked"])
+    print(f"report of {MONTH[0]}..{MONTH[1]}: {len(result)} operators, {ranked} ranked")
+    describe("operators report (month)", timed(report, runs))
+    team = ReportFilter(*MONTH, team="Team 7", zone=zone)
+
+    def team_report() -> object:
+        with sessions() as session:
+            return operators_report(session, team, settings)
+
+    describe("operators report (month, one team)", timed(team_report, runs))
+    describe("GET /api/v1/reports/operators (month, JSON, in-process)", timed(api_call(url), runs))
 
 
 def api_call(url: str) -> Callable[[], object]:
