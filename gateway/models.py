@@ -562,6 +562,9 @@ from gateway.reports.models import (  # noqa: E402, F401
     ScoreBucket,
     ScoreBucketDisposition,
     ScoreBucketParameter,
+    ScoreMonth,
+    ScoreMonthDisposition,
+    ScoreMonthParameter,
 )
 from gateway.webhooks.models import (  # noqa: E402, F401
     OutboxEvent,

@@ -4,6 +4,10 @@ transaction of each write (gateway.reports.rollup) and rebuildable from the raw 
 
 `team_id` is the team at the time of the contact (0: none); it is part of the key, so a team
 filter reads the rollup alone and an operator's move leaves old buckets where they are.
+
+The month tables (`score_months` and its parameter and disposition rows) hold the same sums
+per local month instead of per day (`day` is the month's first day), kept by the same
+increments: a report over whole months reads 31 times fewer rows.
 """
 
 from __future__ import annotations
@@ -83,6 +87,70 @@ class ScoreBucketDisposition(Base):
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     team_id: Mapped[int] = mapped_column(Integer)
     day: Mapped[date]
+    channel: Mapped[str] = mapped_column(String(20))
+    office: Mapped[str] = mapped_column(String(100))
+    disposition: Mapped[str] = mapped_column(String(50))
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class ScoreMonth(Base):
+    """The sum of one month's buckets (operator, team, channel, office): the same figures."""
+
+    __tablename__ = "score_months"
+    __table_args__ = (
+        UniqueConstraint(*BUCKET_KEY, name="uq_score_months_key"),
+        Index("ix_score_months_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    team_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date]  # the first local day of the month
+    channel: Mapped[str] = mapped_column(String(20))
+    office: Mapped[str] = mapped_column(String(100))
+    locals().update(
+        {
+            figure.name: mapped_column(
+                Float if figure.kind is float else Integer, default=figure.kind(), nullable=False
+            )
+            for figure in BUCKET_FIGURES
+        }
+    )
+
+
+class ScoreMonthParameter(Base):
+    """The sum and count of one parameter's frozen scores in one month's buckets."""
+
+    __tablename__ = "score_month_parameters"
+    __table_args__ = (
+        UniqueConstraint(*BUCKET_KEY, "key", name="uq_score_month_parameters_key"),
+        Index("ix_score_month_parameters_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    team_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date]  # the first local day of the month
+    channel: Mapped[str] = mapped_column(String(20))
+    office: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(50))
+    total: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class ScoreMonthDisposition(Base):
+    """How many contacts of one month's buckets ended with one PBX disposition."""
+
+    __tablename__ = "score_month_dispositions"
+    __table_args__ = (
+        UniqueConstraint(*BUCKET_KEY, "disposition", name="uq_score_month_dispositions_key"),
+        Index("ix_score_month_dispositions_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    team_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date]  # the first local day of the month
     channel: Mapped[str] = mapped_column(String(20))
     office: Mapped[str] = mapped_column(String(100))
     disposition: Mapped[str] = mapped_column(String(50))

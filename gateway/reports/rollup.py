@@ -4,10 +4,11 @@ A contact's contribution to its bucket (operator, team at the time, local day, c
 office) is a pure function of two rows: its interaction and its survey (status, exclusion and
 the score frozen when the survey ended; see `contribute`). Whenever an ORM flush changes one
 of the fields it depends on, the flush adds "minus the old contribution, plus the new" to the
-buckets, in the same transaction (INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n).
-That costs the same on the first call of a day as on the ten-thousandth. A keypress (an
-answer and the session's new position) changes none of those fields, so it touches no rollup
-row at all; a survey's score reaches the reports when it ends and is frozen.
+buckets, in the same transaction (INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n),
+and to its month bucket (the month tables, which reports read for the whole months of a
+period). That costs the same on the first call of a day as on the ten-thousandth. A keypress
+(an answer and the session's new position) changes none of those fields, so it touches no
+rollup row at all; a survey's score reaches the reports when it ends and is frozen.
 
 Why increments and not a fold behind a watermark: the gateway has no process that could own
 a watermark on the embedded default (no broker), and figures current at commit need no
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -57,6 +58,9 @@ from gateway.reports.models import (
     ScoreBucket,
     ScoreBucketDisposition,
     ScoreBucketParameter,
+    ScoreMonth,
+    ScoreMonthDisposition,
+    ScoreMonthParameter,
 )
 from gateway.reports.scoring import answers_of, freeze_score, frozen_differs
 
@@ -106,6 +110,12 @@ sessions = cast(Table, SurveySession.__table__)
 buckets = cast(Table, ScoreBucket.__table__)
 bucket_parameters = cast(Table, ScoreBucketParameter.__table__)
 bucket_dispositions = cast(Table, ScoreBucketDisposition.__table__)
+month_buckets = cast(Table, ScoreMonth.__table__)
+month_parameters = cast(Table, ScoreMonthParameter.__table__)
+month_dispositions = cast(Table, ScoreMonthDisposition.__table__)
+# The rollup's tables per day and per month: buckets, their parameter and disposition rows.
+DAY_TABLES = (buckets, bucket_parameters, bucket_dispositions)
+MONTH_TABLES = (month_buckets, month_parameters, month_dispositions)
 
 _ROWS = select(
     interactions.c.id,
@@ -241,6 +251,26 @@ class Delta:
         for row in rows:
             self.contribute(row, sign, zone)
 
+    def by_month(self) -> Delta:
+        """The same sums with each bucket's day replaced by its month's first day."""
+        months = Delta()
+        for key, counts in self.counts.items():
+            summed = months.counts[month_key(key)]
+            for name, value in counts.items():
+                summed[name] += value
+        for (key, name), (total, n) in self.parameters.items():
+            pair = months.parameters[month_key(key), name]
+            pair[0] += total
+            pair[1] += n
+        for (key, name), n in self.dispositions.items():
+            months.dispositions[month_key(key), name] += n
+        return months
+
+
+def month_key(key: BucketKey) -> BucketKey:
+    """The month bucket a day bucket adds to."""
+    return replace(key, day=key.day.replace(day=1))
+
 
 def read_contacts(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> list[Any]:
     """The raw rows of these interactions and their surveys; with `lock`, locked for update
@@ -289,8 +319,15 @@ def _upsert(conn: Connection, table: Table, key_columns: tuple[str, ...], rows: 
 
 
 def apply(conn: Connection, delta: Delta) -> None:
-    """Add a delta to the rollup, in key order (no two transactions lock in opposite orders);
-    rows brought back to zero are removed."""
+    """Add a delta to the rollup's days, then to its months, each in key order (no two
+    transactions lock in opposite orders); rows brought back to zero are removed."""
+    _apply_to(conn, delta, DAY_TABLES)
+    _apply_to(conn, delta.by_month(), MONTH_TABLES)
+
+
+def _apply_to(conn: Connection, delta: Delta, tables: tuple[Table, Table, Table]) -> None:
+    """Add a delta to the buckets, parameter and disposition rows of `tables`."""
+    buckets, bucket_parameters, bucket_dispositions = tables
     changed = sorted((k, c) for k, c in delta.counts.items() if any(c.values()))
     _upsert(conn, buckets, BUCKET_KEY, [{**k.values(), **c} for k, c in changed])
     parameters = sorted((k, p) for k, p in delta.parameters.items() if p[1] or p[0])
@@ -473,7 +510,8 @@ def freeze_missing(session: Session, first: date, last: date, zone: ZoneInfo) ->
 
 def rebuild(session: Session, first: date, last: date, zone: ZoneInfo) -> int:
     """Recompute the buckets of these local days (inclusive) from the raw rows, after freezing
-    any ended survey's missing score; the number of buckets written.
+    any ended survey's missing score, then the months they are in from their days; the number
+    of day buckets written.
 
     Safe beside live writes: it adds with the same upsert as they do, so a write that
     commits while a day is rebuilt is counted once, in whichever order the two commit.
@@ -482,13 +520,49 @@ def rebuild(session: Session, first: date, last: date, zone: ZoneInfo) -> int:
     conn = session.connection()
     written = 0
     for day in _days(first, last):
-        for table in (buckets, bucket_parameters, bucket_dispositions):
+        for table in DAY_TABLES:
             conn.execute(delete(table).where(table.c.day == day))
         delta = Delta()
         delta.merge_rows(_contacts_of_day(conn, day, zone), 1, zone)
-        apply(conn, delta)
+        _apply_to(conn, delta, DAY_TABLES)
         written += sum(1 for c in delta.counts.values() if any(c.values()))
+    for month in _months(first, last):
+        for table in MONTH_TABLES:
+            conn.execute(delete(table).where(table.c.day == month))
+        _apply_to(conn, _stored_days(conn, month, _month_end(month)).by_month(), MONTH_TABLES)
     return written
+
+
+def _months(first: date, last: date) -> Iterator[date]:
+    """The first day of each month that holds a day of first..last."""
+    month = first.replace(day=1)
+    while month <= last:
+        yield month
+        month = _month_end(month) + timedelta(days=1)
+
+
+def _month_end(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def _stored_days(conn: Connection, first: date, last: date) -> Delta:
+    """The day buckets of first..last as stored, as a delta (to sum into their months)."""
+    delta = Delta()
+
+    def key(row: Any) -> BucketKey:
+        return BucketKey(row.operator_id, row.team_id, row.day, row.channel, row.office)
+
+    for row in conn.execute(select(buckets).where(buckets.c.day.between(first, last))):
+        delta.counts[key(row)].update({c: row._mapping[c] for c in COUNT_COLUMNS})
+    for row in conn.execute(
+        select(bucket_parameters).where(bucket_parameters.c.day.between(first, last))
+    ):
+        delta.parameters[key(row), row.key] = [row.total, row.n]
+    for row in conn.execute(
+        select(bucket_dispositions).where(bucket_dispositions.c.day.between(first, last))
+    ):
+        delta.dispositions[key(row), row.disposition] = row.n
+    return delta
 
 
 def contact_days(conn: Connection, zone: ZoneInfo) -> tuple[date, date] | None:
@@ -504,7 +578,7 @@ def contact_days(conn: Connection, zone: ZoneInfo) -> tuple[date, date] | None:
 def rebuild_all(session: Session, zone: ZoneInfo) -> int:
     """Rebuild the whole rollup in `zone`'s days and record that zone; the buckets written."""
     conn = session.connection()
-    for table in (buckets, bucket_parameters, bucket_dispositions):
+    for table in (*DAY_TABLES, *MONTH_TABLES):
         conn.execute(delete(table))
     span = contact_days(conn, zone)
     written = rebuild(session, *span, zone) if span else 0
@@ -540,11 +614,15 @@ class Difference:
         return f"{self.what}: {changes}"
 
 
-def _stored_buckets(conn: Connection, day: date) -> dict[str, dict[str, float]]:
+def _stored_buckets(
+    conn: Connection, day: date, tables: tuple[Table, Table, Table] = DAY_TABLES
+) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = defaultdict(dict)
+    buckets, bucket_parameters, bucket_dispositions = tables
 
     def name(row: Any) -> str:
-        return str(BucketKey(row.operator_id, row.team_id, row.day, row.channel, row.office))
+        key = BucketKey(row.operator_id, row.team_id, row.day, row.channel, row.office)
+        return _month_name(key) if tables is MONTH_TABLES else str(key)
 
     for row in conn.execute(select(buckets).where(buckets.c.day == day)):
         found[name(row)].update({c: row._mapping[c] for c in COUNT_COLUMNS})
@@ -556,21 +634,27 @@ def _stored_buckets(conn: Connection, day: date) -> dict[str, dict[str, float]]:
     return found
 
 
-def _expected_buckets(delta: Delta) -> dict[str, dict[str, float]]:
+def _month_name(key: BucketKey) -> str:
+    return f"month {key.day:%Y-%m} of {str(key).removeprefix('bucket ')}"
+
+
+def _expected_buckets(delta: Delta, *, months: bool = False) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = defaultdict(dict)
+    label = _month_name if months else str
     for key, counts in delta.counts.items():
-        found[str(key)].update(counts)
+        found[label(key)].update(counts)
     for (key, name), (total, n) in delta.parameters.items():
-        found[str(key)][f"parameter {name} total"] = total
-        found[str(key)][f"parameter {name} n"] = n
+        found[label(key)][f"parameter {name} total"] = total
+        found[label(key)][f"parameter {name} n"] = n
     for (key, name), n in delta.dispositions.items():
-        found[str(key)][f"disposition {name}"] = n
+        found[label(key)][f"disposition {name}"] = n
     return found
 
 
 def verify(session: Session, first: date, last: date, zone: ZoneInfo) -> list[Difference]:
     """Every bucket of these local days, and every ended survey's frozen score, that differs
-    from a recomputation from the raw rows (answers, surveys, interactions)."""
+    from a recomputation from the raw rows (answers, surveys, interactions); and every month
+    bucket of the months they are in that differs from the sum of its days."""
     differences: list[Difference] = []
     surveys = session.scalars(
         select(SurveySession)
@@ -594,12 +678,23 @@ def verify(session: Session, first: date, last: date, zone: ZoneInfo) -> list[Di
         delta.merge_rows(_contacts_of_day(conn, day, zone), 1, zone)
         expected = _expected_buckets(delta)
         stored = _stored_buckets(conn, day)
-        for name in sorted(set(expected) | set(stored)):
-            want = {k: v for k, v in expected.get(name, {}).items() if v}
-            have = {k: v for k, v in stored.get(name, {}).items() if v}
-            if any(abs(have.get(k, 0) - want.get(k, 0)) > 1e-6 for k in set(want) | set(have)):
-                differences.append(Difference(name, have, want))
+        differences.extend(_compare(expected, stored))
+    for month in _months(first, last):
+        expected = _expected_buckets(
+            _stored_days(conn, month, _month_end(month)).by_month(), months=True
+        )
+        differences.extend(_compare(expected, _stored_buckets(conn, month, MONTH_TABLES)))
     return differences
+
+
+def _compare(
+    expected: dict[str, dict[str, float]], stored: dict[str, dict[str, float]]
+) -> Iterator[Difference]:
+    for name in sorted(set(expected) | set(stored)):
+        want = {k: v for k, v in expected.get(name, {}).items() if v}
+        have = {k: v for k, v in stored.get(name, {}).items() if v}
+        if any(abs(have.get(k, 0) - want.get(k, 0)) > 1e-6 for k in set(want) | set(have)):
+            yield Difference(name, have, want)
 
 
 # --- start-up -------------------------------------------------------------------------------

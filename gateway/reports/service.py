@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, func, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
@@ -46,7 +46,13 @@ from gateway.reports.metrics import (
 )
 from gateway.reports.models import ScoreBucket, ScoreBucketDisposition, ScoreBucketParameter
 from gateway.reports.rollup import COUNT_COLUMNS as _COUNTS
-from gateway.reports.rollup import ENDED_STATUSES, SENT_STATUSES, day_start
+from gateway.reports.rollup import (
+    DAY_TABLES,
+    ENDED_STATUSES,
+    MONTH_TABLES,
+    SENT_STATUSES,
+    day_start,
+)
 from gateway.reports.scoring import current_spec, freeze_score, loaded_spec, spec_to_json
 
 scores = cast(Table, ScoreBucket.__table__)
@@ -95,10 +101,19 @@ class ReportFilter:
         return day_start(self.end + timedelta(days=1), self.zone)
 
 
-def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
-    """The filter over a rollup table (the buckets by default, or their parameter rows)."""
+def _conditions(
+    flt: ReportFilter,
+    table: Table | None = None,
+    first: date | None = None,
+    last: date | None = None,
+) -> list[Any]:
+    """The filter over a rollup table (the buckets by default, or their parameter rows), its
+    days `first`..`last` (by default the filter's)."""
     table = scores if table is None else table
-    conditions: list[Any] = [table.c.day >= flt.start, table.c.day <= flt.end]
+    conditions: list[Any] = [
+        table.c.day >= (flt.start if first is None else first),
+        table.c.day <= (flt.end if last is None else last),
+    ]
     if flt.channel is not None:
         conditions.append(table.c.channel == flt.channel.value)
     if flt.office is not None:
@@ -114,6 +129,54 @@ def _conditions(flt: ReportFilter, table: Table | None = None) -> list[Any]:
 
 def _team_ids(team: str) -> Any:
     return select(Team.id).where(Team.name == team)
+
+
+BUCKETS, PARAMETERS, DISPOSITIONS = range(3)  # which rollup table: DAY_TABLES[i], MONTH_TABLES[i]
+
+
+def _rollup(
+    flt: ReportFilter,
+    kind: int,
+    columns: Sequence[str],
+    *,
+    by_day: bool = False,
+    operator_id: int | None = None,
+) -> Any:
+    """The rollup rows of the filter, as a subquery of `columns`: whole months of the period
+    from the month tables (31 times fewer rows), the days before and after them from the day
+    tables. `by_day` reads days only (a daily trend needs them)."""
+    months = None if by_day else _whole_months(flt.start, flt.end)
+    spans = (
+        [(DAY_TABLES[kind], flt.start, flt.end)]
+        if months is None
+        else [
+            (table, first, last)
+            for table, first, last in (
+                (MONTH_TABLES[kind], months[0], months[1]),
+                (DAY_TABLES[kind], flt.start, months[0] - timedelta(days=1)),
+                (DAY_TABLES[kind], months[2], flt.end),
+            )
+            if first <= last
+        ]
+    )
+    parts = []
+    for table, first, last in spans:
+        conditions = _conditions(flt, table, first, last)
+        if operator_id is not None:
+            conditions.append(table.c.operator_id == operator_id)
+        parts.append(select(*(table.c[name] for name in columns)).where(*conditions))
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def _whole_months(start: date, end: date) -> tuple[date, date, date] | None:
+    """The first days of the first and the last whole month in start..end, and the day after
+    the last one; None when no whole month is in it."""
+    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = (end + timedelta(days=1)).replace(day=1)  # the first day not in a whole month
+    if first >= after:
+        return None
+    last = (after - timedelta(days=1)).replace(day=1)
+    return first, last, after
 
 
 @dataclass
@@ -155,18 +218,14 @@ def _totals(
     dispositions: bool = False,
 ) -> dict[Any, Totals]:
     """Rollup sums per operator, team or day (`group`) over the filter."""
-    conditions = _conditions(flt)
-    parameter_conditions = _conditions(flt, parameter_scores)
-    if operator_id is not None:
-        conditions.append(scores.c.operator_id == operator_id)
-        parameter_conditions.append(parameter_scores.c.operator_id == operator_id)
+    by_day = group == "day"
     # An operator's sums come per team at the time of the contact, added up here: the ranking
     # compares each operator with those teams, and one scan serves both.
-    keys = [scores.c.operator_id, scores.c.team_id] if group == "operator_id" else [scores.c[group]]
+    names = ["operator_id", "team_id"] if group == "operator_id" else [group]
+    rows = _rollup(flt, BUCKETS, [*names, *_COUNTS], by_day=by_day, operator_id=operator_id)
+    keys = [rows.c[name] for name in names]
     summed = session.execute(
-        select(*keys, *(func.sum(scores.c[name]).label(name) for name in _COUNTS))
-        .where(*conditions)
-        .group_by(*keys)
+        select(*keys, *(func.sum(rows.c[name]).label(name) for name in _COUNTS)).group_by(*keys)
     ).all()
     all_counts: dict[Any, dict[str, float]] = {}
     teams: dict[Any, dict[int, list[int]]] = defaultdict(dict)
@@ -185,29 +244,26 @@ def _totals(
         g: Totals(counts, Tally.of_columns(counts), {}, teams.get(g, {}))
         for g, counts in all_counts.items()
     }
+    parameters = _rollup(
+        flt, PARAMETERS, [group, "key", "total", "n"], by_day=by_day, operator_id=operator_id
+    )
     for g, key, total, n in session.execute(
         select(
-            parameter_scores.c[group],
-            parameter_scores.c.key,
-            func.sum(parameter_scores.c.total),
-            func.sum(parameter_scores.c.n),
-        )
-        .where(*parameter_conditions)
-        .group_by(parameter_scores.c[group], parameter_scores.c.key)
+            parameters.c[group],
+            parameters.c.key,
+            func.sum(parameters.c.total),
+            func.sum(parameters.c.n),
+        ).group_by(parameters.c[group], parameters.c.key)
     ):
         result[g].tally.parameter_sums[key] = [float(total), int(n)]
     if dispositions:
-        disposition_conditions = _conditions(flt, disposition_counts)
-        if operator_id is not None:
-            disposition_conditions.append(disposition_counts.c.operator_id == operator_id)
+        counted = _rollup(
+            flt, DISPOSITIONS, [group, "disposition", "n"], by_day=by_day, operator_id=operator_id
+        )
         for g, key, n in session.execute(
-            select(
-                disposition_counts.c[group],
-                disposition_counts.c.disposition,
-                func.sum(disposition_counts.c.n),
+            select(counted.c[group], counted.c.disposition, func.sum(counted.c.n)).group_by(
+                counted.c[group], counted.c.disposition
             )
-            .where(*disposition_conditions)
-            .group_by(disposition_counts.c[group], disposition_counts.c.disposition)
         ):
             if n and g in result:
                 result[g].dispositions[key] = int(n)
@@ -324,17 +380,17 @@ def _team_counts(per_operator: Iterable[dict[int, list[int]]]) -> dict[int, list
 
 def _satisfied_by_team(session: Session, flt: ReportFilter) -> dict[int, dict[int, list[int]]]:
     """Per operator, per team at the time of the contact (0: none): [satisfied, responses]."""
-    satisfied = sum((scores.c[f"overall_{v}"] for v in sorted(SATISFIED)), start=0)
+    happy_columns = [f"overall_{v}" for v in sorted(SATISFIED)]
+    rows = _rollup(flt, BUCKETS, ["operator_id", "team_id", "responses", *happy_columns])
+    satisfied = sum((rows.c[name] for name in happy_columns), start=0)
     found: dict[int, dict[int, list[int]]] = defaultdict(dict)
     for operator_id, team_id, happy, responses in session.execute(
         select(
-            scores.c.operator_id,
-            scores.c.team_id,
+            rows.c.operator_id,
+            rows.c.team_id,
             func.sum(satisfied),
-            func.sum(scores.c.responses),
-        )
-        .where(*_conditions(flt))
-        .group_by(scores.c.operator_id, scores.c.team_id)
+            func.sum(rows.c.responses),
+        ).group_by(rows.c.operator_id, rows.c.team_id)
     ):
         found[operator_id][team_id] = [int(happy or 0), int(responses or 0)]
     return found
@@ -416,12 +472,13 @@ def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dic
             select(Team.id, Team.name).where(Team.id.in_(list(per_team)))
         )
     }
+    rows = _rollup(flt, BUCKETS, ["operator_id", "team_id"])
     members: dict[int, int] = {
         team_id: count
         for team_id, count in session.execute(
-            select(scores.c.team_id, func.count(func.distinct(scores.c.operator_id)))
-            .where(*_conditions(flt))
-            .group_by(scores.c.team_id)
+            select(rows.c.team_id, func.count(func.distinct(rows.c.operator_id))).group_by(
+                rows.c.team_id
+            )
         )
     }
     total = Totals.empty()
@@ -435,9 +492,7 @@ def teams_report(session: Session, flt: ReportFilter, settings: Settings) -> dic
         }
         for team_id, group in sorted(per_team.items(), key=lambda item: names.get(item[0]) or "")
     ]
-    everyone = session.scalar(
-        select(func.count(func.distinct(scores.c.operator_id))).where(*_conditions(flt))
-    )
+    everyone = session.scalar(select(func.count(func.distinct(rows.c.operator_id))))
     return {
         "teams": teams,
         "total": {
