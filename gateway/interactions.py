@@ -400,7 +400,38 @@ def survey_kind_for(given: InteractionInput) -> SurveyKind | None:
 def plan_survey(
     interaction: Interaction, given: InteractionInput, settings: Settings, now: datetime
 ) -> SurveySession | None:
-    """The survey session an interaction asks for, scheduled at its due time.
+    """The survey session an interaction asks for (`new_survey`), attached to it."""
+    customer = interaction.customer
+    survey = new_survey(
+        given,
+        interaction.ended_at,
+        settings,
+        now,
+        phone=customer.phone if customer else None,
+        email=customer.email if customer else None,
+        language=customer.language if customer else None,
+    )
+    if survey is not None:
+        survey.interaction = interaction
+        survey.customer = customer
+        survey.answers = []  # none yet: known, so the answer to the API reads no table for them
+    return survey
+
+
+def new_survey(
+    given: InteractionInput,
+    ended_at: datetime,
+    settings: Settings,
+    now: datetime,
+    *,
+    phone: str | None,
+    email: str | None,
+    language: str | None,
+) -> SurveySession | None:
+    """The survey an interaction asks for, given its customer's phone, email and language,
+    scheduled at its due time (not sent without an address for it); None: no survey. Not yet
+    attached to the interaction: a large batch writes its columns without the ORM
+    (gateway.intake).
 
     Whether it may really be sent (opt-out, quiet hours, cooldown...) is decided when it
     falls due, on what is true then.
@@ -408,31 +439,23 @@ def plan_survey(
     kind = survey_kind_for(given)
     if kind is None:
         return None
-    customer = interaction.customer
+    flow = given.flow or DEFAULT_FLOW
+    language = language or settings.default_language
     if kind is SurveyKind.WEB:
-        return plan_web_survey(interaction, given, settings, now)
+        return _web_survey(flow, language, settings, now)
     if kind is SurveyKind.SMS:
         channel, delay = SurveyChannel.SMS, settings.sms_survey_delay_minutes
     elif kind is SurveyKind.EMAIL:
         channel, delay = SurveyChannel.EMAIL, settings.sms_survey_delay_minutes
     else:
         channel, delay = SurveyChannel.IVR, settings.ivr_callback_delay_minutes
-    survey = SurveySession(
-        interaction=interaction,
-        customer=customer,
-        channel=channel,
-        kind=kind,
-        flow=given.flow or DEFAULT_FLOW,
-        language=(customer.language if customer else None) or settings.default_language,
-        attempts=0,
-        answers=[],  # none yet: known, so the answer to the API reads no table for them
-    )
-    survey_state.schedule(survey, interaction.ended_at + timedelta(minutes=delay))
+    survey = SurveySession(channel=channel, kind=kind, flow=flow, language=language, attempts=0)
+    survey_state.schedule(survey, ended_at + timedelta(minutes=delay))
     if kind is SurveyKind.EMAIL:
         survey.link_token = new_token()
-        if customer is None or not customer.email:
+        if not email:
             _not_sent(survey, "no email address for the customer", now)
-    elif customer is None or not customer.phone:
+    elif not phone:
         _not_sent(survey, "no phone number for the customer", now)
     return survey
 
@@ -442,23 +465,17 @@ def _not_sent(survey: SurveySession, reason: str, now: datetime) -> None:
     survey.due_at = None
 
 
-def plan_web_survey(
-    interaction: Interaction, given: InteractionInput, settings: Settings, now: datetime
-) -> SurveySession:
+def _web_survey(flow: str, language: str, settings: Settings, now: datetime) -> SurveySession:
     """A web survey is open at once: its link goes back in the API's answer, for the caller to
     show (a personal account, a messenger bot, a receipt). No delay, no quiet hours: the
     customer opens it when they choose. It expires WEB_SURVEY_EXPIRY_DAYS later."""
-    customer = interaction.customer
     survey = SurveySession(
-        interaction=interaction,
-        customer=customer,
         channel=SurveyChannel.WEB,
         kind=SurveyKind.WEB,
-        flow=given.flow or DEFAULT_FLOW,
-        language=(customer.language if customer else None) or settings.default_language,
+        flow=flow,
+        language=language,
         link_token=new_token(),
         attempts=0,
-        answers=[],
     )
     survey_state.open_link(survey, now + timedelta(days=settings.web_survey_expiry_days))
     return survey

@@ -220,15 +220,18 @@ class Interactions(MethodView):
 
 def _batch_item(index: int, result: ItemResult) -> dict[str, Any]:
     item: dict[str, Any] = {"index": index, "status": result.status}
-    interaction = result.interaction
-    if interaction is not None:
-        survey = interaction.survey
+    recorded = result.recorded()
+    if recorded is not None:
         item.update(
-            id=interaction.id,
-            external_id=interaction.external_id,
-            channel=interaction.channel.value,
-            survey=survey
-            and {"id": survey.id, "status": survey.status.value, "due_at": survey.due_at},
+            id=recorded.id,
+            external_id=recorded.external_id,
+            channel=recorded.channel.value,
+            survey=recorded.survey_status
+            and {
+                "id": recorded.survey_id,
+                "status": recorded.survey_status.value,
+                "due_at": recorded.survey_due_at,
+            },
         )
     if result.errors:
         item["errors"] = result.errors
@@ -261,7 +264,9 @@ class InteractionBatch(MethodView):
             results.append(None)
             valid.append(_input_from(loaded))
         session = current_session()
-        recorded = iter(report_interactions(session, valid, current_settings(), utcnow()))
+        recorded = iter(
+            report_interactions(session, valid, current_settings(), utcnow(), as_rows=True)
+        )
         session.commit()
         final = [result if result is not None else next(recorded) for result in results]
         counts = {status: sum(1 for r in final if r.status == status) for status in ITEM_STATUSES}

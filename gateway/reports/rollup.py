@@ -20,7 +20,8 @@ order, the order the webhooks lock them), so two transactions changing one conta
 their differences one after the other and neither is counted twice. Writes that bypass the
 ORM (bulk SQL) bypass the rollup: `verify` finds the difference, `rebuild` repairs it. The
 IVR's first and last step are written without the ORM (one statement each costs less than a
-flush) and add their own difference with `count_change`, under the same locks.
+flush) and add their own difference with `count_change`, under the same locks; so are the new
+contacts of a large API batch, counted together with `count_new`.
 """
 
 from __future__ import annotations
@@ -379,6 +380,15 @@ def count_change(
     if before is not None:
         delta.contribute(before, -1, zone)
     delta.contribute(SimpleNamespace(**after), 1, zone)
+    apply(conn, delta)
+
+
+def count_new(conn: Connection, contacts: Iterable[Mapping[str, Any]], zone: ZoneInfo) -> None:
+    """Count new contacts written without the ORM (a large batch of the API), each with the
+    fields `count_change` takes as `after`, in one application to the rollup."""
+    delta = Delta()
+    for after in contacts:
+        delta.contribute(SimpleNamespace(**after), 1, zone)
     apply(conn, delta)
 
 
