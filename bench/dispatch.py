@@ -11,6 +11,10 @@ the time until every one of them was sent, and checks that each customer got exa
 Scenarios: N visits of one operator, and the same N spread over 20 operators (the reports'
 rollup is per operator and day, so one busy operator is where contention would show).
 
+Beside the rate it prints the CPU time each survey cost, from /proc: the Celery workers (the
+sends and the sweeps), this process (the fake Twilio answering) and the database's backends.
+It moves much less than the rate with the machine's other work.
+
     .venv/bin/python bench/dispatch.py [--surveys 10000] [--concurrency 2] [--keep]
 """
 
@@ -33,6 +37,7 @@ from sqlalchemy.engine import Engine, make_url
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.ivr_load import children, cpu_seconds, spent  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 
@@ -97,8 +102,28 @@ def _workers(
     ]
 
 
+def _cpu(engine: Engine, workers: list[subprocess.Popen[bytes]]) -> list[dict[int, float]]:
+    """CPU seconds so far of the workers (with their pool processes), of this process and of
+    the database's backends."""
+    pids = [p for w in workers for p in (w.pid, *children(w.pid))]
+    with engine.connect() as conn:
+        backends = conn.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    own = os.times()
+    return [cpu_seconds(pids), {0: own.user + own.system}, cpu_seconds(list(backends))]
+
+
 def _run_scenario(
-    engine: Engine, fake: FakeTwilio, surveys: int, operators: int, timeout: float
+    engine: Engine,
+    fake: FakeTwilio,
+    surveys: int,
+    operators: int,
+    timeout: float,
+    workers: list[subprocess.Popen[bytes]],
 ) -> dict[str, float]:
     fake.reset()
     with engine.begin() as conn:
@@ -106,6 +131,7 @@ def _run_scenario(
     with engine.begin() as conn:
         for statement in filter(str.strip, SEED_SQL.split(";")):
             conn.execute(text(statement), {"operators": operators, "surveys": surveys})
+    cpu_before = _cpu(engine, workers)
     started = time.monotonic()  # every survey is due from this commit on
     sent, half_at = 0, None
     while sent < surveys and time.monotonic() - started < timeout:
@@ -118,6 +144,8 @@ def _run_scenario(
         if half_at is None and sent >= surveys / 2:
             half_at = time.monotonic() - started
     elapsed = time.monotonic() - started
+    cpu_after = _cpu(engine, workers)
+    cpu = [spent(b, a) * 1000 / surveys for b, a in zip(cpu_before, cpu_after, strict=True)]
     fake.wait_idle(10)
     per_number = Counter(r.params.get("To") for r in fake.messages() if r.sid)
     return {
@@ -127,6 +155,9 @@ def _run_scenario(
         "half_seconds": half_at or float("nan"),
         "twice": sum(1 for n in per_number.values() if n > 1),
         "never": surveys - len(per_number),
+        "workers_ms": cpu[0],
+        "fake_ms": cpu[1],
+        "database_ms": cpu[2],
     }
 
 
@@ -171,12 +202,17 @@ def main() -> int:
                 f"SMS_RATE_PER_SECOND={args.rate:g}, fake Twilio answering at once"
             )
             for operators in (1, 20):
-                result = _run_scenario(engine, fake, args.surveys, operators, args.timeout)
+                result = _run_scenario(
+                    engine, fake, args.surveys, operators, args.timeout, processes
+                )
                 print(
                     f"  {operators:>2} operator(s) x {args.surveys // operators:>5} visits: "
                     f"{result['sent']:.0f} sent in {result['seconds']:.1f} s = "
                     f"{result['rate']:.0f} surveys/s (half in {result['half_seconds']:.1f} s); "
-                    f"sent twice {result['twice']}, never {result['never']}",
+                    f"sent twice {result['twice']}, never {result['never']}; CPU a survey: "
+                    f"workers {result['workers_ms']:.2f} ms, fake Twilio "
+                    f"{result['fake_ms']:.2f} ms, database {result['database_ms']:.2f} ms "
+                    f"(load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
         engine.dispose()
