@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 4
 
 .PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps \
 	translations screenshots
@@ -19,12 +19,18 @@ run: $(STAMP)
 	$(BIN)/survey-gateway run
 
 ## test: lint, type-check and run the whole suite (PostgreSQL and Redis from the env or local
-## defaults), then print its branch coverage; installs nothing outside .venv
+## defaults), then print its branch coverage; installs nothing outside .venv. mypy runs beside
+## the suite (whose workers spend much of their time waiting on processes and real-time
+## audio); its verdict is printed when both are done, the coverage last
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" --cov --cov-report=term:skip-covered
+	@typed=$$(mktemp); \
+	$(BIN)/mypy > $$typed 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" --cov --cov-report=; tests=$$?; \
+	wait $$mypy; types=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
+	$(BIN)/coverage report --skip-covered; \
+	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
 ## test-slow: the long fault and load runs
 test-slow: $(STAMP)

@@ -67,6 +67,48 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The tests that take seconds, longest first, by the start of their node id (measured idle
+# on 2 cores). They wait more than they compute (processes starting, audio played in real
+# time, a browser): run first, each on its own worker, they overlap the short tests instead
+# of ending the run together on one worker. A test missing here only starts later.
+LONG_FIRST = (
+    "tests/test_process.py",  # 23 s: `make run`'s five processes up and down
+    "tests/sip/test_sip_survey.py::test_silence_and",  # 13 s: a question's timeout, twice
+    "tests/fuzz/test_openapi_fuzz.py",  # 12 s
+    "tests/sip/test_sip_survey.py::test_a_voice_comment",  # 10 s
+    "tests/test_demo.py",  # 10 s: ten days of demo
+    "tests/incidents/test_demo_walkthrough.py",  # 9 s
+    "tests/sip/test_sip_callbacks.py",  # 7 s
+    "tests/sms/test_faults.py",  # 6 s
+    "tests/sip/test_sip_survey.py",  # 2-6 s each
+    "tests/sms/test_reconcile.py",  # 6 s
+    "tests/reports/test_rollup_stateful.py",  # 5 s
+    "tests/sip/",
+    "tests/incidents/test_browser.py",
+    "tests/reports/test_dashboard_browser.py",
+    "tests/websurvey/test_browser.py",
+    "tests/voice/test_audio.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first (LONG_FIRST's order), the others as collected: xdist hands the
+    tests out in this order as workers free up, so the long ones start at once, side by side.
+    The browser tests go to one worker (`--dist loadgroup`): one Chromium, not one each."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+    def rank(item: pytest.Item) -> int:
+        for position, prefix in enumerate(LONG_FIRST):
+            if item.nodeid.startswith(prefix):
+                return position
+        return len(LONG_FIRST)
+
+    items.sort(key=rank)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         both = metafunc.definition.get_closest_marker("both_databases") is not None

@@ -7,32 +7,34 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
-from schemathesis.config import SchemathesisConfig
-from schemathesis.generation.modes import GenerationMode
 
 from gateway import throttle
 
 # Every check is on. A schema-valid request may still break a rule no JSON schema states (a
 # phone number that is no number, a period that ends before it starts): 422 says so.
-CONFIG = SchemathesisConfig.from_dict(
-    {
-        "checks": {
-            "positive_data_acceptance": {
-                "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
-            }
+CONFIG = {
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
         }
     }
-)
+}
 SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 
 def fuzz(app: Flask, headers: dict[str, str], examples: int) -> list[str]:
     """Run every operation with `examples` valid and `examples` invalid requests (the same ones
     each run: derandomized, so a failure in CI is a failure on every machine); the failures."""
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+    # Imported here, not at collection: Schemathesis takes seconds of CPU to import, and only
+    # the test process that runs this test needs it (its pytest plugin is off, see pyproject).
+    import schemathesis
+    from schemathesis.config import SchemathesisConfig
+    from schemathesis.generation.modes import GenerationMode
+
+    config = SchemathesisConfig.from_dict(CONFIG)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=config)
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
