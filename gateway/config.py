@@ -109,6 +109,9 @@ class Settings:
     # The last segment of the handler URL set in SMSC's account settings: what proves a
     # status or an incoming SMS comes from SMSC.
     smsc_callback_secret: str | None = None
+    # Set, every SMSC callback must carry the md5 checksum SMSC makes with it (the handler URL
+    # then carries `md5=<this>`, sms.smsc.callback_checksum); a wrong or missing one is refused.
+    smsc_checksum_secret: str | None = None
 
     default_region: str = "RU"
     default_language: str = "ru"
@@ -640,14 +643,17 @@ def _validate_sms_provider(settings: Settings) -> None:
             "SMSC_SENDER must be a sender name of at most 11 Latin letters, digits, spaces or "
             f"'.-_!' with at least one letter, or a number of 10-15 digits; got {sender!r}"
         )
-    secret = settings.smsc_callback_secret
-    if secret is not None and (
-        len(secret) < MIN_CALLBACK_SECRET_LENGTH or not re.fullmatch(r"[A-Za-z0-9_\-]+", secret)
+    for name, secret in (
+        ("SMSC_CALLBACK_SECRET", settings.smsc_callback_secret),
+        ("SMSC_CHECKSUM_SECRET", settings.smsc_checksum_secret),
     ):
-        raise ConfigError(
-            f"SMSC_CALLBACK_SECRET must be at least {MIN_CALLBACK_SECRET_LENGTH} letters, "
-            "digits, '-' or '_' (it is part of a URL)"
-        )
+        if secret is not None and (
+            len(secret) < MIN_CALLBACK_SECRET_LENGTH or not re.fullmatch(r"[A-Za-z0-9_\-]+", secret)
+        ):
+            raise ConfigError(
+                f"{name} must be at least {MIN_CALLBACK_SECRET_LENGTH} letters, "
+                "digits, '-' or '_' (it is part of a URL)"
+            )
 
 
 def _validate_production_smsc(settings: Settings) -> None:

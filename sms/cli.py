@@ -30,6 +30,7 @@ import click
 import requests
 
 from gateway.simulation import DEMO_ACCOUNT_SID, post_signed
+from sms.smsc import callback_checksum
 
 DEFAULT_SURVEY_NUMBER = "+15005550006"
 INBOUND_PATH = "/sms/inbound"
@@ -111,16 +112,20 @@ class SmscTexter:
     last_id: int = 0
     out: Callable[[str], None] = click.echo
     http: requests.Session = field(default_factory=requests.Session)
+    checksum_secret: str | None = None  # SMSC_CHECKSUM_SECRET: the form carries SMSC's md5
 
     def params(self, body: str) -> dict[str, str]:
         """The form SMSC posts to the handler for an incoming SMS (numbers without '+')."""
-        return {
+        form = {
             "sms_id": str(secrets.randbelow(10**9) + 1),
             "phone": self.phone.lstrip("+"),
             "mes": body,
             "to": self.survey_number.lstrip("+"),
             "sent": str(int(time.time())),
         }
+        if self.checksum_secret:
+            form["md5"] = callback_checksum(form, self.checksum_secret)
+        return form
 
     def send(self, body: str) -> list[str]:
         """Post `body` as an incoming SMS; returns (and prints) the gateway's answers."""
@@ -312,6 +317,7 @@ def register(main: click.Group) -> None:
                 phone=number,
                 survey_number=survey_number or settings.smsc_sender or DEFAULT_SURVEY_NUMBER,
                 read_replies=None if no_database else replies_from_database,
+                checksum_secret=settings.smsc_checksum_secret,
             )
         else:
             texter = SimulatedTexter(

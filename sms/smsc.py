@@ -9,7 +9,8 @@ up by that id with `GET /sys/status.php?id=&phone=&fmt=3` (status -3: SMSC has n
 message, it was never accepted; sms.reconcile then sends it once).
 
 Delivery statuses and incoming SMS reach the gateway at the handler URL set in SMSC's account
-settings (`{PUBLIC_BASE_URL}/sms/smsc/{SMSC_CALLBACK_SECRET}?charset=utf-8`); see sms.views.
+settings (`{PUBLIC_BASE_URL}/sms/smsc/{SMSC_CALLBACK_SECRET}?charset=utf-8`, and
+`&md5={SMSC_CHECKSUM_SECRET}` with a checksum secret); see sms.views and callback_checksum.
 
 Error codes, mapped onto the gateway's classes (gateway.provider_errors):
 
@@ -29,7 +30,10 @@ Error codes, mapped onto the gateway's classes (gateway.provider_errors):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +140,25 @@ def status_meaning(status: int, err: int | None) -> StatusMeaning:
     if status == 3 or err in TRANSIENT_STATUS_ERRORS:
         return StatusMeaning(mapped, FailureKind.TRANSIENT, reason)
     return StatusMeaning(mapped, FailureKind.PERMANENT, reason)
+
+
+def callback_checksum(fields: Mapping[str, str], secret: str) -> str:
+    """The md5 SMSC adds to a callback when its handler URL carries `md5=<secret>`: of the
+    values joined by ':', the secret last: an incoming SMS's phone, mes and to; a delivery
+    status's id, phone and status. The rule is the one the public Laravel client
+    C0deWiser/laravel-smscenter-mailer (src/SmsCenterService.php) checks; SMSC's page names
+    the md5, sha1 and crc32 parameters of the handler URL but our copy of it ends there."""
+    if "mes" in fields:
+        parts = [fields.get("phone", ""), fields["mes"], fields.get("to", "")]
+    else:
+        parts = [fields.get("id", ""), fields.get("phone", ""), fields.get("status", "")]
+    return hashlib.md5(":".join([*parts, secret]).encode("utf-8")).hexdigest()
+
+
+def checksum_matches(fields: Mapping[str, str], offered: Iterable[str], secret: str) -> bool:
+    """Whether any of the `offered` md5 values is SMSC's checksum of `fields`."""
+    expected = callback_checksum(fields, secret).encode()
+    return any(hmac.compare_digest(value.strip().lower().encode(), expected) for value in offered)
 
 
 def message_sid(client_id: int) -> str:

@@ -1,6 +1,6 @@
 """SMS webhooks. Twilio Messaging: /sms/inbound and /sms/status (signature, form, service,
 TwiML). SMSC.ru: /sms/smsc/<secret>, one handler URL for delivery statuses and incoming SMS,
-authenticated by the secret in it (sms.smsc).
+authenticated by the secret in it and, when configured, SMSC's md5 checksum (sms.smsc).
 
 Thin, as every webhook of the gateway: the request is checked and parsed into a typed value,
 the service decides on the request's session, the view commits (an error rolls back when the
@@ -88,16 +88,28 @@ def _smsc_field(*names: str) -> str:
 def smsc_callback(secret: str) -> Response:
     """SMSC's handler: a delivery status (`id`, `phone`, `status`, `err`) or an incoming SMS
     (`sms_id`, `phone`, `mes`, `to`). 403 and nothing done unless the URL carries
-    SMSC_CALLBACK_SECRET; a repeated delivery changes nothing."""
+    SMSC_CALLBACK_SECRET and, with SMSC_CHECKSUM_SECRET set, the form SMSC's md5 checksum;
+    a repeated delivery changes nothing."""
     from gateway.tasking import publish_task
     from sms.conversation import InboundSms, handle_inbound
-    from sms.smsc import NAME, message_sid, status_meaning
+    from sms.smsc import NAME, checksum_matches, message_sid, status_meaning
 
     settings = current_settings()
     expected = settings.smsc_callback_secret
     if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
         logger.warning("rejected an SMSC callback: wrong or missing secret in its URL")
         return Response("unknown handler", 403, mimetype="text/plain")
+    checksum_secret = settings.smsc_checksum_secret
+    if checksum_secret:
+        # The handler URL's own md5=<secret> arrives in the query string beside SMSC's md5.
+        offered = [v for v in request.values.getlist("md5") if v != checksum_secret]
+        if not checksum_matches(request.values, offered, checksum_secret):
+            logger.warning(
+                "rejected an SMSC callback: its md5 checksum is %s (SMSC_CHECKSUM_SECRET must "
+                "be the md5= of the handler URL in SMSC's account settings)",
+                "wrong" if offered else "missing",
+            )
+            return Response("checksum mismatch", 403, mimetype="text/plain")
     text = request.values.get("mes")
     if text is None:
         text = request.values.get("message")

@@ -19,11 +19,16 @@ send request, in order: an error code, an HTTP status with no JSON, or a hold (t
 created, the answer comes after the wait, so a client with a shorter timeout never sees it).
 
 What SMSC would post to the handler URL of the account: `status_form` (a delivery status)
-and `incoming_form` (an SMS a customer sent to the account's number).
+and `incoming_form` (an SMS a customer sent to the account's number). With a
+`checksum_secret` (the handler URL's `md5=<secret>`) each form carries SMSC's `md5` of its
+values, computed here independently of the gateway: an incoming SMS's phone, mes and to, a
+status's id, phone and status, joined by ':' with the secret last (the rule the public
+Laravel client C0deWiser/laravel-smscenter-mailer checks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -70,8 +75,11 @@ class Script:
 
 
 class FakeSmsc:
-    def __init__(self, login: str = LOGIN, password: str = PASSWORD) -> None:
+    def __init__(
+        self, login: str = LOGIN, password: str = PASSWORD, checksum_secret: str | None = None
+    ) -> None:
         self.login, self.password = login, password
+        self.checksum_secret = checksum_secret
         self._lock = threading.Lock()
         self._sent: list[SentSms] = []
         self._scripts: deque[Script] = deque()
@@ -123,24 +131,31 @@ class FakeSmsc:
     def status_form(self, sms: SentSms, status: int, err: int = 0) -> dict[str, str]:
         """What SMSC posts to the handler when a message's status changes."""
         self.set_status(sms, status, err)
-        return {
+        form = {
             "id": str(sms.id),
             "phone": sms.phone.lstrip("+"),
             "status": str(status),
             "err": str(err),
             "ts": str(int(datetime.now(UTC).timestamp())),
         }
+        return self._signed(form, form["id"], form["phone"], form["status"])
 
-    @staticmethod
-    def incoming_form(phone: str, text: str, to: str, sms_id: int) -> dict[str, str]:
+    def incoming_form(self, phone: str, text: str, to: str, sms_id: int) -> dict[str, str]:
         """What SMSC posts to the handler when a customer texts the account's number."""
-        return {
+        form = {
             "sms_id": str(sms_id),
             "phone": phone.lstrip("+"),
             "mes": text,
             "to": to.lstrip("+"),
             "sent": str(int(datetime.now(UTC).timestamp())),
         }
+        return self._signed(form, form["phone"], form["mes"], form["to"])
+
+    def _signed(self, form: dict[str, str], *values: str) -> dict[str, str]:
+        if self.checksum_secret is not None:
+            joined = ":".join([*values, self.checksum_secret])
+            form["md5"] = hashlib.md5(joined.encode("utf-8")).hexdigest()
+        return form
 
     # -- the API ---------------------------------------------------------------------------
 

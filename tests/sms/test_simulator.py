@@ -161,6 +161,7 @@ def test_a_wrong_token_is_refused_with_a_hint(gateway: Gateway) -> None:
 
 
 SMSC_SECRET = "smsc-simulator-0123456789abcdef"
+SMSC_CHECKSUM_SECRET = "smsc-simulator-md5-0123456789"
 SMSC_NUMBER = "79037654321"
 
 
@@ -176,6 +177,7 @@ def test_with_smsc_the_simulator_plays_smsc_and_shows_the_replies_the_gateway_st
         "SMSC_PASSWORD": PASSWORD,
         "SMSC_SENDER": SMSC_NUMBER,
         "SMSC_CALLBACK_SECRET": SMSC_SECRET,
+        "SMSC_CHECKSUM_SECRET": SMSC_CHECKSUM_SECRET,  # the replies carry SMSC's md5
     }
     with FakeSmsc() as fake:
         settings_overrides = {
@@ -184,6 +186,7 @@ def test_with_smsc_the_simulator_plays_smsc_and_shows_the_replies_the_gateway_st
             "smsc_password": PASSWORD,
             "smsc_sender": SMSC_NUMBER,
             "smsc_callback_secret": SMSC_SECRET,
+            "smsc_checksum_secret": SMSC_CHECKSUM_SECRET,
             "smsc_api_base_url": fake.base_url,
         }
         with served(database_url, tmp_path, **settings_overrides) as gateway:

@@ -3,6 +3,8 @@ SMSC's HTTP API on loopback, its callbacks posted to the gateway as SMSC posts t
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +32,7 @@ from tests.sms.conftest import minutes, record_visit, survey_of
 PHONE = "+79161234567"
 DEDICATED_NUMBER = "79037654321"
 SECRET = "smsc-callback-0123456789abcdef"
+CHECKSUM_SECRET = "smsc-md5-secret-0123456789"
 FLOW = load_flows()["post_call"]
 
 
@@ -170,6 +173,46 @@ def test_callbacks_without_the_secret_are_refused_and_change_nothing(
     survey = survey_of(session, visit)
     assert survey.status is SurveyStatus.ACTIVE and not survey.answers
     assert smsc_post({"id": "x", "status": "1"}).status_code == 400
+
+
+def test_with_a_checksum_secret_only_callbacks_with_smscs_md5_are_taken(
+    app: Flask,
+    session: Session,
+    settings: Settings,
+    fake: FakeSmsc,
+    client: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SMSC_CHECKSUM_SECRET set: the handler URL in SMSC's account settings carries
+    `md5=<it>`, and SMSC adds the md5 of each callback's values; a callback without it, or
+    with one made otherwise, is refused with a log line and changes nothing."""
+    app.config["SETTINGS"] = dataclasses.replace(settings, smsc_checksum_secret=CHECKSUM_SECRET)
+    url = f"/sms/smsc/{SECRET}?charset=utf-8&md5={CHECKSUM_SECRET}"  # as SMSC calls it
+    now = utcnow()
+    visit = record_visit(session, settings, ended_at=now - minutes(61), phone=PHONE)
+    assert send_due(session, settings, now) == ["sent"]
+    [sms] = fake.messages()
+
+    unsigned = fake.status_form(sms, 22)  # the fake without the secret adds no md5
+    fake.checksum_secret = "another-secret-0123456789"
+    other_secret = fake.incoming_form(PHONE, "1", DEDICATED_NUMBER, 9101)
+    fake.checksum_secret = CHECKSUM_SECRET
+    altered = {**fake.status_form(sms, 1), "status": "22"}  # its md5 is of status 1
+    with caplog.at_level(logging.WARNING, logger="sms.views"):
+        assert client.post(url, data=unsigned).status_code == 403
+        assert client.post(url, data=other_secret).status_code == 403
+        assert client.post(url, data=altered).status_code == 403
+    refusals = [r.getMessage() for r in caplog.records if "md5 checksum" in r.getMessage()]
+    assert [line.split(" is ")[1].split()[0] for line in refusals] == ["missing", "wrong", "wrong"]
+    survey = survey_of(session, visit)
+    assert survey.status is SurveyStatus.ACTIVE and not survey.answers
+    assert survey.delivery_status != "failed"
+
+    assert client.post(url, data=fake.status_form(sms, 1)).status_code == 200
+    assert survey_of(session, visit).delivery_status == "delivered"
+    incoming = fake.incoming_form(PHONE, "5 - отлично", DEDICATED_NUMBER, 9102)
+    assert client.post(url, data=incoming).status_code == 200
+    assert [a.value for a in survey_of(session, visit).answers] == [5]
 
 
 @pytest.mark.parametrize(
@@ -317,6 +360,8 @@ def test_smsc_settings_are_checked_at_start_up() -> None:
         load_settings({"SMS_PROVIDER": "smsru"})
     with pytest.raises(ConfigError, match="SMSC_CALLBACK_SECRET"):
         load_settings({**base, "SMSC_CALLBACK_SECRET": "short"})
+    with pytest.raises(ConfigError, match="SMSC_CHECKSUM_SECRET"):
+        load_settings({**base, "SMSC_CHECKSUM_SECRET": "short&md5"})
 
 
 def test_a_reply_smsc_cannot_take_for_a_moment_goes_out_with_a_later_sweep(
