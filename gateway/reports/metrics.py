@@ -354,6 +354,9 @@ SCORES = (
 )
 # Every figure of a rollup bucket, in its columns' order.
 BUCKET_FIGURES = FUNNEL + SCORES
+_SCORE_KINDS = tuple((f.name, f.kind) for f in SCORES)
+_OVERALL_COLUMNS = tuple((v, f"overall_{v}") for v in range(1, 6))
+_SATISFIED_COLUMNS = tuple(f"overall_{v}" for v in sorted(SATISFIED))
 
 
 @dataclass
@@ -367,7 +370,7 @@ class Tally:
     @classmethod
     def of_columns(cls, columns: Mapping[str, float]) -> Tally:
         """The tally a rollup row (or a sum of rows) holds; parameters apart."""
-        return cls({f.name: f.kind(columns.get(f.name) or 0) for f in SCORES})
+        return cls({name: kind(columns.get(name) or 0) for name, kind in _SCORE_KINDS})
 
     @property
     def responses(self) -> int:
@@ -377,12 +380,14 @@ class Tally:
     @property
     def distribution(self) -> dict[int, int]:
         """How many responses gave each overall score, 1 to 5."""
-        return {v: int(self.sums[f"overall_{v}"]) for v in range(1, 6)}
+        sums = self.sums
+        return {v: int(sums[name]) for v, name in _OVERALL_COLUMNS}
 
     @property
     def satisfied(self) -> int:
         """Responses whose overall score counts in CSAT."""
-        return sum(int(self.sums[f"overall_{v}"]) for v in SATISFIED)
+        sums = self.sums
+        return sum([int(sums[name]) for name in _SATISFIED_COLUMNS])
 
     def add(self, score: SessionScore) -> None:
         """Count one non-excluded session's score."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import io
 import math
 from collections import defaultdict
@@ -214,6 +215,20 @@ def test_the_month_excludes_the_day_before_and_the_day_after(client, keys, month
         ]
     }
     assert wider["op-c"]["distribution"]["1"] == 2
+
+
+def test_the_report_leaves_the_garbage_collector_as_it_found_it(client, keys, month):
+    """The report pauses the cyclic collector while it builds its rows (for speed): a process
+    that ran one must still collect, and one that had turned it off keeps it off."""
+    assert gc.isenabled()
+    assert report(client, keys["admin"]).json["operators"]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert report(client, keys["admin"]).json["operators"]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_an_operator_with_three_answers_is_listed_but_not_ranked(client, keys, month):
