@@ -4,9 +4,10 @@ Not a test. Creates its own PostgreSQL database (sg_bench by default) on the ser
 DATABASE_URL (or postgresql://postgres@127.0.0.1:5432/test), fills it with SQL
 (generate_series), freezes the surveys' scores and builds the reports' rollup with the same
 code production uses, then times the month's operators report through the service the API
-calls (median and p95 of N runs), and what keeping the rollup costs a write: recording one
+calls (median and p95 of N runs, and the CPU a run costs here and in PostgreSQL, which the
+machine's load changes far less), and what keeping the rollup costs a write: recording one
 answer (a keypress) and ending a survey, each with the rollup's hooks and without them.
-Drops the database at the end unless --keep.
+Drops the database at the end unless --keep or --reuse.
 
     .venv/bin/python bench/operators_report.py [--runs 30] [--answers 10000000] [--keep]
     .venv/bin/python bench/operators_report.py --reuse   # time the kept database again
@@ -199,6 +200,38 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
+def server_cpu(engine: Engine) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving this database, read from
+    /proc (a server on this machine); empty where that cannot be read."""
+    with engine.connect() as conn:
+        pids = conn.scalars(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).all()
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_per_run(engine: Engine, fn: Callable[[], object], runs: int) -> str:
+    """CPU milliseconds per call, in this process and in the database's backends: a figure
+    that the machine's load changes far less than the elapsed time."""
+    fn()
+    before, started = server_cpu(engine), time.process_time()
+    for _ in range(runs):
+        fn()
+    here = (time.process_time() - started) * 1000 / runs
+    after = server_cpu(engine)
+    if not after:
+        return f"CPU {here:.1f} ms here per run"
+    there = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items()) * 1000 / runs
+    return f"CPU per run {here:.1f} ms here + {there:.1f} ms in PostgreSQL = {here + there:.1f} ms"
+
+
 def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20, method="inclusive")[-1]
 
@@ -303,6 +336,7 @@ def report_timings(engine: Engine, url: str, settings: Settings, runs: int) -> N
     ranked = sum(1 for r in result if r["ranked"])
     print(f"report of {MONTH[0]}..{MONTH[1]}: {len(result)} operators, {ranked} ranked")
     describe("operators report (month)", timed(report, runs))
+    print(f"  {cpu_per_run(engine, report, runs)}")
     team = ReportFilter(*MONTH, team="Team 7", zone=zone)
 
     def team_report() -> object:
@@ -310,7 +344,10 @@ def report_timings(engine: Engine, url: str, settings: Settings, runs: int) -> N
             return operators_report(session, team, settings)
 
     describe("operators report (month, one team)", timed(team_report, runs))
-    describe("GET /api/v1/reports/operators (month, JSON, in-process)", timed(api_call(url), runs))
+    print(f"  {cpu_per_run(engine, team_report, runs)}")
+    api = api_call(url)
+    describe("GET /api/v1/reports/operators (month, JSON, in-process)", timed(api, runs))
+    print(f"  {cpu_per_run(engine, api, runs)}")
 
 
 def api_call(url: str) -> Callable[[], object]:
