@@ -259,7 +259,10 @@ def fit_beta_prior(samples: Iterable[tuple[int, int]]) -> BetaPrior | None:
     counts over alpha, beta >= 1, started from the method of moments. None when no operator
     has a response.
     """
-    counts = np.array([(s, n) for s, n in samples if n > 0], dtype=float).reshape(-1, 2)
+    # Sorted: the fit sums over the operators, and floating point sums in another order end
+    # a flat likelihood's search elsewhere; the order the database returns rows in must not
+    # move a figure.
+    counts = np.array(sorted((s, n) for s, n in samples if n > 0), dtype=float).reshape(-1, 2)
     if not len(counts):
         return None
     satisfied, n = counts[:, 0], counts[:, 1]
