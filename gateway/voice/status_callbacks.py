@@ -12,15 +12,11 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway import survey_state
 from gateway.config import Settings
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
-from gateway.phone_surveys import settle_callback_try
-from gateway.surveys import flow_of, flow_state
+from gateway.phone_surveys import close_call_survey, settle_callback_try
 from gateway.voice import callback_surveys
 from gateway.voice.service import CallInput, lock_survey
-from ivr_flows import Flow, FlowState
-from ivr_flows.engine import QuestionType
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +67,7 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
         return
     if call.call_status not in FINAL_CALL_STATUSES:
         return
-    survey_state.finish(survey, now, completed=flow_finished(flow_of(survey), flow_state(survey)))
+    close_call_survey(survey, now)
 
 
 def close_silent_calls(session: Session, settings: Settings, now: datetime) -> list[int]:
@@ -93,22 +89,13 @@ def close_silent_calls(session: Session, settings: Settings, now: datetime) -> l
         .with_for_update(skip_locked=True)
     ).all()
     for survey in silent:
-        survey_state.finish(
-            survey, now, completed=flow_finished(flow_of(survey), flow_state(survey))
-        )
+        close_call_survey(survey, now)
         logger.info(
             "survey %s: no status callback for its call; closed as %s",
             survey.id,
             survey.status.value,
         )
     return [survey.id for survey in silent]
-
-
-def flow_finished(flow: Flow, state: FlowState) -> bool:
-    """Every question passed, or only the optional voice comment left: hanging up at the
-    comment prompt is how a caller says they have nothing to add."""
-    remaining = flow.questions_for("ivr")[state.index :]
-    return all(q.type is QuestionType.COMMENT for q in remaining)
 
 
 def call_ended(
