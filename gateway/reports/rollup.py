@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
+    Float,
     Table,
     and_,
     bindparam,
@@ -321,36 +322,63 @@ def _upsert(conn: Connection, table: Table, key_columns: tuple[str, ...], rows: 
 
 def apply(conn: Connection, delta: Delta) -> None:
     """Add a delta to the rollup's days, then to its months, each in key order (no two
-    transactions lock in opposite orders); rows brought back to zero are removed."""
-    _apply_to(conn, delta, DAY_TABLES)
-    _apply_to(conn, delta.by_month(), MONTH_TABLES)
+    transactions lock in opposite orders); rows brought back to zero are removed. On
+    PostgreSQL the days and the months are written by one statement (one round trip)."""
+    days = _changes(delta, DAY_TABLES)
+    months = _changes(delta.by_month(), MONTH_TABLES)
+    _upsert_all(conn, [*days.upserts, *months.upserts])
+    _remove_zeros(conn, days)
+    _remove_zeros(conn, months)
 
 
 def _apply_to(conn: Connection, delta: Delta, tables: tuple[Table, Table, Table]) -> None:
     """Add a delta to the buckets, parameter and disposition rows of `tables`."""
+    changes = _changes(delta, tables)
+    _upsert_all(conn, changes.upserts)
+    _remove_zeros(conn, changes)
+
+
+@dataclass
+class _Changes:
+    """A delta's rows for one granularity's tables, in key order."""
+
+    tables: tuple[Table, Table, Table]
+    upserts: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]
+    counts: list[tuple[BucketKey, dict[str, float]]]
+    parameters: list[tuple[tuple[BucketKey, str], list[float]]]
+    dispositions: list[tuple[tuple[BucketKey, str], int]]
+
+
+def _changes(delta: Delta, tables: tuple[Table, Table, Table]) -> _Changes:
     buckets, bucket_parameters, bucket_dispositions = tables
     changed = sorted((k, c) for k, c in delta.counts.items() if any(c.values()))
-    _upsert(conn, buckets, BUCKET_KEY, [{**k.values(), **c} for k, c in changed])
     parameters = sorted((k, p) for k, p in delta.parameters.items() if p[1] or p[0])
-    _upsert(
-        conn,
-        bucket_parameters,
-        (*BUCKET_KEY, "key"),
-        [{**k.values(), "key": name, "total": t, "n": n} for (k, name), (t, n) in parameters],
-    )
     dispositions = sorted((k, n) for k, n in delta.dispositions.items() if n)
-    _upsert(
-        conn,
-        bucket_dispositions,
-        (*BUCKET_KEY, "disposition"),
-        [{**k.values(), "disposition": name, "n": n} for (k, name), n in dispositions],
-    )
-    for key, counts in changed:
+    upserts = [
+        (buckets, BUCKET_KEY, [{**k.values(), **c} for k, c in changed]),
+        (
+            bucket_parameters,
+            (*BUCKET_KEY, "key"),
+            [{**k.values(), "key": name, "total": t, "n": n} for (k, name), (t, n) in parameters],
+        ),
+        (
+            bucket_dispositions,
+            (*BUCKET_KEY, "disposition"),
+            [{**k.values(), "disposition": name, "n": n} for (k, name), n in dispositions],
+        ),
+    ]
+    return _Changes(tables, upserts, changed, parameters, dispositions)
+
+
+def _remove_zeros(conn: Connection, changes: _Changes) -> None:
+    """Remove the rows a negative change may have brought back to zero."""
+    buckets, bucket_parameters, bucket_dispositions = changes.tables
+    for key, counts in changes.counts:
         if counts["contacts"] < 0:
             conn.execute(
                 delete(buckets).where(_key_condition(key, buckets), buckets.c.contacts == 0)
             )
-    for (key, name), (_total, n) in parameters:
+    for (key, name), (_total, n) in changes.parameters:
         if n < 0:
             conn.execute(
                 delete(bucket_parameters).where(
@@ -359,7 +387,7 @@ def _apply_to(conn: Connection, delta: Delta, tables: tuple[Table, Table, Table]
                     bucket_parameters.c.n == 0,
                 )
             )
-    for (key, name), n in dispositions:
+    for (key, name), n in changes.dispositions:
         if n < 0:
             conn.execute(
                 delete(bucket_dispositions).where(
@@ -368,6 +396,67 @@ def _apply_to(conn: Connection, delta: Delta, tables: tuple[Table, Table, Table]
                     bucket_dispositions.c.n == 0,
                 )
             )
+
+
+# The combined upserts of PostgreSQL, built once per process and set of tables and columns.
+_COMBINED: dict[tuple[tuple[str, tuple[str, ...]], ...], Any] = {}
+
+
+def _upsert_all(
+    conn: Connection, upserts: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]
+) -> None:
+    """Add each table's rows, table after table in the order given. PostgreSQL does it in one
+    statement: each table's upsert is a data-modifying CTE reading its rows from one array
+    per column (`unnest`, in key order), and waits for the one before it to finish (a
+    one-time filter on its row count), so the rows are locked in the same order as by
+    separate statements. SQLite runs one statement per table."""
+    upserts = [u for u in upserts if u[2]]
+    if not upserts:
+        return
+    if conn.dialect.name != "postgresql":
+        for table, key_columns, rows in upserts:
+            _upsert(conn, table, key_columns, rows)
+        return
+    shape = tuple((table.name, tuple(rows[0])) for table, _key, rows in upserts)
+    statement = _COMBINED.get(shape)
+    if statement is None:
+        statement = _COMBINED[shape] = _combined_upsert(conn, upserts)
+    params: dict[str, list[Any]] = {}
+    for i, (table, _key, rows) in enumerate(upserts):
+        for name in rows[0]:
+            if isinstance(table.c[name].type, Float):
+                params[f"u{i}_{name}"] = [float(row[name]) for row in rows]
+            else:
+                params[f"u{i}_{name}"] = [row[name] for row in rows]
+    conn.execute(statement, params)
+
+
+def _combined_upsert(
+    conn: Connection, upserts: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]
+) -> Any:
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    parts = []
+    for i, (table, key_columns, rows) in enumerate(upserts):
+        names = list(rows[0])
+        columns = ", ".join(quote(name) for name in names)
+        arrays = ", ".join(
+            f"CAST(:u{i}_{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            for name in names
+        )
+        after = f" WHERE (SELECT count(*) FROM u{i - 1}) >= 0" if i else ""
+        added = ", ".join(
+            f"{quote(name)} = {quote(table.name)}.{quote(name)} + excluded.{quote(name)}"
+            for name in names
+            if name not in key_columns
+        )
+        parts.append(
+            f"u{i} AS (INSERT INTO {quote(table.name)} ({columns}) "
+            f"SELECT * FROM unnest({arrays}) AS rows({columns}){after} "
+            f"ON CONFLICT ({', '.join(quote(name) for name in key_columns)}) "
+            f"DO UPDATE SET {added} RETURNING 1)"
+        )
+    return text(f"WITH {', '.join(parts)} SELECT count(*) FROM u{len(upserts) - 1}")
 
 
 def count_change(
