@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps \
 	translations screenshots
