@@ -105,6 +105,9 @@ def _limit_and_check() -> None:
         _has_nul(k) or _has_nul(v) for k, v in request.args.items(multi=True)
     ):
         abort(400, "the request contains a NUL character")
+    if "" in request.args and request.path.startswith("/api/"):
+        # `?=x`: the API refuses parameters it does not know, and one without a name is one.
+        abort(400, "a query parameter has no name")
     # Reading the body here is bounded by the limits above; the view gets the cached value.
     if request.is_json and request.content_length and _has_nul(request.get_json(silent=True)):
         abort(400, "the request contains a NUL character")

@@ -160,6 +160,21 @@ def test_a_nul_in_a_json_body_is_a_client_error_and_writes_nothing(client, auth,
     assert session.scalar(select(func.count(Interaction.id))) == 0
 
 
+@pytest.mark.parametrize("query", ["external_id=a%00b", "operator=op%00", "a%00=1"])
+def test_a_nul_in_the_query_string_is_a_client_error_that_says_why(client, auth, query):
+    response = client.get(f"/api/v1/interactions?{query}", headers=auth)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/interactions", "/api/v1/incidents"])
+def test_a_query_parameter_without_a_name_is_refused_like_any_unknown_one(client, admin, path):
+    response = client.get(f"{path}?page=1&=null", headers=admin)
+    assert response.status_code == 400
+    assert "no name" in response.get_data(as_text=True)
+    assert client.get(f"{path}?page=1", headers=admin).status_code == 200
+
+
 def test_a_superscript_digit_on_the_keypad_is_asked_again_not_a_server_error(client, session):
     call = Call(client)
     assert call.start().status_code == 200
