@@ -13,6 +13,7 @@ increments: a report over whole months reads 31 times fewer rows.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,7 +24,31 @@ from gateway.reports.metrics import BUCKET_FIGURES
 BUCKET_KEY = ("operator_id", "team_id", "day", "channel", "office")
 
 
-class ScoreBucket(Base):
+class BucketKeyColumns:
+    """The key every rollup row has, day and month tables alike (`day` of a month's row: its
+    first day). Sorted first, as the migrations create them: a table's columns start with its
+    key."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), sort_order=-1)
+    team_id: Mapped[int] = mapped_column(Integer, sort_order=-1)  # team at the contact; 0: none
+    day: Mapped[date] = mapped_column(sort_order=-1)  # the contact's end, in REPORT_TIMEZONE
+    channel: Mapped[str] = mapped_column(String(20), sort_order=-1)  # the interaction's channel
+    office: Mapped[str] = mapped_column(String(100), sort_order=-1)  # "": none (part of the key)
+
+
+def _figure_columns() -> dict[str, Any]:
+    """One column per figure (gateway.reports.metrics.BUCKET_FIGURES): the funnel's counts and
+    the sums of frozen scores, declared once there."""
+    return {
+        figure.name: mapped_column(
+            Float if figure.kind is float else Integer, default=figure.kind(), nullable=False
+        )
+        for figure in BUCKET_FIGURES
+    }
+
+
+class ScoreBucket(BucketKeyColumns, Base):
     """One operator's contacts, surveys and frozen-score sums of one bucket."""
 
     __tablename__ = "score_buckets"
@@ -32,26 +57,10 @@ class ScoreBucket(Base):
         Index("ix_score_buckets_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)  # team at the contact; 0 for none
-    day: Mapped[date]  # the contact's end, as a date in REPORT_TIMEZONE
-    channel: Mapped[str] = mapped_column(String(20))  # the interaction's channel
-    office: Mapped[str] = mapped_column(String(100))  # "" for none: part of the unique key
-
-    # One column per figure (gateway.reports.metrics.BUCKET_FIGURES): the funnel's counts and
-    # the sums of frozen scores, declared once there.
-    locals().update(
-        {
-            figure.name: mapped_column(
-                Float if figure.kind is float else Integer, default=figure.kind(), nullable=False
-            )
-            for figure in BUCKET_FIGURES
-        }
-    )
+    locals().update(_figure_columns())
 
 
-class ScoreBucketParameter(Base):
+class ScoreBucketParameter(BucketKeyColumns, Base):
     """The sum and count of one parameter's frozen scores in one bucket.
 
     Rows rather than a JSON column: the database adds them up (and increments them) itself.
@@ -63,18 +72,12 @@ class ScoreBucketParameter(Base):
         Index("ix_score_bucket_parameters_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)
-    day: Mapped[date]
-    channel: Mapped[str] = mapped_column(String(20))
-    office: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(50))  # the parameter question's key
     total: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
 
 
-class ScoreBucketDisposition(Base):
+class ScoreBucketDisposition(BucketKeyColumns, Base):
     """How many contacts of one bucket ended with one PBX disposition (the funnel)."""
 
     __tablename__ = "score_bucket_dispositions"
@@ -83,17 +86,11 @@ class ScoreBucketDisposition(Base):
         Index("ix_score_bucket_dispositions_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)
-    day: Mapped[date]
-    channel: Mapped[str] = mapped_column(String(20))
-    office: Mapped[str] = mapped_column(String(100))
     disposition: Mapped[str] = mapped_column(String(50))
     n: Mapped[int] = mapped_column(Integer)
 
 
-class ScoreMonth(Base):
+class ScoreMonth(BucketKeyColumns, Base):
     """The sum of one month's buckets (operator, team, channel, office): the same figures."""
 
     __tablename__ = "score_months"
@@ -102,23 +99,10 @@ class ScoreMonth(Base):
         Index("ix_score_months_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)
-    day: Mapped[date]  # the first local day of the month
-    channel: Mapped[str] = mapped_column(String(20))
-    office: Mapped[str] = mapped_column(String(100))
-    locals().update(
-        {
-            figure.name: mapped_column(
-                Float if figure.kind is float else Integer, default=figure.kind(), nullable=False
-            )
-            for figure in BUCKET_FIGURES
-        }
-    )
+    locals().update(_figure_columns())
 
 
-class ScoreMonthParameter(Base):
+class ScoreMonthParameter(BucketKeyColumns, Base):
     """The sum and count of one parameter's frozen scores in one month's buckets."""
 
     __tablename__ = "score_month_parameters"
@@ -127,18 +111,12 @@ class ScoreMonthParameter(Base):
         Index("ix_score_month_parameters_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)
-    day: Mapped[date]  # the first local day of the month
-    channel: Mapped[str] = mapped_column(String(20))
-    office: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(50))
     total: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
 
 
-class ScoreMonthDisposition(Base):
+class ScoreMonthDisposition(BucketKeyColumns, Base):
     """How many contacts of one month's buckets ended with one PBX disposition."""
 
     __tablename__ = "score_month_dispositions"
@@ -147,12 +125,6 @@ class ScoreMonthDisposition(Base):
         Index("ix_score_month_dispositions_day", "day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    team_id: Mapped[int] = mapped_column(Integer)
-    day: Mapped[date]  # the first local day of the month
-    channel: Mapped[str] = mapped_column(String(20))
-    office: Mapped[str] = mapped_column(String(100))
     disposition: Mapped[str] = mapped_column(String(50))
     n: Mapped[int] = mapped_column(Integer)
 
