@@ -46,22 +46,28 @@ class PersonalDataFilter(logging.Filter):
         return True
 
 
-# The sweep's own task, run every DISPATCH_INTERVAL_SECONDS.
+# The tasks beat sends every few seconds (gateway.tasking's schedule takes their names here).
 SWEEP_TASK = "gateway.tasks.dispatch_due_surveys"
+WEBHOOKS_TASK = "gateway.webhooks.tasks.deliver_webhooks"
+PRIVACY_TASK = "gateway.tasks.privacy_sweep"
+ALERTS_TASK = "gateway.tasks.send_incident_alerts"
+# SMSC answers an incoming SMS's callback with nothing: the replies are stored pending and
+# sent by this task, queued by each callback and, should that be lost, by the beat.
+SMS_REPLIES_TASK = "sms.tasks.send_pending_replies"
+PERIODIC_TASKS = (SWEEP_TASK, WEBHOOKS_TASK, PRIVACY_TASK, ALERTS_TASK, SMS_REPLIES_TASK)
 _CELERY_ROUTINE = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 
 
 class RoutineSweepFilter(logging.Filter):
-    """Drops Celery's own INFO lines about the periodic sweep (sent, received, succeeded:
-    three lines every few seconds). The sweep logs what it did when it did something, so a
-    gateway at rest is quiet and what the console provider prints stays visible."""
+    """Drops Celery's own INFO lines about the periodic tasks (sent, received, succeeded:
+    three lines each every few seconds). Each task logs what it did when it did something, so
+    a gateway at rest is quiet and what the console provider prints stays visible."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.levelno == logging.INFO
-            and record.name in _CELERY_ROUTINE
-            and SWEEP_TASK in record.getMessage()
-        )
+        if record.levelno != logging.INFO or record.name not in _CELERY_ROUTINE:
+            return True
+        message = record.getMessage()
+        return not any(task in message for task in PERIODIC_TASKS)
 
 
 _PLAIN = logging.Formatter()

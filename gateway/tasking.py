@@ -15,17 +15,15 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from gateway.logs import SWEEP_TASK
+from gateway.logs import ALERTS_TASK, PRIVACY_TASK, SMS_REPLIES_TASK, SWEEP_TASK, WEBHOOKS_TASK
 
 logger = logging.getLogger(__name__)
 
 BEAT_DISPATCH = SWEEP_TASK
-BEAT_WEBHOOKS = "gateway.webhooks.tasks.deliver_webhooks"
-BEAT_PRIVACY = "gateway.tasks.privacy_sweep"
-BEAT_ALERTS = "gateway.tasks.send_incident_alerts"
-# SMSC answers an incoming SMS's callback with nothing: the replies are stored pending and
-# sent by this task, queued by each callback and, should that be lost, by the beat.
-BEAT_SMS_REPLIES = "sms.tasks.send_pending_replies"
+BEAT_WEBHOOKS = WEBHOOKS_TASK
+BEAT_PRIVACY = PRIVACY_TASK
+BEAT_ALERTS = ALERTS_TASK
+BEAT_SMS_REPLIES = SMS_REPLIES_TASK
 PRIVACY_SWEEP_INTERVAL = timedelta(minutes=5)
 # Sweeps have a queue of their own (served by the worker that runs beat), so a backlog of
 # sends can never starve them.

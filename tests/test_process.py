@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.logs import PERIODIC_TASKS
 from tests.factories import interaction_payload
 
 COMMAND = Path(sys.executable).parent / "survey-gateway"
@@ -150,14 +151,14 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [pid for pid in tree if alive(pid)], "children outlived the gateway"
-        # Quiet at rest: Celery's routine lines about the sweep (every second here) and
+        # Quiet at rest: Celery's routine lines about the periodic tasks (every second here) and
         # kombu's warnings would bury the SMS; the sweep that sent it says so itself.
         output = log.read_text(errors="replace")
         assert "sweep: handed over 1" in output
         routine = [
             line
             for line in output.splitlines()
-            if "dispatch_due_surveys" in line
+            if any(task in line for task in PERIODIC_TASKS)
             and any(word in line for word in ("Sending due task", "received", "succeeded"))
         ]
         assert routine == []

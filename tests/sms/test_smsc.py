@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import utcnow
 from gateway.dispatch import RECONCILE_SMS_TASK, SEND_SMS_TASK, sweep
+from gateway.logs import RoutineSweepFilter
 from gateway.models import Customer, Message, ProviderCircuit, SurveyStatus
 from ivr_flows import load_flows
 from sms.configured import provider_for
@@ -452,3 +453,30 @@ def test_the_beat_sends_pending_replies_every_sweep_so_a_lost_task_delays_a_repl
     entries = [e for e in schedule.values() if e["task"] == "sms.tasks.send_pending_replies"]
     assert len(entries) == 1
     assert entries[0]["schedule"] == timedelta(seconds=settings.dispatch_interval_seconds)
+
+
+def test_celerys_routine_lines_about_every_scheduled_task_stay_out_of_the_console(
+    app: Flask,
+) -> None:
+    """A gateway at rest is quiet (the console provider's SMS stays visible): Celery's sent,
+    received and succeeded lines are dropped for every task of the beat, SMSC's replies too."""
+    schedule = app.extensions["celery"].conf.beat_schedule
+    quiet = RoutineSweepFilter()
+    for entry in schedule.values():
+        for name, line in [
+            ("celery.beat", f"Scheduler: Sending due task x ({entry['task']})"),
+            ("celery.worker.strategy", f"Task {entry['task']}[1] received"),
+            ("celery.app.trace", f"Task {entry['task']}[1] succeeded in 0.01s: 'done'"),
+        ]:
+            record = logging.LogRecord(name, logging.INFO, __file__, 1, line, None, None)
+            assert not quiet.filter(record), line
+    send = logging.LogRecord(
+        "celery.app.trace",
+        logging.INFO,
+        __file__,
+        1,
+        "Task sms.tasks.send_survey_sms[1] received",
+        None,
+        None,
+    )
+    assert quiet.filter(send)  # a send is not routine
