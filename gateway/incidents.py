@@ -14,9 +14,10 @@ import statistics
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.business_calendar import BusinessCalendar
@@ -82,6 +83,40 @@ def is_overdue(incident: Incident, now: datetime) -> bool:
     )
 
 
+# The columns of a new incident, as `new_incident` gives them.
+INCIDENT_COLUMNS = (
+    "session_id",
+    "operator_id",
+    "score",
+    "status",
+    "opened_at",
+    "due_at",
+    "reopened_count",
+)
+
+
+def new_incident(
+    survey_id: int, operator_id: int | None, score: int, now: datetime, settings: Settings | None
+) -> dict[str, Any]:
+    """The incident a low score opens: open, for the contact's operator, due by the incident
+    calendar. `open_incident` makes it so through the ORM, and the IVR's key press that
+    writes it without the ORM by `NEW_INCIDENT`."""
+    due = due_at(now, settings) if settings is not None else None
+    values = (survey_id, operator_id, score, IncidentStatus.OPEN.value, now, due, 0)
+    return dict(zip(INCIDENT_COLUMNS, values, strict=True))
+
+
+_incidents = cast(Table, Incident.__table__)
+# A new incident in one statement (the columns of `new_incident`); one incident per survey,
+# as open_incident keeps it: a survey that has one already keeps it.
+NEW_INCIDENT = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_incidents)
+    .values({name: bindparam(name) for name in INCIDENT_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["session_id"])
+    for dialect in (postgresql, sqlite)
+}
+
+
 def open_incident(
     session: Session,
     survey: SurveySession,
@@ -111,13 +146,7 @@ def open_incident(
                 )
             return original
     incident = Incident(
-        session_id=survey.id,
-        operator_id=survey.interaction.operator_id,
-        score=score,
-        status=IncidentStatus.OPEN.value,
-        opened_at=now,
-        due_at=due_at(now, settings) if settings is not None else None,
-        reopened_count=0,
+        **new_incident(survey.id, survey.interaction.operator_id, score, now, settings)
     )
     session.add(incident)
     return incident

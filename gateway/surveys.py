@@ -35,6 +35,7 @@ NEW_ANSWER = {
         answered_at=bindparam("now"),
     )
     .on_conflict_do_nothing(index_elements=["session_id", "question_key"])
+    .returning(_answers.c.id)  # no row: the question had its answer already
     for dialect in (postgresql, sqlite)
 }
 
@@ -90,15 +91,20 @@ def record_answer(
         answered_at=now,
     )
     session.add(row)
-    if (
-        answer.question_key == OVERALL
-        and answer.value is not None
-        and answer.value <= settings.low_score_threshold
-    ):
+    if answer.value is not None and opens_incident(answer, settings):
         open_incident(session, survey, answer.value, now, settings)
     if survey.status.is_final and survey.scored_at is not None:
         freeze_score(survey, now)
     return row
+
+
+def opens_incident(answer: RecordedAnswer, settings: Settings) -> bool:
+    """Whether the answer opens an incident: an overall score at or below LOW_SCORE_THRESHOLD."""
+    return (
+        answer.question_key == OVERALL
+        and answer.value is not None
+        and answer.value <= settings.low_score_threshold
+    )
 
 
 def plain_answer(flow: Flow, answer: RecordedAnswer, settings: Settings) -> bool:
@@ -107,19 +113,26 @@ def plain_answer(flow: Flow, answer: RecordedAnswer, settings: Settings) -> bool
     gateway.webhooks.events). Such an answer may be written by `insert_answer`."""
     if answer.value is None:
         return True
-    if answer.question_key == OVERALL and answer.value <= settings.low_score_threshold:
+    if opens_incident(answer, settings):
         return False
+    return not is_nps(flow, answer)
+
+
+def is_nps(flow: Flow, answer: RecordedAnswer) -> bool:
+    """Whether the answer is one to an NPS question (or to a question the flow does not
+    know, which may be one): its customer.nps_changed event is built by the ORM's hook."""
     try:
-        return flow.question(answer.question_key).type is not QuestionType.NPS
+        return flow.question(answer.question_key).type is QuestionType.NPS
     except KeyError:
-        return False
+        return True
 
 
-def insert_answer(conn: Connection, survey_id: int, answer: RecordedAnswer, now: datetime) -> None:
-    """Store a plain answer (`plain_answer`) of a running survey in one statement, bypassing
-    the ORM; as in record_answer, a second answer to the same question keeps the first."""
+def insert_answer(conn: Connection, survey_id: int, answer: RecordedAnswer, now: datetime) -> bool:
+    """Store an answer of a running survey in one statement, bypassing the ORM (a plain one,
+    `plain_answer`, or one whose incident or event the caller sees to); as in record_answer, a
+    second answer to the same question keeps the first. Whether this one was stored."""
     statement = NEW_ANSWER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    conn.execute(statement, answer_params(survey_id, answer, now))
+    return conn.execute(statement, answer_params(survey_id, answer, now)).first() is not None
 
 
 def answer_params(survey_id: int, answer: RecordedAnswer, now: datetime) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm.util import identity_key
 from gateway import survey_state
 from gateway.config import Settings
 from gateway.flows import Flows, flows_of
+from gateway.incidents import INCIDENT_COLUMNS, NEW_INCIDENT, new_incident
 from gateway.interactions import (
     DEFAULT_FLOW,
     CustomerInput,
@@ -36,6 +37,7 @@ from gateway.interactions import (
 from gateway.models import (
     Answer,
     Customer,
+    Incident,
     Interaction,
     InteractionChannel,
     Operator,
@@ -55,6 +57,7 @@ from gateway.surveys import (
     flow_of,
     flow_state,
     insert_answer,
+    opens_incident,
     plain_answer,
     record_answer,
 )
@@ -226,6 +229,42 @@ _ANSWER_AND_MOVE_ON = _REMEMBER["postgresql"].add_cte(
 )
 _ANSWERS = select(_answers.c.question_key, _answers.c.value).where(
     _answers.c.session_id == bindparam("survey_id")
+)
+# An answer that opens an incident, or an NPS answer, before the survey's last step: whether
+# a webhook receiver is subscribed (the ORM's outbox hook builds its event then) and whether
+# the survey is a follow-up (its low score reopens the original incident: open_incident);
+# the contact's operator, whom the incident is for.
+_ANSWER_LOOK = (
+    select(
+        _interactions.c.operator_id,
+        _surveys.c.follow_up_of_id,
+        ANY_SUBSCRIPTION.label("subscribed"),
+    )
+    .select_from(_surveys.outerjoin(_interactions, _interactions.c.id == _surveys.c.interaction_id))
+    .where(_surveys.c.id == bindparam("survey_id"))
+)
+# A key press whose low score opens an incident, on PostgreSQL in one statement: the incident
+# (`new_incident`'s columns, named incident_*: a parameter named as a column of the survey
+# would be set by the position's UPDATE too) is inserted only if the answer was, as
+# record_answer opens one only with a new answer.
+_incidents = cast(Table, Incident.__table__)
+_ANSWER_STORED = NEW_ANSWER["postgresql"].cte("answer")
+_ANSWER_INCIDENT_AND_MOVE_ON = _REMEMBER["postgresql"].add_cte(
+    _ANSWER_STORED,
+    postgresql.insert(_incidents)
+    .from_select(
+        INCIDENT_COLUMNS,
+        # Typed: psycopg's dialect casts each (a NULL operator or due time included).
+        select(
+            *(
+                bindparam(f"incident_{name}", type_=_incidents.c[name].type)
+                for name in INCIDENT_COLUMNS
+            )
+        ).select_from(_ANSWER_STORED),
+    )
+    .on_conflict_do_nothing(index_elements=["session_id"])
+    .cte("incident"),
+    _NEW_POSITION.cte("position"),
 )
 
 
@@ -595,10 +634,11 @@ def answer_step(
 
     The survey row is locked first and the receipt read after, unless the row says this step
     is new (STEP): a retry, or a copy of this webhook another worker answered while we waited
-    for the lock, gets the stored answer. A key press that only records an answer and moves
-    on, and the survey's last one, are written without the ORM (`_keypress`); the rest (a low
-    score, an NPS answer, a late comment) goes through the ORM, whose hooks keep the reports
-    and events.
+    for the lock, gets the stored answer. A key press that records an answer (and the incident
+    a low overall score opens) and moves on, and the survey's last one, are written without
+    the ORM (`_keypress`); the rest (any answer that makes an event while a webhook receiver
+    is subscribed, a follow-up survey's low score, a late comment) goes through the ORM,
+    whose hooks keep the reports and events.
     """
     step_key = step_name(number)
     conn = session.connection()
@@ -642,8 +682,9 @@ def _keypress(
     remember: dict[str, Any],
 ) -> str | None:
     """The common step of a running survey: store the answer (if the step gives one), the
-    new position and the step's receipt, nothing else, and return the TwiML kept; None, with
-    nothing written, when the step needs more than that (see answer_step).
+    incident a low overall score opens, the new position and the step's receipt, and return
+    the TwiML kept; None, with nothing written, when the step needs more than that: an event
+    to a webhook receiver, a follow-up's low score (see answer_step).
 
     Nothing of the reports changes with it: a running survey counts once it ends (its last
     step: `_last_step`).
@@ -657,23 +698,46 @@ def _keypress(
     if state.index >= len(questions):
         return None
     step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
-    if step.recorded is not None and not plain_answer(flow, step.recorded, settings):
-        return None
-    if step.finished and not _last_step(conn, flows, settings, now, row, step, number):
-        return None
+    answer = step.recorded
+    incident = None
+    if step.finished:
+        if not _last_step(conn, flows, settings, now, row, step, number):
+            return None
+    elif answer is not None and not plain_answer(flow, answer, settings):
+        look = conn.execute(_ANSWER_LOOK, {"survey_id": row.id}).one()
+        follow_up = look.follow_up_of_id is not None
+        if look.subscribed or (follow_up and opens_incident(answer, settings)):
+            return None
+        incident = _incident(row.id, look.operator_id, answer, now, settings)
     link = StepLink(row.id, number + 1, _question_key(flow, step.state, step.finished))
     writes = {**remember, "body": step_twiml(step, flow, row.language, link, settings)}
     if step.finished:
         return _remembered(conn, _REMEMBER[_dialect(conn)], writes)
     writes.update(survey_id=row.id, state=position(step.state, number))
-    if step.recorded is not None:
-        writes.update(answer_params(row.id, step.recorded, now))
+    if answer is not None:
+        writes.update(answer_params(row.id, answer, now))
     if _dialect(conn) == "postgresql":
-        return _remembered(conn, _ANSWER_AND_MOVE_ON if step.recorded else _MOVE_ON, writes)
-    if step.recorded is not None:
-        insert_answer(conn, row.id, step.recorded, now)
+        if incident is not None:
+            writes.update({f"incident_{name}": value for name, value in incident.items()})
+            return _remembered(conn, _ANSWER_INCIDENT_AND_MOVE_ON, writes)
+        return _remembered(conn, _ANSWER_AND_MOVE_ON if answer else _MOVE_ON, writes)
+    if answer is not None and insert_answer(conn, row.id, answer, now) and incident is not None:
+        conn.execute(NEW_INCIDENT["sqlite"], incident)
     conn.execute(_NEW_POSITION, writes)
     return _remembered(conn, _REMEMBER["sqlite"], writes)
+
+
+def _incident(
+    survey_id: int,
+    operator_id: int | None,
+    answer: RecordedAnswer,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, Any] | None:
+    """The incident the answer opens (`new_incident`), if it opens one."""
+    if answer.value is None or not opens_incident(answer, settings):
+        return None
+    return new_incident(survey_id, operator_id, answer.value, now, settings)
 
 
 def _last_step(
@@ -685,9 +749,10 @@ def _last_step(
     step: Step,
     number: int,
 ) -> bool:
-    """The survey's end at its last key press, without the ORM: the answer, the survey
-    completed with its score frozen (as survey_state.finish does) and its difference counted
-    in the rollup, under the locks the rollup's hook takes (the survey's, then its contact's).
+    """The survey's end at its last key press, without the ORM: the answer (and the incident
+    a low overall score opens), the survey completed with its score frozen (as
+    survey_state.finish does) and its difference counted in the rollup, under the locks the
+    rollup's hook takes (the survey's, then its contact's).
 
     False, with nothing written, when the ORM must do it: a webhook receiver is subscribed
     (the outbox hook builds its survey.completed event), or the survey is a follow-up.
@@ -695,8 +760,11 @@ def _last_step(
     contact = conn.execute(_LAST_LOOK, {"survey_id": row.id}).first()
     if contact is None or contact.subscribed:
         return False
-    if step.recorded is not None:
-        insert_answer(conn, row.id, step.recorded, now)
+    answer = step.recorded
+    if answer is not None and insert_answer(conn, row.id, answer, now):
+        incident = _incident(row.id, contact.operator_id, answer, now, settings)
+        if incident is not None:
+            conn.execute(NEW_INCIDENT[_dialect(conn)], incident)
     answers: dict[str, int | None] = {
         key: value for key, value in conn.execute(_ANSWERS, {"survey_id": row.id})
     }

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE_URL, twilio_signature
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    make_test_app,
+    twilio_signature,
+)
 
 HOTLINE = "+74951234567"
 CALLER = "+79161234567"
@@ -164,3 +173,32 @@ def make_call(client: FlaskClient) -> Callable[..., Call]:
         return Call(client, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def other_app(live_app: Flask, database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """A second instance of the gateway (another machine), on the same database."""
+    app = make_test_app(database_url, tmp_path / "other-var")
+    yield app
+    app.extensions["database"].dispose()
+
+
+def post_on_both_at_once(
+    apps: tuple[Flask, Flask], url: str, params: dict[str, str]
+) -> list[tuple[int, bytes]]:
+    """The same signed webhook, delivered to both instances at the same moment."""
+    barrier = threading.Barrier(2)
+    bodies: list[tuple[int, bytes]] = [(0, b""), (0, b"")]
+
+    def post(index: int, app: Flask) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = signed_post(client, url, params)
+        bodies[index] = (response.status_code, response.data)
+
+    threads = [threading.Thread(target=post, args=(i, app)) for i, app in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return bodies

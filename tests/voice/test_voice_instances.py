@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
 from gateway.models import Answer, Interaction, SurveySession, SurveyStatus
-from tests.conftest import PUBLIC_BASE_URL, make_test_app
-from tests.voice.conftest import Call, new_call_sid, signed_post
+from tests.conftest import PUBLIC_BASE_URL
+from tests.voice.conftest import Call, new_call_sid, post_on_both_at_once
 
 pytestmark = pytest.mark.both_databases
-
-
-@pytest.fixture
-def other_app(live_app: Flask, database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """A second instance of the gateway (another machine), on the same database."""
-    app = make_test_app(database_url, tmp_path / "other-var")
-    yield app
-    app.extensions["database"].dispose()
 
 
 def stored(app: Flask, call_sid: str) -> tuple[SurveySession, dict[str, int | None]]:
@@ -32,27 +20,6 @@ def stored(app: Flask, call_sid: str) -> tuple[SurveySession, dict[str, int | No
         assert survey is not None
         rows = session.scalars(select(Answer).where(Answer.session_id == survey.id))
         return survey, {a.question_key: a.value for a in rows}
-
-
-def post_on_both_at_once(
-    apps: tuple[Flask, Flask], url: str, params: dict[str, str]
-) -> list[tuple[int, bytes]]:
-    """The same signed webhook, delivered to both instances at the same moment."""
-    barrier = threading.Barrier(2)
-    bodies: list[tuple[int, bytes]] = [(0, b""), (0, b"")]
-
-    def post(index: int, app: Flask) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = signed_post(client, url, params)
-        bodies[index] = (response.status_code, response.data)
-
-    threads = [threading.Thread(target=post, args=(i, app)) for i, app in enumerate(apps)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return bodies
 
 
 def test_alternate_steps_on_two_instances_complete_one_survey(
