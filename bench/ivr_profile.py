@@ -4,8 +4,10 @@ Not a test. Creates its own PostgreSQL database (as bench/ivr_load.py does), bui
 and walks `--calls` whole `post_call` surveys one after another through the WSGI app with
 Twilio's signed webhooks, the same requests as the load benchmark's callers. Prints the
 process's CPU time per step (with a warm-up not counted), the part of it spent inside the
-gateway's WSGI app (the caller's signing and parsing left out) and, with --profile,
-cProfile's heaviest functions by cumulative time.
+gateway's WSGI app (the caller's signing and parsing left out), the CPU time of the database's
+backends (PostgreSQL on this machine: read from /proc, to the nanosecond), the statements,
+how many of them psycopg translates again on every execution (longer than it caches) and,
+with --profile, cProfile's heaviest functions by cumulative time.
 
     .venv/bin/python bench/ivr_profile.py [--calls 300] [--profile] [--top 40]
 """
@@ -13,6 +15,7 @@ cProfile's heaviest functions by cumulative time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -29,7 +32,12 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event  # noqa: E402
+from psycopg._queries import (  # noqa: E402
+    MAX_CACHED_STATEMENT_LENGTH,
+    MAX_CACHED_STATEMENT_PARAMS,
+)
+from sqlalchemy import create_engine, event, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bench.ivr_load import (  # noqa: E402
     ACCOUNT_SID,
@@ -50,7 +58,9 @@ class InProcessCaller(Caller):
         super().__init__(BASE_URL, seed, tally)
         self.client = client
         self.statements = [0]
+        self.uncached = [0]  # statements psycopg translates again on every execution
         self.in_app = [0.0]  # CPU seconds inside the gateway's WSGI app
+        self.backends: list[int] = []  # pids of the database's backends serving the app
         self.by_kind: dict[str, list[Any]] = {}
 
     @staticmethod
@@ -67,6 +77,7 @@ class InProcessCaller(Caller):
         cpu = time.process_time()
         statements_before = self.statements[0]
         in_app_before = self.in_app[0]
+        database_before = backend_cpu(self.backends)
         response = self.client.post(
             target,
             data=data,
@@ -74,14 +85,48 @@ class InProcessCaller(Caller):
         )
         self.tally.latencies.append(time.perf_counter() - started)
         kind = self.kind(parts.path, parts.query)
-        figures = self.by_kind.setdefault(kind, [0, 0.0, 0, 0.0])
+        figures = self.by_kind.setdefault(kind, [0, 0.0, 0, 0.0, 0.0])
         figures[0] += 1
         figures[1] += time.process_time() - cpu
         figures[2] += self.statements[0] - statements_before
         figures[3] += self.in_app[0] - in_app_before
+        figures[4] += backend_cpu(self.backends) - database_before
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code} from {parts.path}: {response.data[:200]!r}")
         return bytes(response.data)
+
+
+def backend_cpu(pids: list[int]) -> float:
+    """CPU seconds these processes have run (/proc/<pid>/schedstat, in nanoseconds)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # gone
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def backends_of(url: str) -> list[int]:
+    """The pids of the backends connected to the database of `url` (other than our own)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def count_statement(caller: InProcessCaller, statement: str, parameters: Any) -> None:
+    caller.statements[0] += 1
+    params = len(parameters) if isinstance(parameters, dict) else 0
+    if len(statement) > MAX_CACHED_STATEMENT_LENGTH or params > MAX_CACHED_STATEMENT_PARAMS:
+        caller.uncached[0] += 1
 
 
 def in_app_timer(wsgi_app: Any, spent: list[float]) -> Any:
@@ -134,12 +179,16 @@ def main() -> int:
         event.listen(
             app.extensions["database"].engine,
             "before_cursor_execute",
-            lambda *_: caller.statements.__setitem__(0, caller.statements[0] + 1),
+            lambda _conn, _cursor, statement, parameters, *_: count_statement(
+                caller, statement, parameters
+            ),
         )
         for _ in range(args.warmup):
             caller.survey()
         tally.latencies.clear()
         caller.by_kind.clear()
+        caller.uncached[0] = caller.statements[0] = 0
+        caller.backends = backends_of(url)
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         started = time.process_time()
         if profiler:
@@ -157,11 +206,24 @@ def main() -> int:
             f"backend not included), {in_app * 1000 / steps:.2f} ms of it in the app; "
             f"load average {os.getloadavg()[0]:.2f}"
         )
-        print(f"{'request':<40} {'count':>6} {'cpu ms':>7} {'app ms':>7} {'statements':>10}")
-        for kind, (count, cpu, statements, app_cpu) in sorted(caller.by_kind.items()):
+        database = sum(figures[4] for figures in caller.by_kind.values())
+        print(
+            f"database backends ({len(caller.backends)}): {database * 1000 / steps:.2f} ms CPU "
+            f"per step; {caller.uncached[0]} of {caller.statements[0]} statements longer than "
+            f"psycopg caches ({MAX_CACHED_STATEMENT_LENGTH} characters, "
+            f"{MAX_CACHED_STATEMENT_PARAMS} parameters), translated again each time"
+        )
+        if sorted(backends_of(url)) != sorted(caller.backends):
+            print("(the app opened other connections meanwhile: their CPU is not counted)")
+        print(
+            f"{'request':<36} {'count':>6} {'cpu ms':>7} {'app ms':>7} {'db ms':>7} "
+            f"{'statements':>10}"
+        )
+        for kind, (count, cpu, statements, app_cpu, db_cpu) in sorted(caller.by_kind.items()):
             print(
-                f"{kind:<40} {count:>6} {cpu * 1000 / count:>7.2f} "
-                f"{app_cpu * 1000 / count:>7.2f} {statements / count:>10.1f}"
+                f"{kind:<36} {count:>6} {cpu * 1000 / count:>7.2f} "
+                f"{app_cpu * 1000 / count:>7.2f} {db_cpu * 1000 / count:>7.2f} "
+                f"{statements / count:>10.1f}"
             )
         if profiler:
             out = io.StringIO()

@@ -26,6 +26,7 @@ contacts of a large API batch, counted together with `count_new`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,7 +38,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
-    Float,
     Table,
     and_,
     bindparam,
@@ -406,10 +406,15 @@ def _upsert_all(
     conn: Connection, upserts: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]
 ) -> None:
     """Add each table's rows, table after table in the order given. PostgreSQL does it in one
-    statement: each table's upsert is a data-modifying CTE reading its rows from one array
-    per column (`unnest`, in key order), and waits for the one before it to finish (a
-    one-time filter on its row count), so the rows are locked in the same order as by
-    separate statements. SQLite runs one statement per table."""
+    statement: each table's upsert is a data-modifying CTE reading its rows (in key order)
+    from one JSON parameter as rows of the table's own type (`jsonb_populate_recordset`), and
+    waits for the one before it to finish (a one-time filter on its row count), so the rows
+    are locked in the same order as by separate statements. SQLite runs one statement per
+    table.
+
+    One parameter per table keeps the statement short and its parameters few: psycopg keeps
+    its translation of a statement up to 4,096 characters and 50 parameters, and translates
+    a longer one again on every execution."""
     upserts = [u for u in upserts if u[2]]
     if not upserts:
         return
@@ -421,42 +426,34 @@ def _upsert_all(
     statement = _COMBINED.get(shape)
     if statement is None:
         statement = _COMBINED[shape] = _combined_upsert(conn, upserts)
-    params: dict[str, list[Any]] = {}
-    for i, (table, _key, rows) in enumerate(upserts):
-        for name in rows[0]:
-            if isinstance(table.c[name].type, Float):
-                params[f"u{i}_{name}"] = [float(row[name]) for row in rows]
-            else:
-                params[f"u{i}_{name}"] = [row[name] for row in rows]
+    # Days as ISO dates; a figure column's number as it is (the table's types convert).
+    params = {f"u{i}": json.dumps(rows, default=str) for i, (_t, _k, rows) in enumerate(upserts)}
     conn.execute(statement, params)
 
 
 def _combined_upsert(
     conn: Connection, upserts: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]
 ) -> Any:
-    dialect = conn.dialect
-    quote = dialect.identifier_preparer.quote
+    # Written without optional spaces: the upsert of each table lists its columns three
+    # times, and the whole must stay under psycopg's 4,096 characters (see _upsert_all).
+    quote = conn.dialect.identifier_preparer.quote
     parts = []
     for i, (table, key_columns, rows) in enumerate(upserts):
-        names = list(rows[0])
-        columns = ", ".join(quote(name) for name in names)
-        arrays = ", ".join(
-            f"CAST(:u{i}_{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
-            for name in names
-        )
-        after = f" WHERE (SELECT count(*) FROM u{i - 1}) >= 0" if i else ""
-        added = ", ".join(
-            f"{quote(name)} = {quote(table.name)}.{quote(name)} + excluded.{quote(name)}"
-            for name in names
-            if name not in key_columns
+        name = quote(table.name)
+        columns = ",".join(quote(column) for column in rows[0])
+        after = f" WHERE(SELECT count(*)FROM u{i - 1})>=0" if i else ""
+        added = ",".join(
+            f"{quote(column)}=t.{quote(column)}+excluded.{quote(column)}"
+            for column in rows[0]
+            if column not in key_columns
         )
         parts.append(
-            f"u{i} AS (INSERT INTO {quote(table.name)} ({columns}) "
-            f"SELECT * FROM unnest({arrays}) AS rows({columns}){after} "
-            f"ON CONFLICT ({', '.join(quote(name) for name in key_columns)}) "
+            f"u{i} AS(INSERT INTO {name} AS t({columns})SELECT {columns} "
+            f"FROM jsonb_populate_recordset(NULL::{name},CAST(:u{i} AS jsonb)){after} "
+            f"ON CONFLICT({','.join(quote(column) for column in key_columns)})"
             f"DO UPDATE SET {added} RETURNING 1)"
         )
-    return text(f"WITH {', '.join(parts)} SELECT count(*) FROM u{len(upserts) - 1}")
+    return text(f"WITH {','.join(parts)}SELECT count(*)FROM u{len(upserts) - 1}")
 
 
 def count_change(
