@@ -4,7 +4,8 @@ Not a test. Creates its own PostgreSQL database (as bench/ivr_load.py does), bui
 and walks `--calls` whole `post_call` surveys one after another through the WSGI app with
 Twilio's signed webhooks, the same requests as the load benchmark's callers. Prints the
 process's CPU time per step (with a warm-up not counted), the part of it spent inside the
-gateway's WSGI app (the caller's signing and parsing left out), the CPU time of the database's
+gateway's WSGI app (the caller's signing and parsing left out: --profile profiles that part
+only), the CPU time of the database's
 backends (PostgreSQL on this machine: read from /proc, to the nanosecond), the statements,
 how many of them psycopg translates again on every execution (longer than it caches) and,
 with --profile, cProfile's heaviest functions by cumulative time.
@@ -129,14 +130,21 @@ def count_statement(caller: InProcessCaller, statement: str, parameters: Any) ->
         caller.uncached[0] += 1
 
 
-def in_app_timer(wsgi_app: Any, spent: list[float]) -> Any:
-    """The WSGI app, adding the CPU time of each request (the body included) to spent[0]."""
+def in_app_timer(
+    wsgi_app: Any, spent: list[float], profiler: cProfile.Profile | None, profiling: list[bool]
+) -> Any:
+    """The WSGI app, adding the CPU time of each request (the body included) to spent[0];
+    profiled inside only (the caller's signing and parsing left out) while profiling[0]."""
 
     def timed(environ: dict[str, Any], start_response: Any) -> Any:
         cpu = time.process_time()
+        if profiler is not None and profiling[0]:
+            profiler.enable()
         try:
             return list(wsgi_app(environ, start_response))
         finally:
+            if profiler is not None and profiling[0]:
+                profiler.disable()
             spent[0] += time.process_time() - cpu
 
     return timed
@@ -175,7 +183,11 @@ def main() -> int:
         client = app.test_client()
         tally = Tally()
         caller = InProcessCaller(client, random.randrange(2**32), tally)
-        app.wsgi_app = in_app_timer(app.wsgi_app, caller.in_app)  # type: ignore[method-assign]
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        profiling = [False]  # not the warm-up
+        app.wsgi_app = in_app_timer(  # type: ignore[method-assign]
+            app.wsgi_app, caller.in_app, profiler, profiling
+        )
         event.listen(
             app.extensions["database"].engine,
             "before_cursor_execute",
@@ -189,14 +201,11 @@ def main() -> int:
         caller.by_kind.clear()
         caller.uncached[0] = caller.statements[0] = 0
         caller.backends = backends_of(url)
-        profiler = cProfile.Profile(time.process_time) if args.profile else None
         started = time.process_time()
-        if profiler:
-            profiler.enable()
+        profiling[0] = True
         for _ in range(args.calls):
             caller.survey()
-        if profiler:
-            profiler.disable()
+        profiling[0] = False
         spent = time.process_time() - started
         steps = len(tally.latencies)
         in_app = sum(figures[3] for figures in caller.by_kind.values())
