@@ -19,7 +19,9 @@ run: $(STAMP)
 	$(BIN)/survey-gateway run
 
 ## test: lint, type-check and run the whole suite (PostgreSQL and Redis from the env or local
-## defaults), then print its branch coverage; installs nothing outside .venv. mypy runs beside
+## defaults), then print its branch coverage; installs nothing outside .venv. Bytecode is cached
+## even where PYTHONDONTWRITEBYTECODE is set: every worker, and every gateway process a test
+## starts, would otherwise compile the gateway and rewrite the tests' asserts anew. mypy runs beside
 ## the suite (whose workers spend much of their time waiting on processes and real-time
 ## audio); its verdict is printed when both are done, the coverage last
 test: $(STAMP)
@@ -27,7 +29,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	@typed=$$(mktemp); \
 	$(BIN)/mypy > $$typed 2>&1 & mypy=$$!; \
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" --cov --cov-report=; tests=$$?; \
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	  -m "not slow" --cov --cov-report=; tests=$$?; \
 	wait $$mypy; types=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
 	$(BIN)/coverage report --skip-covered; \
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
