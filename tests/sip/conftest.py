@@ -7,6 +7,7 @@ so the frames received name the prompts played, in order.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import math
 import os
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,11 @@ from aiortp import get_codec
 from flask import Flask
 from sqlalchemy import select
 
+from audio.library import SAMPLE_RATE, prompt_file
 from audio.prompts import spoken_prompts
+from gateway.flows import Flows
 from gateway.models import Interaction, InteractionChannel
-from gateway.sip.media import beep_frames, prompt_frames, prompt_root
+from gateway.sip.media import beep_frames, prompt_frames
 from gateway.sip.server import SipServer
 from gateway.surveys import scores_of
 from ivr_flows import load_flows
@@ -82,9 +86,45 @@ def sipp_binary() -> str:
     return found
 
 
-def prompt_fingerprints(language: str, payload_type: int = PCMU) -> dict[bytes, str]:
-    """The first frames of every prompt of post_call, as G.711 of `payload_type`."""
-    root = prompt_root(None)
+TONE_PROMPT_SECONDS = 0.3
+
+
+def write_tone_prompts(root: Path) -> Path:
+    """A prompt library (AUDIO_DIR's layout) of short tones, one pitch per prompt: a call
+    plays every prompt as it plays a recorded one, and the ear tells each from its first
+    frames, in a fraction of the time speech takes. The recorded library is checked by
+    tests/voice/test_audio.py; tests/sip/test_sip_process.py plays it over SIP."""
+    prompts = sorted(
+        {
+            (language, prompt.id)
+            for flow in load_flows().values()
+            for language in flow.languages
+            for prompt in spoken_prompts(flow, language)
+        }
+    )
+    samples = int(SAMPLE_RATE * TONE_PROMPT_SECONDS)
+    for number, (language, prompt_id) in enumerate(prompts):
+        hertz = 300 + 11 * number  # quieter than the beep, should one have its 1000 Hz
+        wave_at = (math.sin(2 * math.pi * hertz * i / SAMPLE_RATE) for i in range(samples))
+        pcm = array.array("h", (int(6000 * x) for x in wave_at))
+        path = prompt_file(root, language, prompt_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            wav.writeframes(pcm.tobytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def tone_prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tone_prompts(tmp_path_factory.mktemp("audio"))
+
+
+def prompt_fingerprints(root: Path, language: str, payload_type: int = PCMU) -> dict[bytes, str]:
+    """The first frames of every prompt of post_call in the library at `root`, as G.711 of
+    `payload_type`."""
     prints: dict[bytes, str] = {}
     for flow in load_flows().values():
         if flow.key != "post_call":
@@ -377,13 +417,17 @@ def sip_settings(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def start_gateway(database_url: str, tmp_path: Path) -> Iterator[Callable[..., GatewayThread]]:
-    """Start the SIP gateway with the given settings (on a database the test really commits)."""
+def start_gateway(
+    database_url: str, tmp_path: Path, tone_prompts: Path
+) -> Iterator[Callable[..., GatewayThread]]:
+    """Start the SIP gateway with the given settings (on a database the test really commits),
+    playing the tone prompts."""
     started: list[GatewayThread] = []
     apps: list[Flask] = []
 
-    def start(**overrides: Any) -> GatewayThread:
-        app = make_test_app(database_url, tmp_path / "var", **sip_settings(**overrides))
+    def start(flows: Flows | None = None, **overrides: Any) -> GatewayThread:
+        settings = sip_settings(**{"audio_dir": tone_prompts, **overrides})
+        app = make_test_app(database_url, tmp_path / "var", flows=flows, **settings)
         apps.append(app)
         gateway = GatewayThread(app)
         gateway.start()
@@ -420,8 +464,8 @@ def sipp(tmp_path: Path) -> Callable[[GatewayThread], Sipp]:
 
 
 @pytest.fixture(scope="session")
-def russian_prompts() -> dict[bytes, str]:
-    return prompt_fingerprints("ru")
+def russian_prompts(tone_prompts: Path) -> dict[bytes, str]:
+    return prompt_fingerprints(tone_prompts, "ru")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from audio.library import audio_root
 from gateway.cli import main
 from tests.conftest import make_test_app
 from tests.sip.conftest import (
@@ -22,6 +23,7 @@ from tests.sip.conftest import (
     Sipp,
     call_record,
     free_port,
+    prompt_fingerprints,
     sipp_binary,
 )
 
@@ -122,10 +124,11 @@ def test_a_restarted_sip_process_closes_the_surveys_of_the_calls_it_held_when_ki
     database_url: str,
     tmp_path: Path,
     ear: RtpPeer,
-    russian_prompts: dict[bytes, str],
     start_gateway: Callable[..., GatewayThread],
 ) -> None:
     sipp_binary()
+    # The process plays the recorded library it ships with, as in production.
+    recorded = prompt_fingerprints(audio_root(None), "ru")
     port = free_port()
     low = free_port(even=True)
     env = dict(
@@ -143,9 +146,9 @@ def test_a_restarted_sip_process_closes_the_surveys_of_the_calls_it_held_when_ki
         caller = Sipp(port, tmp_path).start(
             "answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-60"
         )
-        ear.wait_to_hear(russian_prompts, "post_call/greeting")
+        ear.wait_to_hear(recorded, "post_call/greeting")
         ear.press("5")
-        ear.wait_to_hear(russian_prompts, "post_call/q/cost")  # the 5 is committed
+        ear.wait_to_hear(recorded, "post_call/q/cost")  # the 5 is committed
         process.kill()  # no BYE, no survey closed: what a crash or kill -9 leaves
         process.wait(timeout=WAIT_SECONDS)
         left = call_record(app, "hotline-60")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import wave
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +17,7 @@ from gateway.models import Answer, VoiceRecording
 from gateway.privacy import anonymise_customer
 from gateway.recordings import RecordingUnavailable, open_recording
 from gateway.sip.call import RECORD_SILENCE_SECONDS
+from ivr_flows import load_flows
 from tests.sip.conftest import (
     BEEP,
     PCMA,
@@ -90,7 +93,10 @@ def test_silence_and_a_wrong_key_are_asked_again_as_on_twilio(
     ear: RtpPeer,
     russian_prompts: dict[bytes, str],
 ) -> None:
-    gateway = start_gateway()
+    post_call = load_flows()["post_call"]
+    # Two seconds of silence are a timeout here (the flow's own is 6 s).
+    quick = {"post_call": dataclasses.replace(post_call, gather_timeout_seconds=2)}
+    gateway = start_gateway(flows=quick)
     pbx = sipp(gateway)
     caller = pbx.start("answered_then_gateway_hangs_up.xml", ear.port, interaction="hotline-44")
     try:
@@ -193,10 +199,12 @@ def test_a_call_beyond_sip_max_calls_gets_503_with_retry_after_so_the_pbx_can_fa
 
 
 def test_a_pbx_that_prefers_pcma_hears_the_prompts_in_a_law_and_the_survey_completes(
-    start_gateway: Callable[..., GatewayThread], sipp: Callable[[GatewayThread], Sipp]
+    start_gateway: Callable[..., GatewayThread],
+    sipp: Callable[[GatewayThread], Sipp],
+    tone_prompts: Path,
 ) -> None:
     gateway = start_gateway()
-    pcma_prompts = prompt_fingerprints("ru", PCMA)
+    pcma_prompts = prompt_fingerprints(tone_prompts, "ru", PCMA)
     ear = RtpPeer(payload_type=PCMA)
     caller = sipp(gateway).start(
         "answered_then_gateway_hangs_up.xml",
