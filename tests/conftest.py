@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
@@ -35,6 +36,7 @@ from gateway.flows import Flows
 from gateway.logs import mask_handler
 from gateway.migrate import upgrade
 from gateway.models import ApiRole, Operator, Team
+from gateway.reports import rollup
 
 # The SMTP sink (`sink`), shared by the email invitation and the incident alert tests.
 pytest_plugins = ["tests.smtp_sink"]
@@ -310,22 +312,49 @@ def app(
         flask_app.config["SETTINGS"] = settings
 
 
+@pytest.fixture(scope="session")
+def built_live_apps() -> Iterator[dict[str, Flask]]:
+    """The apps `live_app` built in this test process (see `built_apps`)."""
+    apps: dict[str, Flask] = {}
+    try:
+        yield apps
+    finally:
+        for built in apps.values():
+            built.extensions["database"].dispose()
+
+
 @pytest.fixture
 def live_app(
     database_url: str,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     settings_overrides: dict[str, Any],
     app_flows: Flows | None,
+    built_live_apps: dict[str, Flask],
 ) -> Iterator[Flask]:
-    """An app that really commits, for concurrency and multi-instance tests; emptied after."""
-    flask_app = make_test_app(database_url, tmp_path / "var", flows=app_flows, **settings_overrides)
+    """An app that really commits, for concurrency and multi-instance tests; the database is
+    emptied after each test. Shared by the tests of this process with the same database and
+    settings, as `app` is."""
+    built = sorted((k, v) for k, v in settings_overrides.items() if k not in PER_TEST_SETTINGS)
+    key = repr((database_url, built, app_flows))
+    flask_app = built_live_apps.get(key)
+    if flask_app is None:
+        var_dir = tmp_path_factory.mktemp("live") / "var"
+        flask_app = built_live_apps[key] = make_test_app(
+            database_url, var_dir, flows=app_flows, **settings_overrides
+        )
+    else:  # what its start-up wrote to the database went with the last test's rows
+        zone = ZoneInfo(flask_app.config["SETTINGS"].report_timezone)
+        rollup.ensure_built(flask_app.extensions["database"].session_factory, zone)
+    settings = flask_app.config["SETTINGS"]
+    per_test = {k: v for k, v in settings_overrides.items() if k in PER_TEST_SETTINGS}
+    flask_app.config["SETTINGS"] = dataclasses.replace(settings, **per_test)
     try:
         yield flask_app
     finally:
         database = flask_app.extensions["database"]
         database.session.remove()
         empty_database(database.engine)
-        database.dispose()
+        flask_app.config["SETTINGS"] = settings
 
 
 def empty_database(engine: Any) -> None:
