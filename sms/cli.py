@@ -10,7 +10,8 @@ without widening the gateway's HTTP surface, it reads that message, read-only, f
 gateway's database when it runs with the gateway's settings (same machine, same DATABASE_URL,
 as with `make run`), waiting up to `--wait` seconds for the sweep to send it. With no survey
 SMS, or no database to read, it stops with a message and a non-zero exit: replies would only
-be answered "no survey here". `--no-database` sends them all the same.
+be answered "no survey here"; a survey not due yet (the delay after the visit, quiet hours) is
+named with the local time it is due. `--no-database` sends them all the same.
 
 With SMS_PROVIDER=smsc the texter plays SMSC instead: each reply is posted to the handler URL
 (`/sms/smsc/<SMSC_CALLBACK_SECRET>`) as SMSC posts an incoming SMS, and the gateway's answer,
@@ -180,6 +181,37 @@ def _framed(who: str, text: str) -> str:
     return "\n".join([f"{who}> {lines[0]}", *(" " * (len(who) + 2) + line for line in lines[1:])])
 
 
+def scheduled_survey_due(phone: str) -> str | None:
+    """When the number's SMS survey that has not gone out yet is due (the visit's delay, or
+    the end of quiet hours it was deferred to), in the gateway's local time; None if none."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from gateway.config import load_settings
+    from gateway.db import make_engine
+    from gateway.models import Customer, SurveyChannel, SurveySession, SurveyStatus
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            due = session.scalar(
+                select(func.min(SurveySession.due_at)).where(
+                    SurveySession.channel == SurveyChannel.SMS,
+                    SurveySession.status == SurveyStatus.SCHEDULED,
+                    SurveySession.customer_id.in_(
+                        select(Customer.id).where(Customer.phone == phone)
+                    ),
+                )
+            )
+    finally:
+        engine.dispose()
+    if due is None:
+        return None
+    zone = settings.report_zone
+    return f"{due.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
+
+
 def first_message_from_database(phone: str, wait_seconds: float) -> str | None:
     """The first message of the number's open SMS survey, read from the gateway's database
     (read-only), waiting up to `wait_seconds` for it to go out; None if there is none."""
@@ -338,6 +370,14 @@ def register(main: click.Group) -> None:
                     f"the gateway's database is not readable from here ({exc}); run this "
                     "where the gateway runs, with its settings, or add --no-database"
                 ) from exc
+            due = scheduled_survey_due(number) if first is None else None
+            if due is not None:
+                raise click.ClickException(
+                    f"the survey SMS to {number} has not gone out yet: it is due at {due}, "
+                    "SMS_SURVEY_DELAY_MINUTES after the visit or at the end of QUIET_HOURS. "
+                    "Run this again then; `survey-gateway surveys dispatch-due` sends what is "
+                    "due now"
+                )
             if first is None:
                 raise click.ClickException(
                     f"no survey SMS is waiting for a reply from {number} (waited "

@@ -126,6 +126,29 @@ def test_the_simulator_shows_the_first_sms_and_answers_the_survey_to_the_end(
         session.close()
 
 
+@pytest.mark.both_databases
+def test_a_survey_sms_not_due_yet_is_named_with_its_local_time_and_nothing_is_sent(
+    gateway: Gateway,
+) -> None:
+    with gateway.app.app_context():
+        session = gateway.app.extensions["database"].session()
+        settings = gateway.app.config["SETTINGS"]
+        ended = utcnow() - minutes(10)
+        record_visit(session, settings, ended_at=ended)
+        session.commit()
+        session.close()
+    due = (ended + minutes(settings.sms_survey_delay_minutes)).astimezone(settings.report_zone)
+
+    result = simulate(gateway, "--phone", "+79161234567", "--wait", "0", "--replies", "5")
+    assert result.exit_code == 1
+    assert "the survey SMS to +79161234567 has not gone out yet" in result.output
+    assert f"due at {due:%Y-%m-%d %H:%M} (Europe/Moscow)" in result.output
+    with gateway.app.app_context():
+        session = gateway.app.extensions["database"].session()
+        assert session.scalars(select(Message)).all() == []
+        session.close()
+
+
 def test_with_no_survey_sms_the_simulator_fails_saying_why_and_sends_nothing(
     gateway: Gateway,
 ) -> None:
