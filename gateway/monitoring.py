@@ -201,11 +201,21 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# The histogram's child of each route and method, looked up once per process: `labels()`
+# checks and joins its label values and takes a lock on every call.
+_ROUTE_SECONDS: dict[tuple[str, str], Any] = {}
+
+
 def _observe(response: Response) -> Response:
     started = g.pop("metrics_started", None)
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    rule = req.url_rule.rule if req.url_rule is not None else "unmatched"
     if started is not None and rule != "/metrics":
-        REQUEST_SECONDS.labels(rule, request.method).observe(time.perf_counter() - started)
+        key = (rule, req.method)
+        child = _ROUTE_SECONDS.get(key)
+        if child is None:
+            child = _ROUTE_SECONDS[key] = REQUEST_SECONDS.labels(*key)
+        child.observe(time.perf_counter() - started)
     return response
 
 

@@ -94,22 +94,27 @@ def _has_nul(value: Any) -> bool:
 
 
 def _limit_and_check() -> None:
-    if request.path.startswith(_SMALL_BODY_PREFIXES):
-        request.max_content_length = SMALL_FORM_BYTES
-    limit = request.max_content_length
-    if limit is not None and (request.content_length or 0) > limit:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one lookup, not ten
+    path = req.path
+    if path.startswith(_SMALL_BODY_PREFIXES):
+        req.max_content_length = SMALL_FORM_BYTES
+    limit = req.max_content_length
+    length = req.content_length
+    if limit is not None and (length or 0) > limit:
         # Refused on the declared length, before any check that might read the body; a
         # chunked body is cut off by Werkzeug once it passes the same limit.
         abort(413, f"the request body is larger than {limit} bytes")
-    if "\x00" in request.path or any(
-        _has_nul(k) or _has_nul(v) for k, v in request.args.items(multi=True)
-    ):
+    if "\x00" in path:
         abort(400, "the request contains a NUL character")
-    if "" in request.args and request.path.startswith("/api/"):
-        # `?=x`: the API refuses parameters it does not know, and one without a name is one.
-        abort(400, "a query parameter has no name")
+    if req.query_string:  # without one the arguments are empty: nothing to parse or look at
+        args = req.args
+        if any(_has_nul(k) or _has_nul(v) for k, v in args.items(multi=True)):
+            abort(400, "the request contains a NUL character")
+        if "" in args and path.startswith("/api/"):
+            # `?=x`: the API refuses parameters it does not know, and one without a name is one.
+            abort(400, "a query parameter has no name")
     # Reading the body here is bounded by the limits above; the view gets the cached value.
-    if request.is_json and request.content_length and _has_nul(request.get_json(silent=True)):
+    if length and req.is_json and _has_nul(req.get_json(silent=True)):
         abort(400, "the request contains a NUL character")
 
 
@@ -126,10 +131,14 @@ _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 _NOT_CACHED = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
+# The same with each name lower-cased once, as `_headers` compares them.
+_ALWAYS_LOWER = tuple((name.lower(), (name, value)) for name, value in _ALWAYS)
+
+
 def _headers(response: Response) -> Response:
     headers = response.headers
-    present = set(headers.keys(lower=True))
-    added = [(name, value) for name, value in _ALWAYS if name.lower() not in present]
+    present = {name.lower() for name, _ in headers}
+    added = [header for lower, header in _ALWAYS_LOWER if lower not in present]
     if "content-security-policy" not in present:
         csp = page_csp(csp_nonce()) if response.mimetype == "text/html" else API_CSP
         added.append(("Content-Security-Policy", csp))

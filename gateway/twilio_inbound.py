@@ -82,10 +82,11 @@ def twilio_signed(view: F) -> F:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if not current_settings().insecure_skip_twilio_signature and not (signature_is_valid()):
+        settings = current_settings()
+        if not settings.insecure_skip_twilio_signature and not (signature_is_valid()):
             logger.warning("rejected %s: missing or wrong X-Twilio-Signature", request.path)
             return Response("invalid or missing X-Twilio-Signature", 403, mimetype="text/plain")
-        ours = current_settings().twilio_account_sid
+        ours = settings.twilio_account_sid
         if ours and request.form.get("AccountSid") != ours:
             # Signed with our token yet for another account: a sub-account or a replay.
             logger.warning("rejected %s: AccountSid is not this gateway's", request.path)
@@ -98,23 +99,36 @@ def twilio_signed(view: F) -> F:
     return checked  # type: ignore[return-value]
 
 
+_SID_FIELDS = frozenset(SID_FIELDS)
+
+
 def malformed_field() -> str | None:
     """Why the webhook's form cannot be stored (an id unlike Twilio's, a NUL), or None."""
-    form = request.form
-    for name in SID_FIELDS:
-        value = form.get(name)
-        if value and not _SID.fullmatch(value):
-            return f"{name} is not a Twilio id (letters and digits, at most 64)"
-    for name, value in form.items(multi=True):
-        if name in _FREE_TEXT:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    bad_sids: list[str] = []
+    problem: str | None = None
+    # One pass over the form; an id unlike Twilio's is told first, as SID_FIELDS order them.
+    for name, values in req.form.lists():
+        if name in _SID_FIELDS and values[0] and not _SID.fullmatch(values[0]):
+            bad_sids.append(name)
+        if problem is not None or name in _FREE_TEXT:
             continue
-        if "\x00" in value:
-            return f"{name} contains a NUL character"
-        if len(value) > MAX_FIELD_CHARS:
-            return f"{name} is longer than {MAX_FIELD_CHARS} characters"
-    for name, value in request.args.items(multi=True):
-        if len(value) > MAX_QUERY_CHARS:
-            return f"{name} is longer than {MAX_QUERY_CHARS} characters"
+        for value in values:
+            if "\x00" in value:
+                problem = f"{name} contains a NUL character"
+                break
+            if len(value) > MAX_FIELD_CHARS:
+                problem = f"{name} is longer than {MAX_FIELD_CHARS} characters"
+                break
+    if bad_sids:
+        first = min(bad_sids, key=SID_FIELDS.index)
+        return f"{first} is not a Twilio id (letters and digits, at most 64)"
+    if problem is not None:
+        return problem
+    if req.query_string:
+        for name, value in req.args.items(multi=True):
+            if len(value) > MAX_QUERY_CHARS:
+                return f"{name} is longer than {MAX_QUERY_CHARS} characters"
     return None
 
 

@@ -222,6 +222,24 @@ def test_a_message_sid_over_64_characters_is_refused(client, session):
     assert session.scalar(select(func.count(Message.id))) == 0
 
 
+def test_a_webhook_with_several_faults_is_told_the_first_id_unlike_twilios(client, session):
+    params = {
+        "SmsSid": "SM-" + "1" * 32,
+        "From": "+7916\x001234567",
+        "AccountSid": ACCOUNT_SID,
+        "MessageSid": "SM-" + "2" * 32,
+        "To": "+74951234567",
+        "Body": "5",
+    }
+    response = _sms(client, params)
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith("MessageSid is not a Twilio id")
+    no_bad_id = {**params, "SmsSid": "SM" + "1" * 32, "MessageSid": "SM" + "2" * 32}
+    response = _sms(client, {**no_bad_id, "To": "x" * 600})
+    assert response.get_data(as_text=True) == "From contains a NUL character"
+    assert session.scalar(select(func.count(Message.id))) == 0
+
+
 class TestAnotherAccount:
     @pytest.fixture
     def settings_overrides(self):
