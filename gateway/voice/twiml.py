@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -37,10 +37,11 @@ class StepLink:
     question_key: str | None = None
 
     def url(self, settings: Settings) -> str:
-        query = {"session": self.session_id, "n": self.number}
+        # What urlencode gives for these: the ids are digits, the question key is quoted.
+        query = f"session={int(self.session_id)}&n={int(self.number)}"
         if self.question_key:
-            query["q"] = self.question_key  # type: ignore[assignment]
-        return f"{settings.public_base_url.rstrip('/')}/voice/survey/step?{urlencode(query)}"
+            query += f"&q={quote_plus(self.question_key)}"
+        return f"{settings.public_base_url.rstrip('/')}/voice/survey/step?{query}"
 
 
 def play_url(settings: Settings, language: str, prompt_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import Flask
 
@@ -65,3 +66,14 @@ def test_a_prompt_recorded_while_running_is_played_from_the_next_step(
     heard = step_twiml(step, flow, "ru", link, settings)
     assert heard.count("<Play>") == 1
     assert heard == str(render_step(step, flow, "ru", link, settings))
+
+
+def test_a_step_link_is_its_fields_url_encoded(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    base = f"{settings.public_base_url.rstrip('/')}/voice/survey/step?"
+    for link, query in [
+        (StepLink(7, 3, "overall"), {"session": 7, "n": 3, "q": "overall"}),
+        (StepLink(12345, 0), {"session": 12345, "n": 0}),
+        (StepLink(1, 2, "a b/ü&c=d"), {"session": 1, "n": 2, "q": "a b/ü&c=d"}),
+    ]:
+        assert link.url(settings) == base + urlencode(query)
