@@ -69,26 +69,23 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-# The tests that take seconds, longest first, by the start of their node id (measured idle
-# on 2 cores). They wait more than they compute (processes starting, audio played in real
-# time, a browser): run first, each on its own worker, they overlap the short tests instead
-# of ending the run together on one worker. A test missing here only starts later.
+# The tests that take seconds, longest first, by the start of their node id (measured on 2
+# cores). Run first, they overlap each other and the short tests instead of ending the run
+# together on one worker; several wait more than they compute (processes starting, audio
+# played in real time, a browser). A test missing here only starts later.
 LONG_FIRST = (
-    "tests/test_process.py",  # 23 s: `make run`'s five processes up and down
-    "tests/sip/test_sip_survey.py::test_silence_and",  # 13 s: a question's timeout, twice
-    "tests/fuzz/test_openapi_fuzz.py",  # 12 s
-    "tests/sip/test_sip_survey.py::test_a_voice_comment",  # 10 s
+    "tests/test_process.py",  # 21 s: `make run`'s five processes up and down
+    "tests/reports/test_rollup_stateful.py",  # 9-12 s on each database
+    "tests/incidents/test_demo_walkthrough.py",  # 11 s, in a browser
     "tests/test_demo.py",  # 10 s: ten days of demo
-    "tests/incidents/test_demo_walkthrough.py",  # 9 s
-    "tests/sip/test_sip_callbacks.py",  # 7 s
-    "tests/sms/test_faults.py",  # 6 s
-    "tests/sip/test_sip_survey.py",  # 2-6 s each
-    "tests/sms/test_reconcile.py",  # 6 s
-    "tests/reports/test_rollup_stateful.py",  # 5 s
-    "tests/sip/",
+    "tests/sms/test_faults.py",  # 9 s
+    "tests/fuzz/test_openapi_fuzz.py",  # 8 s
+    "tests/websurvey/test_browser.py",  # 8 s
+    "tests/test_migrations.py",  # 6 s
     "tests/incidents/test_browser.py",
     "tests/reports/test_dashboard_browser.py",
-    "tests/websurvey/test_browser.py",
+    "tests/sms/test_reconcile.py",  # 5 s
+    "tests/sip/",  # 2-5 s each, waiting on audio played in real time
     "tests/voice/test_audio.py",
 )
 
