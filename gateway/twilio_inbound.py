@@ -12,7 +12,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Response, request
 from twilio.request_validator import RequestValidator
@@ -87,7 +87,7 @@ def twilio_signed(view: F) -> F:
             logger.warning("rejected %s: missing or wrong X-Twilio-Signature", request.path)
             return Response("invalid or missing X-Twilio-Signature", 403, mimetype="text/plain")
         ours = settings.twilio_account_sid
-        if ours and request.form.get("AccountSid") != ours:
+        if ours and form_fields().get("AccountSid") != ours:
             # Signed with our token yet for another account: a sub-account or a replay.
             logger.warning("rejected %s: AccountSid is not this gateway's", request.path)
             return Response("the webhook is for another Twilio account", 403, mimetype="text/plain")
@@ -130,6 +130,23 @@ def malformed_field() -> str | None:
             if len(value) > MAX_QUERY_CHARS:
                 return f"{name} is longer than {MAX_QUERY_CHARS} characters"
     return None
+
+
+def form_fields() -> dict[str, str]:
+    """The webhook's form, each field's first value, as a plain dict, made once a request
+    (kept on the request: not in `g`, which requests share while an app context is pushed).
+    Werkzeug's form raises and catches a BadRequestKeyError (an HTTP exception, costly to
+    make) for each field looked up that Twilio did not send, and a call's webhooks look up
+    half a dozen such fields each."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    fields = getattr(req, _FIELDS, None)
+    if fields is None:
+        fields = req.form.to_dict()
+        setattr(req, _FIELDS, fields)
+    return cast(dict[str, str], fields)
+
+
+_FIELDS = "_twilio_fields"
 
 
 def form_text(name: str) -> str:

@@ -11,7 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
-from gateway.twilio_inbound import twilio_signed
+from gateway.twilio_inbound import form_fields, twilio_signed
 from gateway.voice import service, status_callbacks
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -27,7 +27,7 @@ def _int(value: str | None) -> int | None:
 
 
 def _call() -> service.CallInput:
-    form = request.form
+    form = form_fields()
     call_sid = form.get("CallSid", "").strip()
     if not call_sid:
         abort(400, "CallSid is missing")
@@ -70,7 +70,7 @@ def survey_step() -> Response:
     survey_id, number = _int(request.args.get("session")), _int(request.args.get("n"))
     if survey_id is None or number is None:
         abort(400, "session and n are required")
-    form = request.form
+    form = form_fields()
     given = service.KeyInput(
         digits=form.get("Digits"),
         recording_url=form.get("RecordingUrl") or None,
@@ -85,7 +85,7 @@ def survey_step() -> Response:
 @bp.post("/status")
 @twilio_signed
 def status() -> Response:
-    form = request.form
+    form = form_fields()
     status_callbacks.call_status(
         current_session(),
         current_settings(),
