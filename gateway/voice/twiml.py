@@ -10,8 +10,10 @@ building the document costs more CPU than the rest of a key press.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 from xml.sax.saxutils import escape
@@ -60,7 +62,14 @@ def _speak(
 
 
 def _recorded(settings: Settings, language: str, prompt: Prompt) -> bool:
-    return prompt_file(audio_root(settings.audio_dir), language, prompt.id).is_file()
+    """Whether the prompt's recording is on disk now (asked on each step: one stat)."""
+    return _prompt_path(settings.audio_dir, language, prompt.id).is_file()
+
+
+@functools.lru_cache(maxsize=4096)
+def _prompt_path(audio_dir: Path | None, language: str, prompt_id: str) -> Path:
+    """The file of a prompt's recording, its path joined once rather than on every step."""
+    return prompt_file(audio_root(audio_dir), language, prompt_id)
 
 
 # Stands for the action URL in a kept document; no prompt text or URL can contain it.
