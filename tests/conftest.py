@@ -266,6 +266,35 @@ def built_apps() -> Iterator[dict[str, Flask]]:
             built.extensions["database"].dispose()
 
 
+@contextmanager
+def shared_app(
+    built: dict[str, Flask],
+    database_url: str,
+    settings_overrides: dict[str, Any],
+    app_flows: Flows | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Flask, bool]]:
+    """The app in `built` for this database and settings, built first if there is none yet
+    (the bool: whether it was), with the test's own PER_TEST_SETTINGS put in and taken out
+    after."""
+    lasting = sorted((k, v) for k, v in settings_overrides.items() if k not in PER_TEST_SETTINGS)
+    key = repr((database_url, lasting, app_flows))
+    flask_app = built.get(key)
+    new = flask_app is None
+    if flask_app is None:
+        var_dir = tmp_path_factory.mktemp("app") / "var"
+        flask_app = built[key] = make_test_app(
+            database_url, var_dir, flows=app_flows, **settings_overrides
+        )
+    settings = flask_app.config["SETTINGS"]
+    per_test = {k: v for k, v in settings_overrides.items() if k in PER_TEST_SETTINGS}
+    flask_app.config["SETTINGS"] = dataclasses.replace(settings, **per_test)
+    try:
+        yield flask_app, new
+    finally:
+        flask_app.config["SETTINGS"] = settings
+
+
 @pytest.fixture
 def app(
     database_url: str,
@@ -280,33 +309,27 @@ def app(
     by the tests of this process with the same database and settings; a test that changes
     its settings has them put back.
     """
-    built = sorted((k, v) for k, v in settings_overrides.items() if k not in PER_TEST_SETTINGS)
-    key = repr((database_url, built, app_flows))
-    flask_app = built_apps.get(key)
-    if flask_app is None:
-        var_dir = tmp_path_factory.mktemp("app") / "var"
-        flask_app = built_apps[key] = make_test_app(
-            database_url, var_dir, flows=app_flows, **settings_overrides
-        )
-    settings = flask_app.config["SETTINGS"]
-    per_test = {k: v for k, v in settings_overrides.items() if k in PER_TEST_SETTINGS}
-    flask_app.config["SETTINGS"] = dataclasses.replace(settings, **per_test)
-    database = flask_app.extensions["database"]
-    connection = database.engine.connect()
-    outer = connection.begin()
-    # Reconfigured, not replaced: the listeners the app bound to it (the rollup) stay.
-    database.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
-    database.session = scoped_session(database.session_factory)
-    try:
-        yield flask_app
-    finally:
-        database.session.remove()
-        outer.rollback()
-        connection.close()
+    with shared_app(built_apps, database_url, settings_overrides, app_flows, tmp_path_factory) as (
+        flask_app,
+        _new,
+    ):
+        database = flask_app.extensions["database"]
+        connection = database.engine.connect()
+        outer = connection.begin()
+        # Reconfigured, not replaced: the listeners the app bound to it (the rollup) stay.
         database.session_factory.configure(
-            bind=database.engine, join_transaction_mode="conditional_savepoint"
+            bind=connection, join_transaction_mode="create_savepoint"
         )
-        flask_app.config["SETTINGS"] = settings
+        database.session = scoped_session(database.session_factory)
+        try:
+            yield flask_app
+        finally:
+            database.session.remove()
+            outer.rollback()
+            connection.close()
+            database.session_factory.configure(
+                bind=database.engine, join_transaction_mode="conditional_savepoint"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -331,27 +354,18 @@ def live_app(
     """An app that really commits, for concurrency and multi-instance tests; the database is
     emptied after each test. Shared by the tests of this process with the same database and
     settings, as `app` is."""
-    built = sorted((k, v) for k, v in settings_overrides.items() if k not in PER_TEST_SETTINGS)
-    key = repr((database_url, built, app_flows))
-    flask_app = built_live_apps.get(key)
-    if flask_app is None:
-        var_dir = tmp_path_factory.mktemp("live") / "var"
-        flask_app = built_live_apps[key] = make_test_app(
-            database_url, var_dir, flows=app_flows, **settings_overrides
-        )
-    else:  # what its start-up wrote to the database went with the last test's rows
-        zone = ZoneInfo(flask_app.config["SETTINGS"].report_timezone)
-        rollup.ensure_built(flask_app.extensions["database"].session_factory, zone)
-    settings = flask_app.config["SETTINGS"]
-    per_test = {k: v for k, v in settings_overrides.items() if k in PER_TEST_SETTINGS}
-    flask_app.config["SETTINGS"] = dataclasses.replace(settings, **per_test)
-    try:
-        yield flask_app
-    finally:
+    with shared_app(
+        built_live_apps, database_url, settings_overrides, app_flows, tmp_path_factory
+    ) as (flask_app, new):
         database = flask_app.extensions["database"]
-        database.session.remove()
-        empty_database(database.engine)
-        flask_app.config["SETTINGS"] = settings
+        if not new:  # what its start-up wrote to the database went with the last test's rows
+            zone = ZoneInfo(flask_app.config["SETTINGS"].report_timezone)
+            rollup.ensure_built(database.session_factory, zone)
+        try:
+            yield flask_app
+        finally:
+            database.session.remove()
+            empty_database(database.engine)
 
 
 def empty_database(engine: Any) -> None:
