@@ -415,11 +415,24 @@ class _Month:
         recent = [i for i in incidents if i not in late]
         # A fixed turn for the first of each group, so that every state is there even in a
         # short demo; then chance.
+        plans: dict[Incident, tuple[str, ...]] = {}
         for n, incident in enumerate(late):
-            plan = LATE_PLANS[n] if n < len(LATE_PLANS) else self.rng.choice(LATE_CHANCES)
-            self.work(incident, plan)
+            plans[incident] = (
+                LATE_PLANS[n] if n < len(LATE_PLANS) else self.rng.choice(LATE_CHANCES)
+            )
         for n, incident in enumerate(recent):
-            plan = RECENT_PLANS[n] if n < len(RECENT_PLANS) else self.rng.choice(RECENT_CHANCES)
+            plans[incident] = (
+                RECENT_PLANS[n] if n < len(RECENT_PLANS) else self.rng.choice(RECENT_CHANCES)
+            )
+        # Every demo supervisor has an incident to work, whatever weekdays the days fell on: a
+        # team whose incidents would all be closed keeps its newest one untouched.
+        by_team: dict[int | None, list[Incident]] = {}
+        for incident in incidents:
+            by_team.setdefault(incident.session.interaction.team_id, []).append(incident)
+        for team_incidents in by_team.values():
+            if all(plans[i][-1:] in (("resolve",), ("archive",)) for i in team_incidents):
+                plans[team_incidents[-1]] = UNTOUCHED
+        for incident, plan in plans.items():
             self.work(incident, plan)
         commented = set(
             self.session.scalars(

@@ -87,6 +87,8 @@ def test_the_demo_has_incidents_in_every_state_worked_through_the_incident_servi
         if incident.first_action_at is None:
             assert not done  # untouched: new
     assert any(i.status == "open" and not actions.get(str(i.id)) for i in incidents)
+    # Each of the three demo supervisors has one of their team's to work.
+    assert len({i.session.interaction.team_id for i in incidents if i.status == "open"}) == 3
     assert any("incident.comment" in a for a in actions.values())
 
     # The dashboard's and the API's filters find them as a supervisor would.
