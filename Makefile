@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 
 .PHONY: run test lint typecheck test-slow bench bench-reports bench-ivr clean system-deps \
 	translations screenshots
@@ -21,9 +21,10 @@ run: $(STAMP)
 ## test: lint, type-check and run the whole suite (PostgreSQL and Redis from the env or local
 ## defaults), then print its branch coverage; installs nothing outside .venv. Bytecode is cached
 ## even where PYTHONDONTWRITEBYTECODE is set: every worker, and every gateway process a test
-## starts, would otherwise compile the gateway and rewrite the tests' asserts anew. mypy runs beside
-## the suite (whose workers spend much of their time waiting on processes and real-time
-## audio); its verdict is printed when both are done, the coverage last
+## starts, would otherwise compile the gateway and rewrite the tests' asserts anew. Three workers
+## on two cores: a third fills the gaps while another waits on a process or the browser (four
+## gain nothing). mypy runs beside the suite; its verdict is printed when both are done, the
+## coverage last
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
