@@ -369,13 +369,20 @@ def live_app(
 
 
 def empty_database(engine: Any) -> None:
+    """Every table's rows deleted, children first, and PostgreSQL's id sequences restarted.
+    DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE gives each of the tables and
+    its indexes new files (about 65 ms against 5)."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        for table in tables:
+            conn.execute(text(f"DELETE FROM {table}"))
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(
+                text(
+                    "SELECT setval(c.oid, 1, false) FROM pg_class c"
+                    " WHERE c.relkind = 'S' AND c.relnamespace = current_schema()::regnamespace"
+                )
+            )
 
 
 @pytest.fixture
