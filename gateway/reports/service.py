@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -149,26 +150,7 @@ def _rollup(
     to select them by: whole months of the period from the month tables (31 times fewer
     rows), the days before and after them from the day tables. `by_day` reads days only (a
     daily trend needs them)."""
-    months = None if by_day else _whole_months(flt.start, flt.end)
-    spans = (
-        [(DAY_TABLES[kind], flt.start, flt.end)]
-        if months is None
-        else [
-            (table, first, last)
-            for table, first, last in (
-                (MONTH_TABLES[kind], months[0], months[1]),
-                (DAY_TABLES[kind], flt.start, months[0] - timedelta(days=1)),
-                (DAY_TABLES[kind], months[2], flt.end),
-            )
-            if first <= last
-        ]
-    )
-    parts = []
-    for table, first, last in spans:
-        conditions = _conditions(flt, table, first, last)
-        if operator_id is not None:
-            conditions.append(table.c.operator_id == operator_id)
-        parts.append((table, conditions))
+    parts = _spans(flt, kind, by_day, operator_id)
     if len(parts) == 1:
         return parts[0]  # the table itself: a subquery costs more to build than to run
     union = union_all(
@@ -218,6 +200,43 @@ _RESPONSES_AT = _COUNTS.index("responses")
 _SATISFIED_AT = [_COUNTS.index(f"overall_{v}") for v in sorted(SATISFIED)]
 
 
+def _spans(
+    flt: ReportFilter, kind: int, by_day: bool, operator_id: int | None
+) -> list[tuple[Table, list[Any]]]:
+    """The rollup tables of `kind` that hold the filter's period, each with the conditions
+    that select its part: whole months from the month table, the days around them from the
+    day table (`by_day`: days only)."""
+    months = None if by_day else _whole_months(flt.start, flt.end)
+    spans = (
+        [(DAY_TABLES[kind], flt.start, flt.end)]
+        if months is None
+        else [
+            (table, first, last)
+            for table, first, last in (
+                (MONTH_TABLES[kind], months[0], months[1]),
+                (DAY_TABLES[kind], flt.start, months[0] - timedelta(days=1)),
+                (DAY_TABLES[kind], months[2], flt.end),
+            )
+            if first <= last
+        ]
+    )
+    parts = []
+    for table, first, last in spans:
+        conditions = _conditions(flt, table, first, last)
+        if operator_id is not None:
+            conditions.append(table.c.operator_id == operator_id)
+        parts.append((table, conditions))
+    return parts
+
+
+@cache
+def _summed(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Select[Any]:
+    """SELECT keys, SUM(column) ... GROUP BY keys of one rollup table, built once: a report
+    adds its conditions only (building 40 sums anew took more CPU than running them)."""
+    grouped = [table.c[name] for name in keys]
+    return select(*grouped, *(func.sum(table.c[name]) for name in columns)).group_by(*grouped)
+
+
 def _totals(
     session: Session,
     flt: ReportFilter,
@@ -226,62 +245,49 @@ def _totals(
     operator_id: int | None = None,
     dispositions: bool = False,
 ) -> dict[Any, Totals]:
-    """Rollup sums per operator, team or day (`group`) over the filter."""
+    """Rollup sums per operator, team or day (`group`) over the filter: each table of the
+    period summed on its own, the parts added up here."""
     by_day = group == "day"
     # An operator's sums come per team at the time of the contact, added up here: the ranking
     # compares each operator with those teams, and one scan serves both.
-    names = ["operator_id", "team_id"] if group == "operator_id" else [group]
-    rows, where = _rollup(flt, BUCKETS, [*names, *_COUNTS], by_day=by_day, operator_id=operator_id)
-    keys = [rows.c[name] for name in names]
-    summed = session.execute(
-        select(*keys, *(func.sum(rows.c[name]).label(name) for name in _COUNTS))
-        .where(*where)
-        .group_by(*keys)
-    ).all()
+    names = ("operator_id", "team_id") if group == "operator_id" else (group,)
+    split = len(names) == 2
     all_counts: dict[Any, dict[str, float]] = {}
     teams: dict[Any, dict[int, list[int]]] = defaultdict(dict)
-    split = len(keys) == 2
-    for row in summed:
-        # Sums of NOT NULL columns over at least one row: never NULL.
-        g, sums = row[0], row[len(keys) :]
-        counts = all_counts.get(g)
-        if counts is None:
-            all_counts[g] = dict(zip(_COUNTS, sums, strict=True))
-        else:
-            for name, value in zip(_COUNTS, sums, strict=True):
-                counts[name] += value
-        if split:
-            satisfied = sum(sums[i] for i in _SATISFIED_AT)
-            teams[g][row[1]] = [satisfied, sums[_RESPONSES_AT]]
+    for table, where in _spans(flt, BUCKETS, by_day, operator_id):
+        for row in session.execute(_summed(table, names, _COUNTS).where(*where)):
+            # Sums of NOT NULL columns over at least one row: never NULL.
+            g, sums = row[0], row[len(names) :]
+            counts = all_counts.get(g)
+            if counts is None:
+                all_counts[g] = dict(zip(_COUNTS, sums, strict=True))
+            else:
+                for name, value in zip(_COUNTS, sums, strict=True):
+                    counts[name] += value
+            if split:
+                satisfied = sum(sums[i] for i in _SATISFIED_AT)
+                pair = teams[g].setdefault(row[1], [0, 0])
+                pair[0] += satisfied
+                pair[1] += sums[_RESPONSES_AT]
     result = {
         g: Totals(counts, Tally.of_columns(counts), {}, teams.get(g, {}))
         for g, counts in all_counts.items()
     }
-    parameters, where = _rollup(
-        flt, PARAMETERS, [group, "key", "total", "n"], by_day=by_day, operator_id=operator_id
-    )
-    for g, key, total, n in session.execute(
-        select(
-            parameters.c[group],
-            parameters.c.key,
-            func.sum(parameters.c.total),
-            func.sum(parameters.c.n),
-        )
-        .where(*where)
-        .group_by(parameters.c[group], parameters.c.key)
-    ).all():
-        result[g].tally.parameter_sums[key] = [float(total), int(n)]
-    if dispositions:
-        counted, where = _rollup(
-            flt, DISPOSITIONS, [group, "disposition", "n"], by_day=by_day, operator_id=operator_id
-        )
-        for g, key, n in session.execute(
-            select(counted.c[group], counted.c.disposition, func.sum(counted.c.n))
-            .where(*where)
-            .group_by(counted.c[group], counted.c.disposition)
+    for table, where in _spans(flt, PARAMETERS, by_day, operator_id):
+        for g, key, total, n in session.execute(
+            _summed(table, (group, "key"), ("total", "n")).where(*where)
         ):
-            if n and g in result:
-                result[g].dispositions[key] = int(n)
+            parameter = result[g].tally.parameter_sums.setdefault(key, [0.0, 0])
+            parameter[0] += float(total)
+            parameter[1] += int(n)
+    if dispositions:
+        for table, where in _spans(flt, DISPOSITIONS, by_day, operator_id):
+            for g, key, n in session.execute(
+                _summed(table, (group, "disposition"), ("n",)).where(*where)
+            ):
+                if n and g in result:
+                    counted = result[g].dispositions
+                    counted[key] = counted.get(key, 0) + int(n)
     return result
 
 
