@@ -16,8 +16,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import betaincinv, betaln, digamma
 from threadpoolctl import ThreadpoolController
 
 from ivr_flows import Flow, QuestionType
@@ -172,6 +170,8 @@ def nps_interval(promoters: int, detractors: int, n: int) -> tuple[float, float]
     """
     if n <= 0:
         return None
+    from scipy.special import betaincinv  # see fit_beta_prior
+
     a, c = 1.0 + promoters, 1.0 + detractors
     total = 3.0 + n
     mean = (1 + (a - c) / total) / 2
@@ -241,6 +241,8 @@ class BetaPrior:
 
     def shrink_all(self, counts: Iterable[tuple[int, int]]) -> list[Shrunk]:
         """`shrink` of many (satisfied, responses) at once: one vectorised quantile call."""
+        from scipy.special import betaincinv  # see fit_beta_prior
+
         satisfied, n = np.array(list(counts), dtype=float).reshape(-1, 2).T
         a, b = self.alpha + satisfied, self.beta + n - satisfied
         quantiles = betaincinv(a[:, None], b[:, None], TAILS95)
@@ -265,6 +267,11 @@ def fit_beta_prior(samples: Iterable[tuple[int, int]]) -> BetaPrior | None:
     counts = np.array(sorted((s, n) for s, n in samples if n > 0), dtype=float).reshape(-1, 2)
     if not len(counts):
         return None
+    # SciPy is imported where a report needs it, not with the module: it takes half a second
+    # of CPU, which every web and Celery worker and every command would pay at start-up.
+    from scipy.optimize import minimize
+    from scipy.special import betaln, digamma
+
     satisfied, n = counts[:, 0], counts[:, 1]
     failed, k = n - satisfied, len(n)
 
