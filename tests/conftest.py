@@ -34,9 +34,9 @@ from gateway.apikeys import create_api_key
 from gateway.db import Base, utcnow
 from gateway.flows import Flows
 from gateway.logs import mask_handler
-from gateway.migrate import upgrade
 from gateway.models import ApiRole, Operator, Team
 from gateway.reports import rollup
+from tests import database_templates
 
 # The SMTP sink (`sink`), shared by the email invitation and the incident alert tests.
 pytest_plugins = ["tests.smtp_sink"]
@@ -67,6 +67,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "both_databases: run on PostgreSQL and on SQLite (the embedded default)"
     )
+    if not hasattr(config, "workerinput"):  # the controller, before it starts any worker
+        database_templates.start_run()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        try:
+            database_templates.drop_templates(pg_server_url())
+        except Exception as exc:  # PostgreSQL gone: nothing of ours is left to drop there
+            logging.getLogger(__name__).warning("templates not dropped: %s", exc)
+
+
+def pg_server_url() -> str:
+    return _psycopg_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
 
 
 # The tests that take seconds, longest first, by the start of their node id (measured on 2
@@ -162,26 +176,31 @@ def no_phone_number_in_logs(log_lines: LogLines) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_database_url(worker_id: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test process, migrated to head."""
-    with pg_database(worker_id) as url:
+    with pg_database(worker_id) as (url, _template):
         yield url
 
 
 @contextmanager
-def pg_database(worker_id: str, label: str = "") -> Iterator[str]:
-    """A new PostgreSQL database migrated to head, dropped at the end of the block."""
-    server_url = _psycopg_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
+def pg_database(
+    worker_id: str,
+    label: str = "",
+    fill: Callable[[str], dict[str, Any]] | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A new PostgreSQL database migrated to head (and filled by `fill`), dropped at the end
+    of the block; with what `fill` returned (database_templates.pg_template)."""
+    server_url = pg_server_url()
     name = f"sg_test_{label}{worker_id}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
+        template = database_templates.pg_template(server_url, label or "schema_", fill)
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template["name"]}"'))
     except Exception as exc:
         admin.dispose()
         _unavailable("PostgreSQL", exc)
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
-        yield url
+        yield url, template
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -193,12 +212,16 @@ def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return sqlite_database(tmp_path_factory)
 
 
-def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A new SQLite database file migrated to head."""
-    path = tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    return url
+def sqlite_database(
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str = "schema",
+    fill: Callable[[str], dict[str, Any]] | None = None,
+) -> str:
+    """A new SQLite database file migrated to head (and filled by `fill`)."""
+    template = database_templates.sqlite_template(label, fill)
+    return database_templates.copy_sqlite(
+        template, tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
+    )
 
 
 @pytest.fixture

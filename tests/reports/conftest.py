@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.orm import Session
 
 from gateway.flows import Flows
+from tests import database_templates
 from tests.browser import browser, dashboard, live_account, live_key, live_server  # noqa: F401
 from tests.conftest import make_test_app, pg_database, sqlite_database
 from tests.reports.factories import NPS_FLOWS, Seeder, at
@@ -65,7 +68,8 @@ def _seed_month(session: Session) -> int:
     """September 2026 in Moscow days (REPORT_TIMEZONE defaults to DEFAULT_TIMEZONE): four
     operators in two teams, surveys of every status, one excluded rating, and rows just
     outside the month that must not count. Returns the excluded survey's id."""
-    seeder = Seeder(session)
+    # Its own numbers: the tests that add to the copied month number theirs from 1.
+    seeder = Seeder(session, itertools.count(900_001))
     rng = random.Random(20260901)
     operators = {
         "op-a": (seeder.operator("op-a", "North", "Anna"), 42),
@@ -112,29 +116,32 @@ def _seed_month(session: Session) -> int:
     return excluded.id
 
 
-def _seeded(url: str, var_dir: Path) -> tuple[str, int]:
-    """Commit the month into a database of its own, once: every test that reads it runs
-    there in its own rolled-back transaction, as every other test does."""
-    app = make_test_app(url, var_dir, flows=NPS_FLOWS)
-    database = app.extensions["database"]
-    try:
-        with app.app_context():
-            excluded_id = _seed_month(database.session())
-    finally:
-        database.session.remove()
-        database.dispose()
-    return url, excluded_id
+def _seeded(url: str) -> dict[str, Any]:
+    """Commit the month into a database migrated for it: made once per test run and copied
+    by each test process (tests/database_templates.py); every test that reads it runs there
+    in its own rolled-back transaction, as every other test does."""
+    with tempfile.TemporaryDirectory(prefix="sg-month-") as var_dir:
+        app = make_test_app(url, Path(var_dir), flows=NPS_FLOWS)
+        database = app.extensions["database"]
+        try:
+            with app.app_context():
+                excluded_id = _seed_month(database.session())
+        finally:
+            database.session.remove()
+            database.dispose()
+    return {"excluded_id": excluded_id}
 
 
 @pytest.fixture(scope="session")
-def pg_month(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    with pg_database(worker_id, "month_") as url:
-        yield _seeded(url, tmp_path_factory.mktemp("month-var"))
+def pg_month(worker_id: str) -> Iterator[tuple[str, int]]:
+    with pg_database(worker_id, "month_", _seeded) as (url, template):
+        yield url, template["excluded_id"]
 
 
 @pytest.fixture(scope="session")
 def sqlite_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
-    return _seeded(sqlite_database(tmp_path_factory), tmp_path_factory.mktemp("month-var"))
+    url = sqlite_database(tmp_path_factory, "month", _seeded)
+    return url, database_templates.sqlite_template("month", _seeded)["excluded_id"]
 
 
 def _month_database(backend: str, request: pytest.FixtureRequest) -> tuple[str, int]:

@@ -7,7 +7,7 @@ ended survey's score is frozen as `survey_state.finish` freezes it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -87,8 +87,12 @@ def at(day: str, hour: int = 12, minute: int = 0) -> datetime:
 class Seeder:
     """Creates related rows with sensible defaults; every method flushes."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, numbers: Iterator[int] = _numbers) -> None:
+        """`numbers` number the customers and contacts (unique keys): the tests of one
+        process share one count; a database made in another process and copied (the
+        seeded month) needs a range of its own."""
         self.session = session
+        self.numbers = numbers
 
     def team(self, name: str) -> Team:
         found = self.session.scalar(select(Team).where(Team.name == name))
@@ -113,7 +117,7 @@ class Seeder:
     def customer(
         self, external_id: str | None = None, phone: str | None = None, *, flush: bool = True
     ) -> Customer:
-        n = next(_numbers)
+        n = next(self.numbers)
         customer = Customer(
             external_id=external_id or f"crm-{n}", phone=phone or f"+7916{n:07d}", language="ru"
         )
@@ -136,7 +140,7 @@ class Seeder:
         """An interaction with no survey."""
         interaction = Interaction(
             channel=InteractionChannel(channel),
-            external_id=f"contact-{next(_numbers)}",
+            external_id=f"contact-{next(self.numbers)}",
             ended_at=ended_at,
             operator=operator,
             team=operator.team if operator else None,
