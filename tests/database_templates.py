@@ -32,7 +32,7 @@ TEMPLATE_PREFIX = "sg_tpl_"
 def start_run() -> None:
     """Name this run's templates; called by the controller before it starts any worker,
     which inherit the name through the environment."""
-    os.environ.setdefault(RUN_VARIABLE, uuid.uuid4().hex[:12])
+    os.environ[RUN_VARIABLE] = uuid.uuid4().hex[:12]
 
 
 def _run_dir() -> Path:
