@@ -192,12 +192,15 @@ def pg_database(
     name = f"sg_test_{label}{worker_id}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
-        template = database_templates.pg_template(server_url, label or "schema_", fill)
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template["name"]}"'))
+        with admin.connect():
+            pass
     except Exception as exc:
         admin.dispose()
         _unavailable("PostgreSQL", exc)
+    # Outside the check above: a migration that fails is a failure, not a missing server.
+    template = database_templates.pg_template(server_url, label or "schema_", fill)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template["name"]}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url, template
