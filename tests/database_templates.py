@@ -14,9 +14,11 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,10 @@ def sqlite_template(
 
 
 def copy_sqlite(template: dict[str, Any], to: Path) -> str:
-    shutil.copyfile(template["path"], to)
+    """A copy of the template through SQLite's backup API: whole even if the template's
+    write-ahead log still held pages (the gateway runs SQLite in WAL mode)."""
+    with closing(sqlite3.connect(template["path"])) as source, closing(sqlite3.connect(to)) as copy:
+        source.backup(copy)
     return f"sqlite:///{to}"
 
 
