@@ -1,6 +1,6 @@
 """Browser tests: Debian's headless Chromium driven by Selenium against a live gateway.
 
-Fixtures (import them into a conftest: `from tests.browser import browser, dashboard, ...`):
+Fixtures (a plugin of tests/conftest.py, so that one Chromium serves a test process):
 
 * `live_server`: the base URL of a threaded server of `live_app` (which really commits and
   is emptied after the test).

@@ -38,8 +38,9 @@ from gateway.models import ApiRole, Operator, Team
 from gateway.reports import rollup
 from tests import database_templates
 
-# The SMTP sink (`sink`), shared by the email invitation and the incident alert tests.
-pytest_plugins = ["tests.smtp_sink"]
+# The SMTP sink (`sink`), shared by the email invitation and the incident alert tests; the
+# browser fixtures (`dashboard` and the rest), one Chromium for every browser test of a process.
+pytest_plugins = ["tests.smtp_sink", "tests.browser"]
 
 IN_CI = os.environ.get("CI") == "true"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"

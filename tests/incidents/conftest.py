@@ -16,7 +16,6 @@ from gateway import survey_state
 from gateway.models import Incident, SurveySession, SurveyStatus
 from gateway.surveys import record_answer
 from ivr_flows.engine import RecordedAnswer
-from tests.browser import browser, dashboard, live_account, live_key, live_server  # noqa: F401
 from tests.factories import interaction_payload
 
 

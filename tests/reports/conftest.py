@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from gateway.flows import Flows
 from tests import database_templates
-from tests.browser import browser, dashboard, live_account, live_key, live_server  # noqa: F401
 from tests.conftest import make_test_app, pg_database, sqlite_database
 from tests.reports.factories import NPS_FLOWS, Seeder, at
 
