@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -97,6 +97,18 @@ def test_the_demo_has_incidents_in_every_state_worked_through_the_incident_servi
     assert int(overdue.headers["X-Total-Count"]) == summary.incidents["overdue"]
     archived = client.get("/api/v1/incidents?status=archived&limit=200", headers=admin)
     assert int(archived.headers["X-Total-Count"]) == summary.incidents["archived"]
+
+
+def test_a_short_demo_leaves_every_supervisor_an_incident_whatever_the_weekday(app, session):
+    # Four days back from a Monday afternoon: two of them a weekend, when the offices see few
+    # visitors, whose incidents the demo used to close all. Their supervisor still has one.
+    monday = datetime(2026, 12, 7, 14, tzinfo=UTC)
+    seed(session, app.config["SETTINGS"], monday, days=4, web=web_survey)
+    open_by_team = {
+        incident.session.interaction.team.name
+        for incident in session.scalars(select(Incident).where(Incident.status == "open"))
+    }
+    assert open_by_team == {"Горячая линия Север", "Горячая линия Юг", "Офисы"}
 
 
 def test_the_command_refuses_a_database_with_real_contacts(live_app, database_url, tmp_path):
