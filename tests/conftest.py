@@ -216,13 +216,9 @@ def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return sqlite_database(tmp_path_factory)
 
 
-def sqlite_database(
-    tmp_path_factory: pytest.TempPathFactory,
-    label: str = "schema",
-    fill: Callable[[str], dict[str, Any]] | None = None,
-) -> str:
-    """A new SQLite database file migrated to head (and filled by `fill`)."""
-    template = database_templates.sqlite_template(label, fill)
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new SQLite database file migrated to head."""
+    template = database_templates.sqlite_template("schema")
     return database_templates.copy_sqlite(
         template, tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
     )

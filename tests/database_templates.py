@@ -4,7 +4,7 @@ seeding the month two; copying a template takes a few milliseconds.
 
 The first process that needs a template makes it under a file lock; the others wait for the
 lock and copy what it made. PostgreSQL copies with `CREATE DATABASE ... TEMPLATE`, SQLite
-by copying the file. The controller process drops them all when the run ends
+with its backup API. The controller process drops them all when the run ends
 (`drop_templates`, from `pytest_unconfigure`).
 """
 
@@ -37,16 +37,18 @@ def start_run() -> None:
     os.environ[RUN_VARIABLE] = uuid.uuid4().hex[:12]
 
 
-def _run_dir() -> Path:
-    run = os.environ.get(RUN_VARIABLE) or "single"
-    path = Path(tempfile.gettempdir()) / f"sg-test-{run}"
-    path.mkdir(exist_ok=True)
-    return path
+def _run() -> str:
+    return os.environ[RUN_VARIABLE]  # set by start_run, from pytest_configure
+
+
+def _run_dir(run: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"sg-test-{run}"
 
 
 def once(name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """What `make` returned the one time it ran in this test run, whichever process ran it."""
-    folder = _run_dir()
+    folder = _run_dir(_run())
+    folder.mkdir(exist_ok=True)
     made = folder / f"{name}.json"
     with (folder / f"{name}.lock").open("a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -67,8 +69,7 @@ def pg_template(
     beside its name) to be copied: {"name": ..., **fill's}."""
 
     def make() -> dict[str, Any]:
-        run = os.environ.get(RUN_VARIABLE) or "single"
-        name = f"{TEMPLATE_PREFIX}{label}{run}"
+        name = f"{TEMPLATE_PREFIX}{label}{_run()}"
         admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
@@ -89,7 +90,7 @@ def sqlite_template(
     """A SQLite file migrated to head (then given to `fill`) to be copied: {"path": ...}."""
 
     def make() -> dict[str, Any]:
-        path = _run_dir() / f"{label}.sqlite3"
+        path = _run_dir(_run()) / f"{label}.sqlite3"
         path.unlink(missing_ok=True)
         url = f"sqlite:///{path}"
         upgrade(url)
@@ -111,7 +112,7 @@ def drop_templates(server_url: str) -> None:
     run = os.environ.get(RUN_VARIABLE)
     if not run:
         return
-    folder = Path(tempfile.gettempdir()) / f"sg-test-{run}"
+    folder = _run_dir(run)
     names = []
     for made in folder.glob("pg-*.json") if folder.exists() else ():
         names.append(json.loads(made.read_text())["name"])

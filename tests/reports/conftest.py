@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.flows import Flows
 from tests import database_templates
-from tests.conftest import make_test_app, pg_database, sqlite_database
+from tests.conftest import make_test_app, pg_database
 from tests.reports.factories import NPS_FLOWS, Seeder, at
 
 RATED = ("cost", "speed", "politeness", "quality")
@@ -139,8 +139,9 @@ def pg_month(worker_id: str) -> Iterator[tuple[str, int]]:
 
 @pytest.fixture(scope="session")
 def sqlite_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
-    url = sqlite_database(tmp_path_factory, "month", _seeded)
-    return url, database_templates.sqlite_template("month", _seeded)["excluded_id"]
+    template = database_templates.sqlite_template("month", _seeded)
+    url = database_templates.copy_sqlite(template, tmp_path_factory.mktemp("month") / "db.sqlite3")
+    return url, template["excluded_id"]
 
 
 def _month_database(backend: str, request: pytest.FixtureRequest) -> tuple[str, int]:
