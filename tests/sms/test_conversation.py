@@ -230,7 +230,7 @@ def test_start_or_yes_opts_an_opted_out_number_back_in(
     assert text(word) == [texts.text("opted_in", "en")]
     customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
     assert customer is not None and customer.opted_out_at is None
-    assert session.scalars(select(AuditEvent.action)).all() == [
+    assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all() == [
         "customer.opt_out",
         "customer.opt_in",
     ]

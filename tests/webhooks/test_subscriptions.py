@@ -49,7 +49,9 @@ def test_the_secret_is_shown_once_and_changes_are_audited(
     assert changed["status"] == "paused"
     assert changed["paused_reason"] == "paused by admin:integrations admin"
     actions = session.scalars(  # type: ignore[attr-defined]
-        select(AuditEvent.action).where(AuditEvent.subject_type == "webhook_subscription")
+        select(AuditEvent.action)
+        .where(AuditEvent.subject_type == "webhook_subscription")
+        .order_by(AuditEvent.id)
     ).all()
     assert actions == ["webhook.create", "webhook.rotate_secret", "webhook.update", "webhook.pause"]
 
