@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from tests.conftest import ACCOUNT_PASSWORD, IN_CI, ensure_team
+from tests.serving import serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -53,13 +53,8 @@ def require_chromium() -> str:
 def live_server(live_app: Flask) -> Iterator[str]:
     """The live app served on a free local port, for a real browser."""
     server = make_server("127.0.0.1", 0, live_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.fixture

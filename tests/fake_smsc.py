@@ -40,6 +40,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.serving import POLL_SECONDS
+
 LOGIN = "survey-office"
 PASSWORD = "fake-smsc-password"
 
@@ -89,7 +91,9 @@ class FakeSmsc:
         self._stop = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:

@@ -54,6 +54,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from twilio.rest import Client
 
 from gateway.twilio_client import make_twilio_client
+from tests.serving import POLL_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class FakeTwilio:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": POLL_SECONDS},
             name=f"fake-twilio-{self.port}",
             daemon=True,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sms.providers import ConsoleSmsProvider
 from sms.service import send_first_sms
 from sms.texts import first_message
 from tests.conftest import empty_database, make_test_app
+from tests.serving import serving
 from tests.sms.conftest import minutes, record_visit
 
 FLOW = load_flows()["post_call"]
@@ -57,13 +57,10 @@ def served(database_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Gate
         **overrides,
     )
     holder["app"] = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield Gateway(app, url, var_dir, database_url)
+        with serving(server):
+            yield Gateway(app, url, var_dir, database_url)
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         database = app.extensions["database"]
         database.session.remove()
         empty_database(database.engine)

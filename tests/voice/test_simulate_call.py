@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from gateway.cli import main
 from gateway.db import utcnow
 from gateway.models import ApiRole
 from tests.conftest import AUTH_TOKEN, empty_database, make_test_app
+from tests.serving import serving
 
 
 class Server:
@@ -32,13 +32,10 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     url = f"http://127.0.0.1:{httpd.server_port}"
     app = make_test_app(database_url, tmp_path / "var", public_base_url=url)
     holder.append(app)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield Server(app, url)
+        with serving(httpd):
+            yield Server(app, url)
     finally:
-        httpd.shutdown()
-        thread.join(10)
         database = app.extensions["database"]
         database.session.remove()
         empty_database(database.engine)

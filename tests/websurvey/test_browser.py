@@ -6,33 +6,18 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from werkzeug.serving import make_server
 
 from tests.conftest import IN_CI
 from tests.factories import interaction_payload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def live_server(live_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 class PhoneBrowser:
