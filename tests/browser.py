@@ -220,6 +220,22 @@ class Dashboard:
     def click_link(self, text: str) -> Dashboard:
         return self.click(self.driver.find_element("link text", text))
 
+    def submit_form(self, action: str, **fields: str) -> list[str]:
+        """Fill the form posting to a path ending in `/action` (a select by its value, other
+        fields typed), send it, and return the messages of the page it leads to."""
+        from selenium.webdriver.support.ui import Select
+
+        form = self.driver.find_element("css selector", f'form[action$="/{action}"]')
+        for name, value in fields.items():
+            element = form.find_element("name", name)
+            if element.tag_name == "select":
+                Select(element).select_by_value(value)
+            else:
+                element.clear()
+                element.send_keys(value)
+        self.click(form.find_element("tag name", "button"))
+        return self.flashes()
+
     def phone(self) -> Dashboard:
         """A phone-sized window from now on (the test's end restores the desktop size)."""
         self.size = PHONE

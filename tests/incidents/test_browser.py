@@ -8,8 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.db import utcnow
 from gateway.surveys import open_incident
@@ -40,20 +39,7 @@ def test_a_supervisor_works_an_incident_from_the_list_to_reopening(
     assert dashboard.path == f"/dashboard/incidents/{incident_id}"
     driver = dashboard.driver
 
-    def submit(form_action: str, **fields: str) -> None:
-        form = driver.find_element("css selector", f'form[action$="/{form_action}"]')
-        for name, value in fields.items():
-            element = form.find_element("name", name)
-            if element.tag_name == "select":
-                Select(element).select_by_value(value)
-            else:
-                element.clear()
-                element.send_keys(value)
-        form.find_element("tag name", "button").click()
-        # The card comes back with its message: wait for the new page before reading it.
-        WebDriverWait(driver, 20).until(expected_conditions.staleness_of(form))
-        WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", ".flash"))
-
+    submit = dashboard.submit_form
     submit("assign", assignee="Ольга")
     assert dashboard.flashes() == [f"Инцидент № {incident_id} назначен: Ольга."]
     submit("comment", text="Позвонила клиенту, объяснила тариф")

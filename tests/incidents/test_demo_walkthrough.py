@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from gateway.alerts import send_incident_alerts
@@ -91,20 +90,7 @@ def test_the_demo_walked_by_a_supervisor_from_ranking_to_comment_and_an_incident
     # The incident worked as a case.
     dashboard.open(f"/dashboard/incidents/{incident_id}")
 
-    def submit(form_action: str, **fields: str) -> list[str]:
-        form = driver.find_element("css selector", f'form[action$="/{form_action}"]')
-        for name, value in fields.items():
-            element = form.find_element("name", name)
-            if element.tag_name == "select":
-                Select(element).select_by_value(value)
-            else:
-                element.clear()
-                element.send_keys(value)
-        form.find_element("tag name", "button").click()
-        WebDriverWait(driver, 20).until(expected_conditions.staleness_of(form))
-        WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", ".flash"))
-        return dashboard.flashes()
-
+    submit = dashboard.submit_form
     assert submit("assign", assignee="Руководитель: офисы") == [
         f"Инцидент № {incident_id} назначен: Руководитель: офисы."
     ]
