@@ -36,9 +36,10 @@ test: $(STAMP)
 	$(BIN)/coverage report --skip-covered; \
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
-## test-slow: the long fault and load runs
+## test-slow: the long fault and load runs (`make run`'s processes, real Celery workers killed,
+## the long fuzz and random runs, a month of demo); CI runs them after `make test`
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m slow
 
 ## bench: the benchmarks below (each prints its figures; none is part of `make test`)
 bench: bench-reports bench-ivr bench-sip

@@ -56,6 +56,7 @@ def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api
         seed(session, settings, now, days=3, web=web_survey)
 
 
+@pytest.mark.slow  # ten days of demo; the short demos below go through every step of it
 def test_the_demo_has_incidents_in_every_state_worked_through_the_incident_service(
     app, session, client, make_api_key
 ):

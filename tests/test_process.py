@@ -1,4 +1,6 @@
-"""The gateway as `make run` starts it: up on embedded defaults, all of it down on Ctrl-C."""
+"""The gateway as `make run` starts it: up on embedded defaults, all of it down on Ctrl-C.
+
+Slow (`make test-slow`, which CI runs too): seven processes start, each importing the gateway."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.logs import PERIODIC_TASKS
 from tests.factories import interaction_payload
@@ -94,6 +98,7 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], second
     raise AssertionError(f"{text!r} not in the gateway's output within {seconds} s")
 
 
+@pytest.mark.slow
 def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
     port = free_port()
     env = {

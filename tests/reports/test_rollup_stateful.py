@@ -509,7 +509,7 @@ def _run(app: Any, examples: int, steps: int) -> None:
 
 def test_every_report_figure_equals_the_raw_rows_after_every_step(app):
     with app.app_context():
-        _run(app, examples=6, steps=15)
+        _run(app, examples=3, steps=15)
 
 
 @pytest.mark.slow

@@ -87,21 +87,22 @@ def _sweep_and_send(session: Session, settings: Settings, now: datetime) -> list
         provider.close()
 
 
-def test_fifteen_minutes_of_500s_then_of_401s_lose_no_survey_and_send_none_twice(
-    client: FlaskClient, session: Session, settings: Settings, fake: FakeTwilio
+@pytest.mark.parametrize("outage", [4, pytest.param(15, marks=pytest.mark.slow)])
+def test_minutes_of_500s_then_of_401s_lose_no_survey_and_send_none_twice(
+    client: FlaskClient, session: Session, settings: Settings, fake: FakeTwilio, outage: int
 ) -> None:
     phones = _visits(session, settings)
-    outage_end = NOON_MSK + minutes(30)
+    outage_end = NOON_MSK + minutes(2 * outage)
     now, saw_open, results, delivered = NOON_MSK, False, Counter[str](), Counter[str]()
     while now < NOON_MSK + timedelta(hours=2):
-        # 15 minutes of 500s, then 15 minutes of a rotated token, then Twilio is back.
+        # `outage` minutes of 500s, then as many of a rotated token, then Twilio is back.
         for _ in range(SURVEYS):
-            if now < NOON_MSK + minutes(15):
+            if now < NOON_MSK + minutes(outage):
                 fake.fail_next("messages", 500)
             elif now < outage_end:
                 fake.fail_next("messages", 401, 20003)
         results.update(_sweep_and_send(session, settings, now))
-        if NOON_MSK + minutes(15) <= now < outage_end and not saw_open:
+        if NOON_MSK + minutes(outage) <= now < outage_end and not saw_open:
             saw_open = _circuit_open(client) == 1
         delivered.update(r.params["To"] for r in fake.messages() if r.sid)
         fake.reset()  # unused failures do not outlive their 30 seconds
