@@ -84,23 +84,23 @@ def pg_server_url() -> str:
     return _psycopg_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
 
 
-# The tests that take seconds, longest first, by the start of their node id (measured on 2
-# cores). Run first, they overlap each other and the short tests instead of ending the run
-# together on one worker; several wait more than they compute (processes starting, audio
-# played in real time, a browser). A test missing here only starts later.
+# The tests that take seconds, longest first, by the start of their node id (wall time with 3
+# workers on 2 cores). Run first, they overlap each other and the short tests instead of ending
+# the run together on one worker; several wait more than they compute (audio played in real
+# time, a browser, timeouts). A test missing here only starts later. The longest runs of all
+# are marked slow: `make test-slow`.
 LONG_FIRST = (
-    "tests/test_process.py",  # 21 s: `make run`'s five processes up and down
-    "tests/reports/test_rollup_stateful.py",  # 9-12 s on each database
-    "tests/incidents/test_demo_walkthrough.py",  # 11 s, in a browser
-    "tests/test_demo.py",  # 10 s: ten days of demo
-    "tests/sms/test_faults.py",  # 9 s
-    "tests/fuzz/test_openapi_fuzz.py",  # 8 s
-    "tests/websurvey/test_browser.py",  # 8 s
-    "tests/test_migrations.py",  # 6 s
+    "tests/incidents/test_demo_walkthrough.py",  # 15 s: four days of demo, then a browser
+    "tests/reports/test_rollup_stateful.py",  # 4-6 s on each database
+    "tests/fuzz/test_openapi_fuzz.py",  # 9 s
+    "tests/test_demo.py",  # 3-6 s: four days of demo
+    "tests/sms/test_faults.py",  # 6 s
+    "tests/sms/test_reconcile.py",  # 6 s, mostly timeouts
     "tests/incidents/test_browser.py",
     "tests/reports/test_dashboard_browser.py",
-    "tests/sms/test_reconcile.py",  # 5 s
-    "tests/sip/",  # 2-5 s each, waiting on audio played in real time
+    "tests/websurvey/test_browser.py",  # 4 s
+    "tests/sip/",  # 1-4 s each, waiting on audio played in real time
+    "tests/test_migrations.py",
     "tests/voice/test_audio.py",
 )
 
