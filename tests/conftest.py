@@ -9,6 +9,7 @@ default. Under CI=true an unreachable PostgreSQL or Redis fails the run instead 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import uuid
@@ -36,6 +37,7 @@ from gateway.flows import Flows
 from gateway.logs import mask_handler
 from gateway.models import ApiRole, Operator, Team
 from gateway.reports import rollup
+from ivr_flows import load_flows
 from tests import database_templates
 
 # The SMTP sink (`sink`), shared by the email invitation and the incident alert tests; the
@@ -256,9 +258,18 @@ def app_flows() -> Flows | None:
     return None
 
 
+@functools.cache
+def shipped_flows() -> Flows:
+    """The flows the gateway ships, parsed once per test process: a flow is immutable, and
+    most of the suite's apps run these."""
+    return load_flows()
+
+
 def make_test_app(
     database_url: str, var_dir: Path, *, flows: Flows | None = None, **overrides: Any
 ) -> Flask:
+    if flows is None and "flows_dir" not in overrides and "FLOWS_DIR" not in os.environ:
+        flows = shipped_flows()
     config: dict[str, Any] = {
         "env": "test",
         "database_url": database_url,
