@@ -56,7 +56,9 @@ def test_seeded_days_are_consistent_and_made_once(app, session, client, make_api
         seed(session, settings, now, days=3, web=web_survey)
 
 
-@pytest.mark.slow  # ten days of demo; the short demos below go through every step of it
+# Slow: ten days of demo. The four-day demos of `make test` take the same code paths; that
+# every state, overdue included, is there takes ten days.
+@pytest.mark.slow
 def test_the_demo_has_incidents_in_every_state_worked_through_the_incident_service(
     app, session, client, make_api_key
 ):
