@@ -41,8 +41,9 @@ from ivr_flows import load_flows
 from tests import database_templates
 
 # The SMTP sink (`sink`), shared by the email invitation and the incident alert tests; the
-# browser fixtures (`dashboard` and the rest), one Chromium for every browser test of a process.
-pytest_plugins = ["tests.smtp_sink", "tests.browser"]
+# browser fixtures (`dashboard` and the rest), one Chromium for every browser test of a process;
+# what makes each test process cheaper.
+pytest_plugins = ["tests.smtp_sink", "tests.browser", "tests.speed"]
 
 IN_CI = os.environ.get("CI") == "true"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
