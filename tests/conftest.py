@@ -93,10 +93,11 @@ def pg_server_url() -> str:
 # time, a browser, timeouts). A test missing here only starts later. The longest runs of all
 # are marked slow: `make test-slow`.
 LONG_FIRST = (
-    "tests/incidents/test_demo_walkthrough.py",  # 15 s: four days of demo, then a browser
-    "tests/reports/test_rollup_stateful.py",  # 4-6 s on each database
-    "tests/fuzz/test_openapi_fuzz.py",  # 9 s
-    "tests/test_demo.py",  # 3-6 s: four days of demo
+    # Slow only: the random runs and the demo walked in a browser (minutes, then 15 s).
+    "tests/reports/test_rollup_stateful.py",
+    "tests/fuzz/test_openapi_fuzz.py",
+    "tests/incidents/test_demo_walkthrough.py",
+    "tests/test_demo.py",  # 4-6 s: four days of demo
     "tests/sms/test_faults.py",  # 6 s
     "tests/sms/test_reconcile.py",  # 6 s, mostly timeouts
     "tests/incidents/test_browser.py",

@@ -58,6 +58,15 @@ def test_an_expired_key_is_refused_and_a_live_one_notes_its_last_use(client, ses
     assert used is not None and used >= now
 
 
+def test_a_key_of_another_shape_or_an_absurd_length_is_refused(client, make_api_key):
+    live = make_api_key("integration")
+    for presented in ("not-a-key", live + "x" * 300, live.removeprefix("sgw_")):
+        response = client.get(INTERACTIONS, headers=bearer(presented))
+        assert response.status_code == 401, presented[:20]
+        assert response.mimetype == "application/problem+json"
+    assert client.get(INTERACTIONS, headers=bearer(live)).status_code == 200
+
+
 def test_a_signed_out_cookie_signs_nobody_in_again(client, make_account):
     assert sign_in(client, make_account("supervisor", team="North")).status_code == 302
     cookie = client.get_cookie("__Host-session")

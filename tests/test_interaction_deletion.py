@@ -106,3 +106,11 @@ def test_a_deleted_contact_takes_its_incident_and_its_count_with_it(
     (row,) = service.operators_report(session, flt, settings)
     assert row["responses"] == 1
     assert row["distribution"]["5"] == 1
+
+    # A contact whose survey opened no incident goes the same way; the day is empty again.
+    delete_interaction(session, kept.interaction, "admin:test", "a duplicate from the PBX", now)
+    session.commit()
+    session.expire_all()
+    assert session.scalars(select(SurveySession.id)).all() == []
+    assert verify(session, day, day, zone) == []
+    assert service.operators_report(session, flt, settings) == []

@@ -122,6 +122,12 @@ def test_filters_and_paging_of_the_list(
     assert ids("?overdue=true") == [overdue.incident_id]
     assert ids("?operator=op-9") == [hotline.incident_id]
     assert ids("?status=closed") == []  # the earlier name of `resolved`
+    assert ids("?assignee=Olga") == []
+    assigned = client.post(
+        f"/api/v1/incidents/{call.incident_id}/assign", json={"assignee": "Olga"}, headers=admin
+    )
+    assert assigned.status_code == 200, assigned.json
+    assert ids("?assignee=Olga") == [call.incident_id]
 
     front = headers("supervisor", "Front office")
     assert ids("", front) == [call.incident_id, overdue.incident_id]
@@ -197,6 +203,11 @@ def test_times_to_first_action_and_to_resolution_per_team_in_business_hours(
         headers=headers("supervisor", "Hotline"),
     ).json
     assert [t["team"] for t in scoped["teams"]] == ["Hotline"]
+    quiet_day = client.get(
+        "/api/v1/incidents/report?from=2026-11-30&to=2026-11-30", headers=headers("admin")
+    )
+    assert quiet_day.status_code == 200
+    assert quiet_day.json["teams"] == []
     reversed_dates = client.get(
         "/api/v1/incidents/report?from=2026-11-24&to=2026-11-23", headers=headers("admin")
     )

@@ -32,6 +32,10 @@ def settings_overrides(sink: Sink) -> dict[str, Any]:
     }
 
 
+# Slow: four days of demo before the browser walk. `make test` walks each page of it
+# (tests/incidents/test_browser.py, tests/reports/test_dashboard_browser.py) and seeds the
+# same four days (tests/test_demo.py).
+@pytest.mark.slow
 def test_the_demo_walked_by_a_supervisor_from_ranking_to_comment_and_an_incident_to_email(
     dashboard: Any, live_app: Flask, sink: Sink
 ) -> None:

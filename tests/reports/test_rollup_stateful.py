@@ -4,7 +4,8 @@ changes, re-scores and follow-up surveys after a fix (answered, never counted as
 of the operator); after every step each report figure must equal a recomputation from
 the raw rows, with the weights in force when each survey ended and the team each contact had.
 
-The example count is small in the normal run (seconds); `-m slow` runs a larger profile.
+The random run takes minutes: it is in `make test-slow` (CI runs it after `make test`), and
+`make test` keeps the proof that the check itself catches a figure that moved.
 """
 
 from __future__ import annotations
@@ -507,13 +508,8 @@ def _run(app: Any, examples: int, steps: int) -> None:
     )
 
 
-def test_every_report_figure_equals_the_raw_rows_after_every_step(app):
-    with app.app_context():
-        _run(app, examples=3, steps=15)
-
-
 @pytest.mark.slow
-def test_every_report_figure_equals_the_raw_rows_in_a_long_random_run(app):
+def test_every_report_figure_equals_the_raw_rows_after_every_step(app):
     with app.app_context():
         _run(app, examples=60, steps=30)
 

@@ -59,6 +59,27 @@ def test_the_secret_is_shown_once_and_changes_are_audited(
     assert client.get(f"{PATH}/{created['id']}", headers=admin).status_code == 404
 
 
+def test_the_list_shows_every_subscription_with_its_deliveries_counted_and_no_secret(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    first = subscribe(client, admin, "https://crm.example.ru/a", ["survey.completed"])
+    second = subscribe(client, admin, "https://crm.example.ru/b", ["incident.opened"])
+    listed = client.get(PATH, headers=admin)
+    assert listed.status_code == 200
+    rows = listed.get_json()
+    assert [(r["id"], r["url"]) for r in rows] == [
+        (first["id"], "https://crm.example.ru/a"),
+        (second["id"], "https://crm.example.ru/b"),
+    ]
+    assert all("secret" not in r for r in rows)
+    assert rows[0]["deliveries"] == dict.fromkeys(rows[0]["deliveries"], 0)
+    assert "pending" in rows[0]["deliveries"]
+    # A delivery is found only under its own subscription.
+    missing = client.get(f"{PATH}/{first['id']}/deliveries/999999", headers=admin)
+    assert missing.status_code == 404
+    assert "no delivery 999999" in missing.get_json()["detail"]
+
+
 def test_bad_subscriptions_get_a_clear_error_and_nothing_is_stored(
     client: FlaskClient, admin: dict[str, str], session: object
 ) -> None:
@@ -75,6 +96,11 @@ def test_bad_subscriptions_get_a_clear_error_and_nothing_is_stored(
             {"url": "https://b24.example.ru/rest/1/x/", "events": ["survey.completed"],
              "format": "bitrix24.task", "options": {"responsible_id": 1}},
             "takes incident.opened",
+        ),
+        (
+            {"url": "https://b24.example.ru/rest/1/x/", "events": ["incident.opened"],
+             "format": "bitrix24.task", "options": {"responsible_id": 1, "colour": "red"}},
+            "no option colour",
         ),
     ]  # fmt: skip
     for body, mentioned in cases:
