@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 PUBLIC_BASE_URL = "https://surveys.example.com"
+_SCHEMA_TEMPLATES = pytest.StashKey[threading.Thread]()
 
 
 def _unavailable(what: str, error: Exception) -> None:
@@ -73,10 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not hasattr(config, "workerinput"):  # the controller, before it starts any worker
         database_templates.start_run()
+        if getattr(config.option, "numprocesses", None):
+            making = database_templates.start_schema_templates(pg_server_url())
+            config.stash[_SCHEMA_TEMPLATES] = making
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
+        making = config.stash.get(_SCHEMA_TEMPLATES, None)
+        if making is not None:
+            making.join()  # before they are dropped
         try:
             database_templates.drop_templates(pg_server_url())
         except Exception as exc:  # PostgreSQL gone: nothing of ours is left to drop there
@@ -203,7 +211,7 @@ def pg_database(
         admin.dispose()
         _unavailable("PostgreSQL", exc)
     # Outside the check above: a migration that fails is a failure, not a missing server.
-    template = database_templates.pg_template(server_url, label or "schema_", fill)
+    template = database_templates.pg_template(server_url, label or database_templates.SCHEMA, fill)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template["name"]}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
@@ -222,7 +230,7 @@ def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A new SQLite database file migrated to head."""
-    template = database_templates.sqlite_template("schema")
+    template = database_templates.sqlite_template(database_templates.SCHEMA)
     return database_templates.copy_sqlite(
         template, tmp_path_factory.mktemp("sqlite") / "gateway.sqlite3"
     )

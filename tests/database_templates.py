@@ -16,9 +16,10 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from gateway.migrate import upgrade
 
 RUN_VARIABLE = "SURVEY_GATEWAY_TEST_RUN"
 TEMPLATE_PREFIX = "sg_tpl_"
+SCHEMA = "schema_"  # the label of the templates of the bare schema
 
 
 def start_run() -> None:
@@ -97,6 +99,23 @@ def sqlite_template(
         return {"path": str(path), **(fill(url) if fill else {})}
 
     return once(f"sqlite-{label}", make)
+
+
+def start_schema_templates(server_url: str) -> threading.Thread:
+    """Make the schema's templates in a thread of the controller while its workers start and
+    collect, which takes them seconds of CPU: the first test of each worker then copies them
+    at once (or waits on their lock) instead of the first to get there migrating, measured
+    by coverage, while the others wait. A template the thread could not make is made by the
+    first test that needs it, which says why."""
+
+    def make() -> None:
+        with suppress(Exception):  # PostgreSQL unreachable: its tests skip, or fail under CI
+            pg_template(server_url, SCHEMA)
+        sqlite_template(SCHEMA)
+
+    thread = threading.Thread(target=make, name="schema-templates", daemon=True)
+    thread.start()
+    return thread
 
 
 def copy_sqlite(template: dict[str, Any], to: Path) -> str:
