@@ -37,7 +37,8 @@ test: $(STAMP)
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
 ## test-slow: the long fault and load runs (`make run`'s processes, real Celery workers killed,
-## the long fuzz and random runs, a month of demo); CI runs them after `make test`
+## the API fuzz and the rollup's random run, the demo walked in a browser, a month of demo); CI
+## runs them after `make test`
 test-slow: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m slow
 
