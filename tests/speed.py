@@ -22,9 +22,12 @@ def _memoize_url_builders() -> None:
     parts and defaults, read here as Werkzeug's `Rule._compile_builder` reads them, so one
     compiled for an equal rule is the same function. The function takes the rule as its first
     argument, so sharing it shares no state. A rule with a default for one of its own
-    variables, which bakes a converter's output in, is compiled as before.
+    variables, which bakes a converter's output in, is compiled as before. A Werkzeug that
+    no longer compiles builders this way is left alone.
     """
-    compile_builder = Rule._compile_builder
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None or "_trace" not in Rule.compile.__code__.co_names:
+        return
     compiled: dict[tuple[Any, ...], _Builder] = {}
 
     def memoized(self: Rule, append_unknown: bool = True) -> _Builder:
