@@ -12,6 +12,13 @@ from werkzeug.routing import Rule
 
 _Builder = Callable[..., tuple[str, str]]
 
+# Werkzeug's own, kept for the memo below and for the test that checks the memo against it.
+WERKZEUG_COMPILE_BUILDER: Callable[[Rule, bool], _Builder] | None = getattr(
+    Rule, "_compile_builder", None
+)
+# Whether this Werkzeug compiles builders from what the memo reads (else the memo is off).
+MEMO_APPLIES = WERKZEUG_COMPILE_BUILDER is not None and "_trace" in Rule.compile.__code__.co_names
+
 
 def _memoize_url_builders() -> None:
     """Compile each route's URL builders once per process, not once per app.
@@ -25,8 +32,8 @@ def _memoize_url_builders() -> None:
     variables, which bakes a converter's output in, is compiled as before. A Werkzeug that
     no longer compiles builders this way is left alone.
     """
-    compile_builder = getattr(Rule, "_compile_builder", None)
-    if compile_builder is None or "_trace" not in Rule.compile.__code__.co_names:
+    compile_builder = WERKZEUG_COMPILE_BUILDER
+    if compile_builder is None or not MEMO_APPLIES:
         return
     compiled: dict[tuple[Any, ...], _Builder] = {}
 
