@@ -1,12 +1,11 @@
-"""A survey on a phone call handed over by a PBX, whatever carries the call.
+"""A survey on a phone call, whatever carries the call: Twilio Voice or the SIP channel.
 
-Channel-neutral steps around the flow engine: open the survey of a call handed over after the
-operator hung up, apply what the caller gave, close it when the call ends. Pure domain code:
-functions take a Session, Settings, `now` and plain values; the caller commits. A channel
-turns its own events (an RFC 4733 key, a BYE) into these calls and renders the returned
-`Step` its own way (G.711 prompts over RTP for the SIP channel). The same rules as the Twilio
-channel's (gateway/voice/service.py), which keeps its webhook-shaped version with receipts for
-retried webhooks; the two should become one when survey state moves to one module.
+Channel-neutral steps around the flow engine: open the survey of a call, apply what the caller
+gave, close it when the call ends. Pure domain code: functions take a Session, Settings, `now`
+and plain values; the caller commits. A channel turns its own events (a Twilio webhook, an
+RFC 4733 key, a BYE) into these calls and renders the returned `Step` its own way (TwiML for
+Twilio in gateway/voice/service.py, which adds receipts for retried webhooks and a key press
+written without the ORM; G.711 prompts over RTP for the SIP channel).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from gateway.interactions import (
     upsert_operator,
 )
 from gateway.models import (
-    Customer,
     Interaction,
     InteractionChannel,
     SurveyAttempt,
@@ -54,10 +52,10 @@ CHANNEL = "ivr"  # the engine's channel of every phone survey
 
 
 def survey_language(
-    customer: Customer | None, requested: str | None, flow: Flow, settings: Settings
+    customer_language: str | None, requested: str | None, flow: Flow, settings: Settings
 ) -> str:
     """The customer's language, else the one the call asks for, else DEFAULT_LANGUAGE."""
-    for language in (customer.language if customer else None, requested, settings.default_language):
+    for language in (customer_language, requested, settings.default_language):
         if language and language in flow.languages:
             return language
     return flow.languages[0]
@@ -72,8 +70,9 @@ def phone_flow(flows: Flows, name: str | None) -> Flow:
     return flow
 
 
-def caller_phone(raw: str | None, settings: Settings, call_ref: str) -> str | None:
-    """The customer's number in E.164, or None for a withheld or non-phone caller."""
+def customer_phone(raw: str | None, settings: Settings, call_ref: str) -> str | None:
+    """The customer's number in E.164 from the one the call carries, or None for a withheld or
+    non-phone number."""
     if not raw:
         return None
     try:
@@ -109,7 +108,8 @@ def claim_survey_for_call(
 ) -> tuple[SurveySession, bool] | None:
     """This call's survey session (one per interaction) and whether this transaction created
     it, or None if the interaction's survey is already taken by another call or finished."""
-    language = survey_language(interaction.customer, lang, flow, settings)
+    customer = interaction.customer
+    language = survey_language(customer.language if customer else None, lang, flow, settings)
     existing = interaction.survey
     if existing is None:
         try:
@@ -180,6 +180,11 @@ def keys_given(question_type: QuestionType, digits: str | None) -> Given:
     """The engine's view of the keys pressed in answer to a question."""
     if question_type is QuestionType.COMMENT:
         return NoInput()
+    return digits_given(digits)
+
+
+def digits_given(digits: str | None) -> Given:
+    """The engine's view of keys pressed: a number of one or two digits, else invalid input."""
     digits = (digits or "").strip()
     if not digits:
         return NoInput()
@@ -228,7 +233,7 @@ def open_handed_over_survey(
 ) -> OpenedSurvey | None:
     """Record the hotline call and start its survey; None when there is none to run (the
     caller opted out, or the call's survey is taken or finished)."""
-    phone = caller_phone(call.caller, settings, call.provider_id)
+    phone = customer_phone(call.caller, settings, call.provider_id)
     interaction, _created = record_interaction(
         session,
         InteractionInput(

@@ -16,23 +16,18 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from gateway import survey_state
+from gateway import phone_surveys, survey_state
 from gateway.config import Settings
 from gateway.flows import Flows, flows_of
 from gateway.incidents import INCIDENT_COLUMNS, NEW_INCIDENT, new_incident
 from gateway.interactions import (
-    DEFAULT_FLOW,
     CustomerInput,
     InteractionInput,
     OperatorInput,
-    assign_operator,
     record_interaction,
-    upsert_customer,
-    upsert_operator,
 )
 from gateway.models import (
     Answer,
@@ -48,7 +43,8 @@ from gateway.models import (
     WebhookReceipt,
 )
 from gateway.optouts import phone_opted_out
-from gateway.phones import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.phone_surveys import CHANNEL
+from gateway.phones import mask_phone
 from gateway.reports import rollup
 from gateway.reports.scoring import current_spec, frozen_score, spec_from_json
 from gateway.surveys import (
@@ -67,14 +63,12 @@ from gateway.webhooks.events import ANY_SUBSCRIPTION
 from ivr_flows import Flow, FlowState
 from ivr_flows.engine import (
     Given,
-    Invalid,
     NoInput,
     Question,
     QuestionType,
     Recorded,
     RecordedAnswer,
     Step,
-    Value,
     advance,
     start,
 )
@@ -294,19 +288,6 @@ def _remembered(conn: Connection, statement: Any, given: dict[str, Any]) -> str:
     return str(stored)
 
 
-def lock_survey(session: Session, survey_id: int) -> SurveySession | None:
-    """The survey row, locked until commit: two workers never interleave steps of one call.
-
-    SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
-    """
-    return session.scalar(
-        select(SurveySession)
-        .where(SurveySession.id == survey_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
 # --- start --------------------------------------------------------------------------------
 
 
@@ -321,7 +302,7 @@ def start_survey(
         callback = _start_callback(session, settings, now, call, params.session_id)
         return _remember(session, call.call_sid, START_STEP, callback, now)
     external_id = params.interaction or call.parent_call_sid or call.call_sid
-    customer_phone = _customer_phone(call, settings)
+    customer_phone = phone_surveys.customer_phone(_number_given(call), settings, call.call_sid)
     look = (
         session.connection()
         .execute(
@@ -368,8 +349,8 @@ def _start_new_contact(
         return None
     if params.operator and look.operator_id is None:
         return None  # the operator is created as upsert_operator does, through the ORM
-    flow = _flow_named(flows_of(session), params.flow)
-    step = start(flow, "ivr")
+    flow = phone_surveys.phone_flow(flows_of(session), params.flow)
+    step = start(flow, CHANNEL)
     if step.finished:
         return None
     conn = session.connection()
@@ -392,7 +373,7 @@ def _start_new_contact(
         if new_customer is not None:
             conn.execute(_FORGET_CUSTOMER, {"customer_id": new_customer})
         return None
-    language = _language(look.customer_language, params.lang, flow, settings)
+    language = phone_surveys.survey_language(look.customer_language, params.lang, flow, settings)
     begun = survey_state.begun(now)
     survey_id = conn.scalar(
         _NEW_SURVEY,
@@ -420,7 +401,7 @@ def _start_post_call(
     session: Session, settings: Settings, now: datetime, call: CallInput, params: StartParams
 ) -> str:
     external_id = params.interaction or call.parent_call_sid or call.call_sid
-    customer_phone = _customer_phone(call, settings)
+    customer_phone = phone_surveys.customer_phone(_number_given(call), settings, call.call_sid)
     reached = call.dial_call_status is None or call.dial_call_status in OPERATOR_REACHED
     interaction, _created = record_interaction(
         session,
@@ -444,14 +425,18 @@ def _start_post_call(
             "call %s: operator leg ended %s; no survey", call.call_sid, call.dial_call_status
         )
         return str(hangup(settings))
-    _fill_in(session, settings, interaction, params.operator, customer_phone)
+    phone_surveys.complete_interaction(
+        session, settings, interaction, params.operator, customer_phone
+    )
     if customer_phone and phone_opted_out(session, customer_phone):
         # STOP by SMS (or a carrier's unsubscribe) means no survey on any channel.
         logger.info("call %s: %s opted out; no survey", call.call_sid, mask_phone(customer_phone))
         return str(hangup(settings))
 
-    flow = _flow_named(flows_of(session), params.flow)
-    found = _survey_for_call(session, settings, now, call, interaction, flow, params.lang)
+    flow = phone_surveys.phone_flow(flows_of(session), params.flow)
+    found = phone_surveys.claim_survey_for_call(
+        session, settings, now, call.call_sid, interaction, flow, params.lang
+    )
     if found is None:
         logger.info("call %s: interaction %s already surveyed", call.call_sid, interaction.id)
         return str(hangup(settings))
@@ -459,7 +444,7 @@ def _start_post_call(
     if not created:
         # A concurrent copy of this webhook may hold it: wait, then replay what it answered.
         # A row this transaction inserted is invisible to others until commit: no wait.
-        locked = lock_survey(session, survey.id)
+        locked = phone_surveys.locked_survey(session, survey.id)
         if locked is None:
             raise LookupError(f"survey of call {call.call_sid} vanished while locking it")
         replay = _receipt(session, call.call_sid, START_STEP)
@@ -469,115 +454,17 @@ def _start_post_call(
     return _begin(session, settings, now, survey)
 
 
-def _customer_phone(call: CallInput, settings: Settings) -> str | None:
-    """The customer's number: the caller on an inbound call, the called party on an outbound one."""
+def _number_given(call: CallInput) -> str | None:
+    """The customer's number as Twilio gives it: the caller on an inbound call, the called
+    party on an outbound one."""
     outbound = (call.direction or "inbound").startswith("outbound")
-    raw = call.to_number if outbound else call.from_number
-    if not raw:
-        return None
-    try:
-        return normalize_phone(raw, settings.default_region)
-    except InvalidPhoneNumber:
-        # Withheld or non-phone callers (anonymous, client:..., sip:...) are surveyed anonymously.
-        logger.info("call %s: no usable customer number %s", call.call_sid, mask_phone(raw))
-        return None
-
-
-def _fill_in(
-    session: Session,
-    settings: Settings,
-    interaction: Interaction,
-    operator: str | None,
-    phone: str | None,
-) -> None:
-    """Complete an interaction another system posted; never overwrite what it said."""
-    if interaction.operator_id is None and operator:
-        assign_operator(interaction, upsert_operator(session, OperatorInput(operator)))
-    if interaction.customer_id is None and phone:
-        interaction.customer = upsert_customer(session, CustomerInput(phone=phone), settings)
-
-
-def _flow_named(flows: Flows, name: str | None) -> Flow:
-    flow = flows.get(name or DEFAULT_FLOW)
-    if flow is None or "ivr" not in flow.channels:
-        logger.warning("flow %r is not an IVR flow; using %s", name, DEFAULT_FLOW)
-        flow = flows[DEFAULT_FLOW]
-    return flow
-
-
-def survey_language(
-    customer: Customer | None, requested: str | None, flow: Flow, settings: Settings
-) -> str:
-    """The customer's language, else the one the URL asks for, else DEFAULT_LANGUAGE."""
-    return _language(customer.language if customer else None, requested, flow, settings)
-
-
-def _language(
-    customer_language: str | None, requested: str | None, flow: Flow, settings: Settings
-) -> str:
-    for language in (customer_language, requested, settings.default_language):
-        if language and language in flow.languages:
-            return language
-    return flow.languages[0]
-
-
-def _survey_for_call(
-    session: Session,
-    settings: Settings,
-    now: datetime,
-    call: CallInput,
-    interaction: Interaction,
-    flow: Flow,
-    lang: str | None,
-) -> tuple[SurveySession, bool] | None:
-    """This call's survey session (one per interaction) and whether this transaction created
-    it, or None if the interaction's survey is already taken by another call or finished."""
-    language = survey_language(interaction.customer, lang, flow, settings)
-    existing = interaction.survey
-    if existing is None:
-        try:
-            with session.begin_nested():
-                existing = SurveySession(
-                    interaction=interaction,
-                    customer=interaction.customer,
-                    channel=SurveyChannel.IVR,
-                    kind=SurveyKind.POST_CALL,
-                    flow=flow.key,
-                    language=language,
-                    provider_id=call.call_sid,
-                    attempts=0,
-                )
-                survey_state.begin(existing, now)
-                session.add(existing)
-            return existing, True
-        except IntegrityError:
-            # Another worker created it for a copy of this webhook: use that one.
-            session.expire(interaction, ["survey"])
-            existing = interaction.survey
-            if existing is None:
-                raise
-    if existing.provider_id == call.call_sid:
-        return existing, False
-    if existing.status is SurveyStatus.SCHEDULED:
-        # The customer is on the line now: a later SMS or call-back would ask again.
-        existing.channel = SurveyChannel.IVR
-        existing.kind = SurveyKind.POST_CALL
-        existing.flow = flow.key
-        existing.language = language
-        existing.provider_id = call.call_sid
-        existing.due_at = None
-        survey_state.begin(existing, now)
-        return existing, False
-    return None
+    return call.to_number if outbound else call.from_number
 
 
 def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySession) -> str:
-    flow = flow_of(survey)
-    step = start(flow, "ivr")
-    survey_state.begin(survey, now)
+    step = phone_surveys.begin(survey, now)
     survey.state = position(step.state, 0)
-    if step.finished:
-        survey_state.finish(survey, now, completed=True)
+    flow = flow_of(survey)
     link = StepLink(survey.id, 1, _question_key(flow, step.state, step.finished))
     return step_twiml(step, flow, survey.language, link, settings)
 
@@ -585,7 +472,7 @@ def _begin(session: Session, settings: Settings, now: datetime, survey: SurveySe
 def _start_callback(
     session: Session, settings: Settings, now: datetime, call: CallInput, survey_id: int
 ) -> str:
-    survey = lock_survey(session, survey_id)
+    survey = phone_surveys.locked_survey(session, survey_id)
     if survey is None or survey.kind is not SurveyKind.IVR_CALLBACK:
         logger.warning("call %s names survey %s, not a call-back survey", call.call_sid, survey_id)
         return str(hangup(settings))
@@ -665,7 +552,7 @@ def answer_step(
         if cached is not None:
             session.expire(cached)
         return body
-    survey = lock_survey(session, survey_id)  # locked above already: no wait
+    survey = phone_surveys.locked_survey(session, survey_id)  # locked above already: no wait
     if survey is None:
         raise LookupError(f"survey {survey_id} vanished while locked")
     body = _advance(session, settings, now, survey, number, given)
@@ -694,10 +581,10 @@ def _keypress(
     if row.status is not SurveyStatus.ACTIVE or flow is None:
         return None
     state = FlowState.from_json(row.state)
-    questions = flow.questions_for("ivr")
+    questions = flow.questions_for(CHANNEL)
     if state.index >= len(questions):
         return None
-    step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
+    step = advance(flow, CHANNEL, state, parse_given(questions[state.index], state, given))
     answer = step.recorded
     incident = None
     if step.finished:
@@ -792,14 +679,14 @@ def _advance(
 ) -> str:
     flow = flow_of(survey)
     state = flow_state(survey)
-    questions = flow.questions_for("ivr")
+    questions = flow.questions_for(CHANNEL)
     if survey.status is not SurveyStatus.ACTIVE:
         _late_comment(session, settings, now, survey, questions[state.index :], given)
         return str(hangup(settings))
     if state.index >= len(questions):
         survey_state.finish(survey, now, completed=True)
         return str(hangup(settings))
-    step = advance(flow, "ivr", state, parse_given(questions[state.index], state, given))
+    step = advance(flow, CHANNEL, state, parse_given(questions[state.index], state, given))
     if step.recorded is not None:
         # Committed with this step: a hang-up right after keeps the answer.
         if step.finished and plain_answer(flow, step.recorded, settings):
@@ -852,16 +739,11 @@ def parse_given(question: Question, state: FlowState, given: KeyInput) -> Given:
         if given.recording_url and (given.recording_duration or 0) > 0:
             return Recorded(given.recording_url, int(given.recording_duration or 0))
         return NoInput()
-    digits = (given.digits or "").strip()
-    if not digits:
-        return NoInput()
-    if digits.isascii() and digits.isdigit() and len(digits) <= 2:  # not '²' or '٣'
-        return Value(int(digits), digits)
-    return Invalid(digits[:20])
+    return phone_surveys.digits_given(given.digits)
 
 
 def _question_key(flow: Flow, state: FlowState, finished: bool) -> str | None:
-    questions = flow.questions_for("ivr")
+    questions = flow.questions_for(CHANNEL)
     if finished or state.index >= len(questions):
         return None
     return questions[state.index].key

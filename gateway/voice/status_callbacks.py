@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.models import SurveyAttempt, SurveyChannel, SurveyKind, SurveySession, SurveyStatus
-from gateway.phone_surveys import close_call_survey, settle_callback_try
+from gateway.phone_surveys import close_call_survey, locked_survey, settle_callback_try
 from gateway.voice import callback_surveys
-from gateway.voice.service import CallInput, lock_survey
+from gateway.voice.service import CallInput
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ _surveys = cast(Table, SurveySession.__table__)
 # The survey of a call (the status callback), read without a lock: a survey that ended (with
 # its last step, as most do) never changes again, so most callbacks write nothing, and a
 # transaction that takes no row lock commits without writing or flushing the WAL. The one
-# that has something to do locks the survey and reads it again (`lock_survey`).
+# that has something to do locks the survey and reads it again (`locked_survey`).
 _CALL_SURVEY = (
     select(_surveys.c.id, _surveys.c.kind, _surveys.c.status)
     .where(_surveys.c.provider_id == bindparam("call_sid"))
@@ -52,7 +52,7 @@ def call_status(session: Session, settings: Settings, now: datetime, status: Sta
     ):
         return  # the survey ended with its last step, or the call goes on: nothing to do
     survey_id = found.id
-    survey = lock_survey(session, survey_id)  # a concurrent step may have ended it meanwhile
+    survey = locked_survey(session, survey_id)  # a concurrent step may have ended it meanwhile
     if survey is None:
         raise LookupError(f"survey {survey_id} vanished while locking it")
     if survey.kind is SurveyKind.IVR_CALLBACK:
