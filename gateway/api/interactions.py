@@ -39,6 +39,36 @@ bp = Blueprint(
 bp.before_request(authenticate_request)
 
 
+def survey_resource(survey: SurveySession) -> dict[str, Any]:
+    """The API's view of a survey: an interaction's, or a follow-up (which says of which)."""
+    link = None
+    if survey.link_token is not None:
+        link = link_resource(
+            current_settings().public_base_url,
+            survey.link_token,
+            survey.language,
+            survey.expires_at,
+        )
+    return {
+        "id": survey.id,
+        "follow_up_of": survey.follow_up_of_id,
+        "status": survey.status.value,
+        "channel": survey.channel.value,
+        "kind": survey.kind.value,
+        "flow": survey.flow,
+        "language": survey.language,
+        "due_at": survey.due_at,
+        "started_at": survey.started_at,
+        "finished_at": survey.finished_at,
+        "attempts": survey.attempts,
+        "delivery_status": survey.delivery_status,
+        "not_sent_reason": survey.not_sent_reason,
+        "excluded": survey.excluded_at is not None,
+        "exclusion_reason": survey.exclusion_reason,
+        "link": link,
+    }
+
+
 def to_resource(interaction: Interaction) -> dict[str, Any]:
     """The API's view of an interaction, its survey and its scores."""
     operator, customer, survey = interaction.operator, interaction.customer, interaction.survey
@@ -63,30 +93,7 @@ def to_resource(interaction: Interaction) -> dict[str, Any]:
             "language": customer.language,
             "email": customer.email,
         },
-        "survey": survey
-        and {
-            "id": survey.id,
-            "status": survey.status.value,
-            "channel": survey.channel.value,
-            "kind": survey.kind.value,
-            "flow": survey.flow,
-            "language": survey.language,
-            "due_at": survey.due_at,
-            "started_at": survey.started_at,
-            "finished_at": survey.finished_at,
-            "attempts": survey.attempts,
-            "delivery_status": survey.delivery_status,
-            "not_sent_reason": survey.not_sent_reason,
-            "excluded": survey.excluded_at is not None,
-            "exclusion_reason": survey.exclusion_reason,
-            "link": survey.link_token
-            and link_resource(
-                current_settings().public_base_url,
-                survey.link_token,
-                survey.language,
-                survey.expires_at,
-            ),
-        },
+        "survey": survey and survey_resource(survey),
         "scores": scores_of(survey),
         "created_at": interaction.created_at,
     }

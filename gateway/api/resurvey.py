@@ -9,12 +9,12 @@ from flask_smorest import Blueprint, abort
 from marshmallow import fields
 
 from gateway.api.auth import actor, allow, authenticate_request, current_key
+from gateway.api.interactions import survey_resource
 from gateway.api.schemas import SurveyOutSchema
 from gateway.config import current_settings
 from gateway.db import current_session, utcnow
-from gateway.models import ApiRole, Interaction, SurveySession
+from gateway.models import ApiRole, Interaction
 from gateway.resurvey import ResurveyError, request_follow_up
-from gateway.survey_links import link_resource
 
 bp = Blueprint(
     "resurvey",
@@ -27,33 +27,6 @@ bp.before_request(authenticate_request)
 
 class FollowUpOutSchema(SurveyOutSchema):
     follow_up_of = fields.Integer(metadata={"description": "the original survey's id"})
-
-
-def survey_resource(survey: SurveySession) -> dict[str, Any]:
-    settings = current_settings()
-    link = None
-    if survey.link_token is not None:
-        link = link_resource(
-            settings.public_base_url, survey.link_token, survey.language, survey.expires_at
-        )
-    return {
-        "id": survey.id,
-        "follow_up_of": survey.follow_up_of_id,
-        "status": survey.status.value,
-        "channel": survey.channel.value,
-        "kind": survey.kind.value,
-        "flow": survey.flow,
-        "language": survey.language,
-        "due_at": survey.due_at,
-        "started_at": survey.started_at,
-        "finished_at": survey.finished_at,
-        "attempts": survey.attempts,
-        "delivery_status": survey.delivery_status,
-        "not_sent_reason": survey.not_sent_reason,
-        "excluded": survey.excluded_at is not None,
-        "exclusion_reason": survey.exclusion_reason,
-        "link": link,
-    }
 
 
 @bp.route("/<int:interaction_id>/resurvey")
