@@ -44,6 +44,7 @@ from gateway.interactions import (
     assign_operator,
     check_ended,
     differences,
+    fill_in_customer,
     new_survey,
     plan_survey,
     report_interaction,
@@ -502,12 +503,5 @@ class _Customers:
             if phone:
                 self.by_phone.setdefault(phone, customer)  # the first by id keeps the number
             return customer
-        if phone and customer.phone != phone:
-            customer.phone = phone
-        if wanted.name:
-            customer.name = wanted.name
-        if wanted.language:
-            customer.language = wanted.language
-        if wanted.email:
-            customer.email = wanted.email
+        fill_in_customer(customer, wanted, phone)
         return customer

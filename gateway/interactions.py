@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -169,6 +169,22 @@ def upsert_customer(session: Session, given: CustomerInput, settings: Settings) 
             email=given.email,
         ),
     )
+    fill_in_customer(customer, given, phone)
+    return customer
+
+
+class CustomerDetails(Protocol):
+    """What a customer's record says of them: a stored customer, or one a batch is writing."""
+
+    phone: str | None
+    name: str | None
+    language: str | None
+    email: str | None
+
+
+def fill_in_customer(customer: CustomerDetails, given: CustomerInput, phone: str | None) -> None:
+    """The details given fill in the customer's, never erase them; a new number replaces the
+    old one (`phone`: the given one in E.164)."""
     if phone and customer.phone != phone:
         customer.phone = phone
     if given.name:
@@ -177,7 +193,6 @@ def upsert_customer(session: Session, given: CustomerInput, settings: Settings) 
         customer.language = given.language
     if given.email:
         customer.email = given.email
-    return customer
 
 
 def find_interaction(
