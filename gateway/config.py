@@ -577,40 +577,8 @@ def _validate(settings: Settings) -> None:
         settings.business_calendar  # noqa: B018  (parses and checks the three settings)
     except CalendarError as exc:
         raise ConfigError(str(exc)) from exc
-    if settings.env == "production" and settings.sms_provider_name == "smsc":
-        _validate_production_smsc(settings)
-        return
     if settings.env == "production":
-        missing = [
-            name
-            for name, value in (
-                ("DATABASE_URL", settings.database_url.startswith("postgresql")),
-                ("REDIS_URL", settings.redis_url),
-                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
-                ("SECRET_KEY", settings.secret_key),
-                (
-                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
-                    settings.twilio_from_number or settings.twilio_messaging_service_sid,
-                ),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigError(
-                "GATEWAY_ENV=production needs "
-                + ", ".join(missing)
-                + " (DATABASE_URL must be PostgreSQL)"
-            )
-        if settings.insecure_skip_twilio_signature:
-            raise ConfigError("INSECURE_SKIP_TWILIO_SIGNATURE is refused in production")
-        if not settings.public_base_url.startswith("https://"):
-            raise ConfigError("GATEWAY_ENV=production needs an https:// PUBLIC_BASE_URL")
-        if not _strong_secret(settings.secret_key):
-            raise ConfigError(
-                f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
-                "random characters (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
-            )
+        _validate_production(settings)
 
 
 SMS_PROVIDERS = ("twilio", "smsc", "console")
@@ -656,18 +624,26 @@ def _validate_sms_provider(settings: Settings) -> None:
             )
 
 
-def _validate_production_smsc(settings: Settings) -> None:
-    """Production with SMS through SMSC: no Twilio settings needed, SMSC's instead."""
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url.startswith("postgresql")),
-            ("REDIS_URL", settings.redis_url),
-            ("SECRET_KEY", settings.secret_key),
-            ("SMSC_CALLBACK_SECRET", settings.smsc_callback_secret),
-        )
-        if not value
+def _validate_production(settings: Settings) -> None:
+    """GATEWAY_ENV=production: every service and secret set, nothing left open. SMS through
+    SMSC needs its callback secret instead of Twilio's settings."""
+    needed = [
+        ("DATABASE_URL", settings.database_url.startswith("postgresql")),
+        ("REDIS_URL", settings.redis_url),
     ]
+    if settings.sms_provider_name == "smsc":
+        needed.append(("SMSC_CALLBACK_SECRET", settings.smsc_callback_secret))
+    else:
+        needed += [
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+            (
+                "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
+                settings.twilio_from_number or settings.twilio_messaging_service_sid,
+            ),
+        ]
+    needed.append(("SECRET_KEY", settings.secret_key))
+    missing = [name for name, value in needed if not value]
     if missing:
         raise ConfigError(
             "GATEWAY_ENV=production needs "
@@ -681,7 +657,7 @@ def _validate_production_smsc(settings: Settings) -> None:
     if not _strong_secret(settings.secret_key):
         raise ConfigError(
             f"GATEWAY_ENV=production needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
-            "random characters"
+            "random characters (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
         )
 
 

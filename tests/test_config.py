@@ -145,6 +145,21 @@ def test_production_refuses_unsigned_webhooks():
     assert load_settings(env).env == "production"
 
 
+def test_production_with_smsc_needs_its_callback_secret_and_no_twilio_settings():
+    env = {
+        name: value for name, value in production_env().items() if not name.startswith("TWILIO_")
+    }
+    env.update(SMS_PROVIDER="smsc", SMSC_PASSWORD="p")
+    with pytest.raises(ConfigError, match=r"needs SMSC_CALLBACK_SECRET \("):
+        load_settings(env)
+    env["SMSC_CALLBACK_SECRET"] = "callback-secret-of-smsc-42"
+    assert load_settings(env).sms_provider_name == "smsc"
+    with pytest.raises(ConfigError, match="https:// PUBLIC_BASE_URL"):
+        load_settings({**env, "PUBLIC_BASE_URL": "http://surveys.example.com"})
+    with pytest.raises(ConfigError, match="SECRET_KEY of at least 32"):
+        load_settings({**env, "SECRET_KEY": "x"})
+
+
 @pytest.mark.parametrize(
     ("window", "inside", "outside"),
     [
