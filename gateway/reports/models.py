@@ -37,6 +37,24 @@ class BucketKeyColumns:
     office: Mapped[str] = mapped_column(String(100), sort_order=-1)  # "": none (part of the key)
 
 
+class ParameterSumColumns:
+    """The sum and count of one parameter's frozen scores in one bucket or month.
+
+    Rows rather than a JSON column: the database adds them up (and increments them) itself.
+    """
+
+    key: Mapped[str] = mapped_column(String(50))  # the parameter question's key
+    total: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class DispositionCountColumns:
+    """How many contacts of one bucket or month ended with one PBX disposition (the funnel)."""
+
+    disposition: Mapped[str] = mapped_column(String(50))
+    n: Mapped[int] = mapped_column(Integer)
+
+
 def _figure_columns() -> dict[str, Any]:
     """One column per figure (gateway.reports.metrics.BUCKET_FIGURES): the funnel's counts and
     the sums of frozen scores, declared once there."""
@@ -60,11 +78,8 @@ class ScoreBucket(BucketKeyColumns, Base):
     locals().update(_figure_columns())
 
 
-class ScoreBucketParameter(BucketKeyColumns, Base):
-    """The sum and count of one parameter's frozen scores in one bucket.
-
-    Rows rather than a JSON column: the database adds them up (and increments them) itself.
-    """
+class ScoreBucketParameter(BucketKeyColumns, ParameterSumColumns, Base):
+    """One parameter's sum and count in one bucket."""
 
     __tablename__ = "score_bucket_parameters"
     __table_args__ = (
@@ -72,22 +87,15 @@ class ScoreBucketParameter(BucketKeyColumns, Base):
         Index("ix_score_bucket_parameters_day", "day"),
     )
 
-    key: Mapped[str] = mapped_column(String(50))  # the parameter question's key
-    total: Mapped[float] = mapped_column(Float)
-    n: Mapped[int] = mapped_column(Integer)
 
-
-class ScoreBucketDisposition(BucketKeyColumns, Base):
-    """How many contacts of one bucket ended with one PBX disposition (the funnel)."""
+class ScoreBucketDisposition(BucketKeyColumns, DispositionCountColumns, Base):
+    """One disposition's count in one bucket."""
 
     __tablename__ = "score_bucket_dispositions"
     __table_args__ = (
         UniqueConstraint(*BUCKET_KEY, "disposition", name="uq_score_bucket_dispositions_key"),
         Index("ix_score_bucket_dispositions_day", "day"),
     )
-
-    disposition: Mapped[str] = mapped_column(String(50))
-    n: Mapped[int] = mapped_column(Integer)
 
 
 class ScoreMonth(BucketKeyColumns, Base):
@@ -102,8 +110,8 @@ class ScoreMonth(BucketKeyColumns, Base):
     locals().update(_figure_columns())
 
 
-class ScoreMonthParameter(BucketKeyColumns, Base):
-    """The sum and count of one parameter's frozen scores in one month's buckets."""
+class ScoreMonthParameter(BucketKeyColumns, ParameterSumColumns, Base):
+    """One parameter's sum and count in one month's buckets."""
 
     __tablename__ = "score_month_parameters"
     __table_args__ = (
@@ -111,22 +119,15 @@ class ScoreMonthParameter(BucketKeyColumns, Base):
         Index("ix_score_month_parameters_day", "day"),
     )
 
-    key: Mapped[str] = mapped_column(String(50))
-    total: Mapped[float] = mapped_column(Float)
-    n: Mapped[int] = mapped_column(Integer)
 
-
-class ScoreMonthDisposition(BucketKeyColumns, Base):
-    """How many contacts of one month's buckets ended with one PBX disposition."""
+class ScoreMonthDisposition(BucketKeyColumns, DispositionCountColumns, Base):
+    """One disposition's count in one month's buckets."""
 
     __tablename__ = "score_month_dispositions"
     __table_args__ = (
         UniqueConstraint(*BUCKET_KEY, "disposition", name="uq_score_month_dispositions_key"),
         Index("ix_score_month_dispositions_day", "day"),
     )
-
-    disposition: Mapped[str] = mapped_column(String(50))
-    n: Mapped[int] = mapped_column(Integer)
 
 
 class RollupState(Base):
