@@ -1,11 +1,6 @@
-"""gunicorn's settings, read from the working directory (`gunicorn wsgi:app`)."""
+"""gunicorn's settings, read from the working directory (`gunicorn wsgi:app`): the gateway's
+own, in gateway/gunicorn_config.py."""
 
-import os
+from gateway.gunicorn_config import child_exit, control_socket_disable
 
-from prometheus_client import multiprocess
-
-
-def child_exit(server: object, worker: object) -> None:
-    """A web worker is gone: prometheus-client's multiprocess mode forgets its live figures."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+__all__ = ["child_exit", "control_socket_disable"]

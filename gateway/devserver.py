@@ -40,6 +40,8 @@ def _commands(
                 python,
                 "-m",
                 "gunicorn",
+                "--config",
+                "python:gateway.gunicorn_config",
                 "wsgi:app",
                 "--bind",
                 f"127.0.0.1:{port}",

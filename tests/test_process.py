@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -106,11 +107,16 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}
     }
+    home, runtime = tmp_path / "home", tmp_path / "runtime"
+    home.mkdir()
+    runtime.mkdir()
     env.update(
         SURVEY_GATEWAY_VAR_DIR=str(tmp_path / "var"),
         PORT=str(port),
         DISPATCH_INTERVAL_SECONDS="1",
         QUIET_HOURS="",
+        HOME=str(home),
+        XDG_RUNTIME_DIR=str(runtime),
     )
     log = tmp_path / "run.log"
     with log.open("wb") as out:
@@ -147,6 +153,12 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
             'survey_gateway_request_duration_seconds_count{method="POST",route="/api/v1/interactions"}'
             in exposition
         )
+
+        # No control socket where another gunicorn of the same user would put its own.
+        sockets = [
+            p for d in (home, runtime) for p in d.rglob("*") if stat.S_ISSOCK(p.stat().st_mode)
+        ]
+        assert sockets == []
 
         tree = descendants(process.pid)
         assert len(tree) >= 3  # web, worker, beat (and their own workers)
