@@ -4,6 +4,7 @@ Slow (`make test-slow`, which CI runs too): seven processes start, each importin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -182,5 +183,10 @@ def test_run_serves_on_embedded_defaults_and_sigint_stops_every_child(tmp_path):
         assert "WARNING kombu" not in output
     finally:
         if process.poll() is None:
+            # A failed check leaves the gateway up: its children run in sessions of their own,
+            # so each goes by name, before the parent that would otherwise leave them behind.
+            for pid in descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             process.kill()
             process.wait()
